@@ -1,0 +1,79 @@
+"""Fallbacks: other models, then another backend, when the primary cannot answer.
+
+`FallbackBackend` tries its links in order (the requested model on the primary,
+then each FALLBACK_MODELS on the primary, then the requested model on
+FALLBACK_BACKEND) and moves on only on a retryable failure or an open breaker;
+any other error (a bad request, bad credentials) is the answer. When every link
+fails, the *first* link's error is raised: when that is `CircuitOpen`, the
+processor waits for the primary instead of answering with an error. The result
+names the model that actually answered.
+
+The context-window fallback (a larger model when the prompt does not fit) is the
+processor's: it is decided before any call, from CONTEXT_FALLBACK_MODELS.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from chater_gpt.backends.base import ChatCall, ChatResult, LLMBackend
+from chater_gpt.errors import BackendError, CircuitOpen
+
+log = logging.getLogger(__name__)
+
+# (backend that failed, model it was asked for, the error) -> None; for metrics.
+FallbackHook = Callable[[str, str, BaseException], None]
+
+
+def should_fall_back(exc: BaseException) -> bool:
+    return isinstance(exc, CircuitOpen) or (isinstance(exc, BackendError) and exc.retryable)
+
+
+@dataclass(frozen=True, slots=True)
+class FallbackLink:
+    backend: LLMBackend
+    model: str | None = None  # None: the model the request asked for
+
+
+class FallbackBackend:
+    def __init__(self, links: Sequence[FallbackLink], *, on_fallback: FallbackHook | None = None):
+        if not links:
+            raise ValueError("a fallback chain needs at least one backend")
+        self._links = tuple(links)
+        self._on_fallback = on_fallback
+
+    @property
+    def name(self) -> str:
+        return self._links[0].backend.name
+
+    async def complete(self, call: ChatCall) -> ChatResult:
+        first_error: BackendError | None = None
+        tried: set[tuple[int, str]] = set()
+        for link in self._links:
+            attempt = call if link.model is None else replace(call, model=link.model)
+            if (id(link.backend), attempt.model) in tried:
+                continue
+            tried.add((id(link.backend), attempt.model))
+            try:
+                return await link.backend.complete(attempt)
+            except BackendError as exc:
+                if not should_fall_back(exc):
+                    raise
+                first_error = first_error or exc
+                if self._on_fallback is not None:
+                    self._on_fallback(link.backend.name, attempt.model, exc)
+                log.info(
+                    "backend failed; trying the next fallback",
+                    extra={"backend": link.backend.name, "code": exc.code.value},
+                )
+        assert first_error is not None  # at least one link was tried
+        raise first_error
+
+    async def aclose(self) -> None:
+        closed: set[int] = set()
+        for link in self._links:
+            if id(link.backend) not in closed:
+                closed.add(id(link.backend))
+                await link.backend.aclose()

@@ -1,0 +1,272 @@
+"""KoboldCPP through plain aiohttp: its OpenAI-compatible chat API, else its native API.
+
+The first call tries `POST {base}/v1/chat/completions`. A 404/405 means the server
+has no chat endpoint (older KoboldCPP); from then on the native KoboldAI API is
+used: `POST {base}/api/v1/generate` with a prompt rendered from the messages by a
+simple chat template, `max_length`, `temperature` and the images as a list of
+base64 strings (KoboldCPP's `images` field), answered as `results[0].text`. Token
+usage comes from the response when the server reports it, else from
+`POST {base}/api/extra/tokencount` (`{"prompt": text}` -> `{"value": n}`).
+
+Errors are mapped to ours (see `_raise_for_status` and `_mapped_errors`); messages
+never include the upstream body, the URL or the key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import aiohttp
+import orjson
+from pydantic import SecretStr
+
+from chater_gpt.backends.base import ChatCall, ChatMessage, ChatResult
+from chater_gpt.backends.http import mapped_aiohttp_errors, raise_for_status
+from chater_gpt.errors import (
+    BackendBadResponse,
+    BackendConfigError,
+    BackendError,
+    InvalidImage,
+)
+
+log = logging.getLogger(__name__)
+
+CHAT_PATH = "/v1/chat/completions"
+GENERATE_PATH = "/api/v1/generate"
+TOKENCOUNT_PATH = "/api/extra/tokencount"
+
+_ROLE_LABELS = {"system": "System", "user": "User", "assistant": "Assistant"}
+_STOP_SEQUENCES = ("\nUser:", "\nSystem:")
+
+Api = Literal["chat", "native"]
+
+
+class _EndpointAbsent(Exception):
+    """The chat endpoint is not there (404/405): use the native API."""
+
+
+def render_prompt(messages: Sequence[ChatMessage]) -> tuple[str, list[str]]:
+    """The native API's prompt ("Role: text" lines ending with "Assistant:") and the
+    images of the messages as bare base64 strings."""
+    lines: list[str] = []
+    images: list[str] = []
+    for message in messages:
+        role = _ROLE_LABELS.get(str(message.get("role", "user")), "User")
+        text, found = _text_and_images(message.get("content"))
+        images.extend(found)
+        lines.append(f"{role}: {text}")
+    lines.append("Assistant:")
+    return "\n".join(lines), images
+
+
+def _text_and_images(content: Any) -> tuple[str, list[str]]:
+    if isinstance(content, str):
+        return content, []
+    texts: list[str] = []
+    images: list[str] = []
+    for part in content or []:
+        if not isinstance(part, Mapping):
+            continue
+        if part.get("type") == "text":
+            texts.append(str(part.get("text", "")))
+        elif part.get("type") == "image_url":
+            url = str((part.get("image_url") or {}).get("url", ""))
+            head, sep, data = url.partition("base64,")
+            if not (sep and head.startswith("data:")):
+                raise InvalidImage(
+                    "the KoboldCPP native API takes only inline images; send base64, not URLs"
+                )
+            images.append(data)
+    return " ".join(texts), images
+
+
+class KoboldCppBackend:
+    def __init__(
+        self,
+        *,
+        base_url: str | None,
+        api_key: SecretStr | None,
+        timeout: float,
+        session: aiohttp.ClientSession | None = None,
+        name: str = "koboldcpp",
+    ) -> None:
+        if not base_url or not base_url.startswith(("http://", "https://")):
+            raise BackendConfigError("KOBOLDCPP_API_URL must be set to an http(s) URL")
+        base = base_url.rstrip("/")
+        for suffix in ("/v1", "/api"):  # accept the API root as well as the server root
+            base = base.removesuffix(suffix)
+        self._base = base
+        self._api_key = api_key
+        self._timeout = timeout
+        self._session = session
+        self._owns_session = session is None
+        self._name = name
+        self._api: Api | None = None
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def api(self) -> Api | None:
+        """Which API answered last ("chat" or "native"), None before the first call."""
+        return self._api
+
+    async def complete(self, call: ChatCall) -> ChatResult:
+        if self._api != "native":
+            try:
+                result = await self._chat(call)
+            except _EndpointAbsent:
+                log.info("the KoboldCPP server has no chat endpoint; using its native API")
+                self._api = "native"
+            else:
+                self._api = "chat"
+                return result
+        return await self._native(call)
+
+    async def aclose(self) -> None:
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # --- the two APIs ------------------------------------------------------------
+
+    async def _chat(self, call: ChatCall) -> ChatResult:
+        payload: dict[str, Any] = {
+            "model": call.model,
+            "messages": list(call.messages),
+            "max_tokens": call.max_tokens,
+            "temperature": call.temperature,
+        }
+        if call.seed is not None:
+            payload["seed"] = call.seed
+        status, headers, body = await self._post(CHAT_PATH, payload, call)
+        if status in (404, 405) and self._api is None:
+            raise _EndpointAbsent
+        raise_for_status(status, headers, self._name)
+        data = self._json(body)
+        try:
+            choice = data["choices"][0]
+            text = choice["message"]["content"] or ""
+            finish = choice.get("finish_reason") or "stop"
+            usage = data.get("usage") or {}
+            model = data.get("model") or call.model
+        except (KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise BackendBadResponse(f"the {self._name} backend sent an unexpected answer") from exc
+        prompt_tokens, completion_tokens = await self._usage(
+            usage.get("prompt_tokens") if isinstance(usage, Mapping) else None,
+            usage.get("completion_tokens") if isinstance(usage, Mapping) else None,
+            prompt=render_prompt(call.messages)[0],
+            text=str(text),
+            call=call,
+        )
+        return ChatResult(
+            text=str(text),
+            model=str(model),
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            finish_reason=str(finish),
+            backend=self._name,
+        )
+
+    async def _native(self, call: ChatCall) -> ChatResult:
+        prompt, images = render_prompt(call.messages)
+        payload: dict[str, Any] = {
+            "prompt": prompt,
+            "max_length": call.max_tokens,
+            "temperature": call.temperature,
+            "stop_sequence": list(_STOP_SEQUENCES),
+        }
+        if images:
+            payload["images"] = images
+        if call.seed is not None:
+            payload["sampler_seed"] = call.seed
+        status, headers, body = await self._post(GENERATE_PATH, payload, call)
+        if status in (404, 405):
+            raise BackendConfigError(
+                f"the {self._name} server has neither the chat nor the generate API"
+            )
+        raise_for_status(status, headers, self._name)
+        data = self._json(body)
+        try:
+            result = data["results"][0]
+            text = str(result["text"])
+        except (KeyError, IndexError, TypeError) as exc:
+            raise BackendBadResponse(f"the {self._name} backend sent an unexpected answer") from exc
+        for stop in _STOP_SEQUENCES:  # the server may leave the stop sequence in
+            text = text.removesuffix(stop)
+        prompt_tokens, completion_tokens = await self._usage(
+            result.get("prompt_tokens"),
+            result.get("completion_tokens"),
+            prompt=prompt,
+            text=text,
+            call=call,
+        )
+        return ChatResult(
+            text=text.strip(),
+            model=call.model,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            finish_reason=str(result.get("finish_reason") or "stop"),
+            backend=self._name,
+        )
+
+    # --- usage ---------------------------------------------------------------------
+
+    async def _usage(
+        self, prompt_tokens: Any, completion_tokens: Any, *, prompt: str, text: str, call: ChatCall
+    ) -> tuple[int, int]:
+        if isinstance(prompt_tokens, int) and isinstance(completion_tokens, int):
+            return prompt_tokens, completion_tokens
+        counted = await asyncio.gather(self._count(prompt, call), self._count(text, call))
+        return counted[0], counted[1]
+
+    async def _count(self, text: str, call: ChatCall) -> int:
+        """Tokens of `text` by the server's own tokenizer; an estimate if it cannot say."""
+        try:
+            status, _, body = await self._post(TOKENCOUNT_PATH, {"prompt": text}, call)
+            if status == 200:
+                value = orjson.loads(body).get("value")
+                if isinstance(value, int):
+                    return value
+        except (BackendError, orjson.JSONDecodeError, AttributeError):
+            pass
+        log.warning("the KoboldCPP token count is unavailable; estimating usage")
+        return max(1, len(text) // 4) if text else 0
+
+    # --- HTTP ------------------------------------------------------------------------
+
+    async def _post(
+        self, path: str, payload: Mapping[str, Any], call: ChatCall
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        headers = {"Content-Type": "application/json", **call.extra_headers}
+        if call.request_id:
+            headers["X-Request-ID"] = call.request_id
+        if self._api_key is not None and self._api_key.get_secret_value():
+            headers["Authorization"] = f"Bearer {self._api_key.get_secret_value()}"
+        with mapped_aiohttp_errors(self._name):
+            async with self._client().post(
+                self._base + path, data=orjson.dumps(payload), headers=headers
+            ) as response:
+                body = await response.read()
+                return response.status, response.headers, body
+
+    def _client(self) -> aiohttp.ClientSession:
+        # Created on first use: a ClientSession belongs to the running event loop.
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self._timeout)
+            )
+        return self._session
+
+    def _json(self, body: bytes) -> dict[str, Any]:
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise BackendBadResponse(f"the {self._name} backend did not answer in JSON") from exc
+        if not isinstance(data, dict):
+            raise BackendBadResponse(f"the {self._name} backend sent an unexpected answer")
+        return data

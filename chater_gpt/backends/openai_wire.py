@@ -1,0 +1,64 @@
+"""The OpenAI chat-completions wire format, shared by both OpenAI clients: the request
+body for a `ChatCall` and the `ChatResult` read from the response JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chater_gpt.backends.base import ChatCall, ChatResult
+from chater_gpt.errors import BackendBadResponse
+
+CHAT_COMPLETIONS_PATH = "/chat/completions"
+
+# Reasoning models reject `max_tokens` and take `max_completion_tokens`.
+_COMPLETION_TOKENS_PREFIXES = ("o1", "o3", "o4", "gpt-5")
+
+
+def chat_body(call: ChatCall) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": call.model,
+        "messages": list(call.messages),
+        "temperature": call.temperature,
+    }
+    if call.model.startswith(_COMPLETION_TOKENS_PREFIXES):
+        body["max_completion_tokens"] = call.max_tokens
+    else:
+        body["max_tokens"] = call.max_tokens
+    if call.seed is not None:
+        body["seed"] = call.seed
+    return body
+
+
+def request_headers(call: ChatCall) -> dict[str, str]:
+    headers = dict(call.extra_headers)
+    if call.request_id:
+        headers["X-Request-ID"] = call.request_id
+    return headers
+
+
+def parse_completion(body: object, *, backend: str, requested_model: str) -> ChatResult:
+    """A chat completion's JSON → ChatResult, or BackendBadResponse naming what is wrong."""
+    bad = BackendBadResponse(f"the {backend} backend sent an unexpected response")
+    if not isinstance(body, dict):
+        raise bad
+    try:
+        choices = body["choices"]
+        if not choices:
+            raise BackendBadResponse(f"the {backend} backend returned no choices")
+        choice = choices[0]
+        text = choice["message"].get("content") or ""
+        usage = body.get("usage") or {}
+        prompt_tokens = int(usage.get("prompt_tokens") or 0)
+        completion_tokens = int(usage.get("completion_tokens") or 0)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise bad from exc
+    if not isinstance(text, str):
+        raise bad
+    return ChatResult(
+        text=text,
+        model=str(body.get("model") or requested_model),
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        finish_reason=str(choice.get("finish_reason") or "stop"),
+        backend=backend,
+    )

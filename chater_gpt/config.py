@@ -1,0 +1,245 @@
+"""Every setting of chater-gpt, read from the environment and validated once.
+
+This is the only module that reads the environment. Secrets are `SecretStr`, so
+they never show in a repr, a log line or an error message. `load_settings()`
+turns a validation failure into one `ConfigError` whose message names each bad
+variable and never echoes a value.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from chater_gpt.errors import ConfigError
+
+DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class BackendKind(StrEnum):
+    OPENAI = "openai"
+    KOBOLDCPP = "koboldcpp"
+
+
+class LogFormat(StrEnum):
+    JSON = "json"
+    TEXT = "text"
+
+
+class Settings(BaseSettings):
+    """The service's configuration. Field names are the environment variables."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="", case_sensitive=False, extra="ignore", frozen=True
+    )
+
+    # --- Kafka ---------------------------------------------------------------
+    bootstrap_server: str = Field(min_length=1)
+    request_topic: str = "gpt-send"
+    response_topic: str = "gpt-response"
+    consumer_group: str = "chater-gpt-group"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: (
+        Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None
+    ) = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_ca_location: str | None = None
+    kafka_ssl_certificate_location: str | None = None
+    kafka_ssl_key_location: str | None = None
+    kafka_ssl_key_password: SecretStr | None = None
+    # Extra librdkafka properties as a JSON object, for what has no setting of its own.
+    # Not in repr: it may carry secrets (e.g. sasl.oauthbearer.client.secret); the log
+    # redactor treats values of secret-looking properties as secrets.
+    kafka_extra_config: dict[str, str] = Field(default_factory=dict, repr=False)
+    kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    kafka_heartbeat_interval_ms: int = Field(default=1_000, ge=100)
+    kafka_max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
+    commit_interval_seconds: float = Field(default=1.0, gt=0)
+
+    # --- processing ----------------------------------------------------------
+    max_in_flight: int = Field(default=256, ge=1, le=10_000)
+    shutdown_grace_seconds: float = Field(default=25.0, ge=0)
+
+    # --- LLM backend ---------------------------------------------------------
+    llm_backend: BackendKind = BackendKind.OPENAI
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str = DEFAULT_OPENAI_BASE_URL
+    # "sdk": the official SDK; "aiohttp": the same wire and error semantics for a third
+    # of the CPU per call (BENCHMARKS.md).
+    openai_client: Literal["sdk", "aiohttp"] = "sdk"
+    koboldcpp_api_url: str | None = None
+    koboldcpp_api_key: SecretStr | None = None
+    model: str = "gpt-4o-mini"
+    vision_model: str = "gpt-4o"
+    allowed_models: CommaList = Field(default_factory=list)
+    fallback_models: CommaList = Field(default_factory=list)
+    fallback_backend: BackendKind | None = None
+    # "small=large,..." : the model to use when a prompt does not fit the requested one.
+    context_fallback_models: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=lambda: {"gpt-3.5-turbo": "gpt-4o-mini", "gpt-4": "gpt-4o"}
+    )
+    max_tokens: int = Field(default=1000, ge=1)
+    max_tokens_cap: int = Field(default=4096, ge=1)
+    temperature: float = Field(default=0.7, ge=0, le=2)
+    seed: int | None = None
+
+    # --- resilience ----------------------------------------------------------
+    max_retries: int = Field(default=3, ge=0, le=20)
+    timeout: float = Field(default=60.0, gt=0)
+    retry_after_cap_seconds: float = Field(default=30.0, gt=0)
+    requests_per_minute: int = Field(default=60, ge=1)
+    daily_token_limit: int = Field(default=100_000, ge=1)
+    user_requests_per_minute: int | None = Field(default=None, ge=1)
+    user_daily_token_limit: int | None = Field(default=None, ge=1)
+    tenant_policy_file: Path | None = None
+    breaker_fail_max: int = Field(default=5, ge=1)
+    breaker_reset_seconds: float = Field(default=30.0, gt=0)
+    outcome_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+
+    # --- payload limits ------------------------------------------------------
+    max_payload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    max_message_chars: int = Field(default=100_000, ge=1)
+    max_images: int = Field(default=4, ge=0)
+    max_image_bytes: int = Field(default=5 * 1024 * 1024, ge=1)
+    max_image_pixels: int = Field(default=40_000_000, ge=1)
+
+    # --- context and history -------------------------------------------------
+    redis_url: SecretStr | None = None
+    # Requests wait for a free connection rather than fail when all are busy.
+    redis_max_connections: int = Field(default=64, ge=2)
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    context_window: int = Field(default=8000, ge=256)
+    # Who counts tokens: "auto" (KoboldCPP's endpoint with that backend, else the OpenAI
+    # encodings), "encoding" (always the OpenAI encodings), "llamacpp" (the /tokenize
+    # endpoint of the llama.cpp server behind OPENAI_BASE_URL), "koboldcpp".
+    tokenizer: Literal["auto", "encoding", "llamacpp", "koboldcpp"] = "auto"
+    max_history: int = Field(default=10, ge=0)
+    context_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=1)
+    history_max_conversations: int = Field(default=10_000, ge=1)
+    response_cache_enabled: bool = False
+    response_cache_ttl_seconds: int = Field(default=3600, ge=1)
+
+    # --- observability -------------------------------------------------------
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: LogFormat = LogFormat.JSON
+    log_content: bool = False
+    metrics_port: int = Field(default=8000, ge=0, le=65535)
+    sentry_dsn: SecretStr | None = None
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("allowed_models", "fallback_models", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("context_fallback_models", mode="before")
+    @classmethod
+    def _parse_model_map(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        table: dict[str, str] = {}
+        for pair in filter(None, (p.strip() for p in value.split(","))):
+            small, sep, large = (part.strip() for part in pair.partition("="))
+            if not (sep and small and large):
+                raise ValueError("must be a comma-separated list of model=larger_model")
+            table[small] = large
+        return table
+
+    @field_validator("kafka_extra_config", mode="before")
+    @classmethod
+    def _parse_json_object(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise ValueError("must be a JSON object of librdkafka properties") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Settings:
+        if (
+            self.llm_backend is BackendKind.KOBOLDCPP
+            or self.fallback_backend is BackendKind.KOBOLDCPP
+        ) and not self.koboldcpp_api_url:
+            raise ValueError("KOBOLDCPP_API_URL is required when the KoboldCPP backend is used")
+        uses_openai = BackendKind.OPENAI in (self.llm_backend, self.fallback_backend)
+        key_missing = self.openai_api_key is None or not self.openai_api_key.get_secret_value()
+        if uses_openai and self.openai_base_url == DEFAULT_OPENAI_BASE_URL and key_missing:
+            raise ValueError("OPENAI_API_KEY is required when OPENAI_BASE_URL is OpenAI's own API")
+        if self.kafka_security_protocol.startswith("SASL") and self.kafka_sasl_mechanism is None:
+            raise ValueError("KAFKA_SASL_MECHANISM is required with a SASL security protocol")
+        if self.tokenizer == "koboldcpp" and not self.koboldcpp_api_url:
+            raise ValueError("TOKENIZER=koboldcpp needs KOBOLDCPP_API_URL")
+        if self.max_tokens > self.max_tokens_cap:
+            raise ValueError("MAX_TOKENS must not exceed MAX_TOKENS_CAP")
+        return self
+
+    # --- derived views -------------------------------------------------------
+
+    @property
+    def models_allowed(self) -> frozenset[str]:
+        """The models a request may name: ALLOWED_MODELS, else the configured ones."""
+        configured = {
+            self.model,
+            self.vision_model,
+            *self.fallback_models,
+            *self.context_fallback_models.values(),
+        }
+        return frozenset(self.allowed_models) | frozenset(configured)
+
+    def kafka_common_config(self) -> dict[str, str | int | float | bool]:
+        """librdkafka properties shared by the consumer and the producer (secrets revealed)."""
+        conf: dict[str, str | int | float | bool] = {
+            "bootstrap.servers": self.bootstrap_server,
+            "security.protocol": self.kafka_security_protocol,
+        }
+        optional: Mapping[str, str | SecretStr | None] = {
+            "sasl.mechanism": self.kafka_sasl_mechanism,
+            "sasl.username": self.kafka_sasl_username,
+            "sasl.password": self.kafka_sasl_password,
+            "ssl.ca.location": self.kafka_ssl_ca_location,
+            "ssl.certificate.location": self.kafka_ssl_certificate_location,
+            "ssl.key.location": self.kafka_ssl_key_location,
+            "ssl.key.password": self.kafka_ssl_key_password,
+        }
+        for key, value in optional.items():
+            if isinstance(value, SecretStr):
+                conf[key] = value.get_secret_value()
+            elif value is not None:
+                conf[key] = value
+        conf.update(self.kafka_extra_config)
+        return conf
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line per problem, naming the environment variable, never the value."""
+    lines = []
+    for item in error.errors(include_input=False, include_url=False):
+        loc = "_".join(str(part) for part in item["loc"]).upper()
+        message = str(item["msg"]).removeprefix("Value error, ")
+        lines.append(f"{loc}: {message}" if loc else message)
+    return "invalid configuration: " + "; ".join(lines)
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Read Settings from the environment (plus explicit overrides), or raise ConfigError."""
+    try:
+        return Settings(**dict(overrides or {}))
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from None

@@ -1,0 +1,1 @@
+"""Conversation context: exact token counts, stored history, the context builder."""

@@ -1,0 +1,167 @@
+"""`python main.py demo`: the whole service end to end on the embedded local stack.
+
+Starts the embedded Kafka-wire broker (Tansu) and the local LLM (llama.cpp with
+SmolLM2), runs the real service against them, sends requests in the documented
+format, the legacy Chater format and one malformed message, and prints every
+reply with its token usage. Nothing here is used by `python main.py run`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+import uuid
+from typing import Any
+
+import orjson
+from confluent_kafka import Consumer, Producer
+
+from chater_gpt.config import Settings, load_settings
+from chater_gpt.dev.broker import EmbeddedBroker
+from chater_gpt.dev.llm import LocalLLMServer
+from chater_gpt.service import Service, build_parts
+
+log = logging.getLogger("chater_gpt.demo")
+
+
+def demo_requests(count: int) -> list[tuple[str, str, bytes]]:
+    """(Kafka key, request key, value): one remembered conversation, a legacy request and a
+    malformed one. The conversation's requests share a Kafka key (the user), so they land
+    on one partition and are answered in order, each seeing the turns before it."""
+    run = uuid.uuid4().hex[:6]
+    user = f"demo-{run}@example.com"
+    questions = [
+        "My name is Ada. Say hello to me in one short sentence.",
+        "What is my name?",
+        "Name one colour of the rainbow.",
+        "Say a short greeting in French.",
+    ]
+    messages: list[tuple[str, str, bytes]] = []
+    for index in range(max(1, count)):
+        key = f"demo-{run}-{index + 1}"
+        value = {"message": questions[index % len(questions)], "user_email": user}
+        messages.append((user, key, orjson.dumps({"key": key, "value": value})))
+    legacy_key = f"legacy-{run}"
+    legacy = {"question": "And what is 2 + 2?", "context": "We were doing simple sums."}
+    messages.append((legacy_key, legacy_key, orjson.dumps({"key": legacy_key, "value": legacy})))
+    messages.append((f"broken-{run}", f"broken-{run}", b"{this is not json"))
+    return messages
+
+
+def run_demo(*, requests: int = 3, timeout: float = 300.0) -> int:
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    print("starting the embedded broker and the local LLM ...", file=sys.stderr)
+    with EmbeddedBroker() as broker, LocalLLMServer() as llm:
+        settings = load_settings(
+            {
+                "bootstrap_server": broker.bootstrap,
+                "openai_base_url": llm.base_url,
+                "llm_backend": "openai",
+                "model": llm.model_name,
+                "vision_model": llm.model_name,
+                "max_tokens": 64,
+                "temperature": 0,
+                "seed": 42,
+                "log_format": "text",
+                "kafka_session_timeout_ms": 3000,
+                "kafka_heartbeat_interval_ms": 300,
+                "shutdown_grace_seconds": 10,
+                "metrics_port": 0,
+                "tokenizer": "llamacpp",
+                # Tansu answers a waiting fetch only when this runs out (BENCHMARKS.md).
+                "kafka_extra_config": {"fetch.wait.max.ms": "10"},
+            }
+        )
+        broker.create_topics([settings.request_topic, settings.response_topic], partitions=3)
+        return asyncio.run(_demo(settings, demo_requests(requests), timeout))
+
+
+async def _demo(settings: Settings, messages: list[tuple[str, str, bytes]], timeout: float) -> int:
+    service = Service(settings, build_parts(settings))
+    running = asyncio.create_task(service.run(install_signal_handlers=False))
+    started = time.monotonic()
+    try:
+        await asyncio.to_thread(_produce, settings, messages)
+        keys = {key for _, key, _ in messages}
+        replies = await asyncio.to_thread(_collect, settings, keys, timeout)
+    finally:
+        service.request_stop()
+        exit_code = await running
+    _print_replies(messages, replies, time.monotonic() - started)
+    missing = len(messages) - len(replies)
+    if missing:
+        print(f"\n{missing} request(s) got no reply within {timeout:.0f} s", file=sys.stderr)
+        return 1
+    return exit_code
+
+
+def _produce(settings: Settings, messages: list[tuple[str, str, bytes]]) -> None:
+    producer = Producer({**settings.kafka_common_config(), "enable.idempotence": True})
+    # Same Kafka key, same partition: the conversation's requests stay in order.
+    for kafka_key, _, value in messages:
+        producer.produce(settings.request_topic, key=kafka_key.encode(), value=value)
+    producer.flush(30)
+
+
+def _collect(settings: Settings, keys: set[str], timeout: float) -> dict[str, dict[str, Any]]:
+    consumer = Consumer(
+        {
+            **settings.kafka_common_config(),
+            "group.id": f"demo-reader-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": 3000,
+            "heartbeat.interval.ms": 300,
+        }
+    )
+    consumer.subscribe([settings.response_topic])
+    replies: dict[str, dict[str, Any]] = {}
+    deadline = time.monotonic() + timeout
+    try:
+        while keys - replies.keys() and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None or message.error() is not None:
+                continue
+            key = (message.key() or b"").decode()
+            if key in keys:
+                replies[key] = orjson.loads(message.value() or b"{}")
+    finally:
+        consumer.close()
+    return replies
+
+
+def _print_replies(
+    messages: list[tuple[str, str, bytes]], replies: dict[str, dict[str, Any]], elapsed: float
+) -> None:
+    print(f"\n{len(replies)}/{len(messages)} replies in {elapsed:.1f} s\n")
+    for _, key, raw in messages:
+        print(f"[{key}] asked: {_question(raw)}")
+        reply = replies.get(key)
+        if reply is None:
+            print("  (no reply)\n")
+            continue
+        value = reply.get("value", {})
+        if "error" in value:
+            error = value["error"]
+            print(f"  ERROR {error['code']}: {error['message']}\n")
+            continue
+        usage = value["usage"]
+        print(f"  {value['model']} ({value['finish_reason']}, {value['processing_time']:.2f} s)")
+        print(f"  answer: {value['response'].strip()}")
+        print(
+            f"  usage:  prompt={usage['prompt_tokens']} completion={usage['completion_tokens']} "
+            f"total={usage['total_tokens']}\n"
+        )
+
+
+def _question(raw: bytes) -> str:
+    try:
+        value = orjson.loads(raw)["value"]
+        return str(value.get("message") or value.get("question"))
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+        return repr(raw[:40])

@@ -1,0 +1,151 @@
+"""The one exception hierarchy of chater-gpt.
+
+Every error that can reach a caller (an error reply on the response topic) is a
+`ChaterError` with a code from the closed set `ErrorCode`. Messages are written
+for the caller: no secrets, no stack traces, no upstream bodies, no addresses.
+Library errors are chained as `__cause__` (``raise X(...) from exc``) so logs keep
+the detail while replies stay clean.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import ClassVar
+
+
+class ErrorCode(StrEnum):
+    """The documented error codes of an error reply (README, "Error codes")."""
+
+    INVALID_JSON = "invalid_json"
+    INVALID_REQUEST = "invalid_request"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    INVALID_IMAGE = "invalid_image"
+    MODEL_NOT_ALLOWED = "model_not_allowed"
+    RATE_LIMITED = "rate_limited"
+    BUDGET_EXHAUSTED = "budget_exhausted"
+    CONTEXT_TOO_LONG = "context_too_long"
+    BACKEND_ERROR = "backend_error"
+    BACKEND_TIMEOUT = "backend_timeout"
+    BACKEND_AUTH_ERROR = "backend_auth_error"
+    BACKEND_UNAVAILABLE = "backend_unavailable"
+    BACKEND_BAD_RESPONSE = "backend_bad_response"
+    INTERNAL_ERROR = "internal_error"
+
+
+class ChaterError(Exception):
+    """Base of every error chater-gpt raises on purpose."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.INTERNAL_ERROR
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.code.value}: {self.message})"
+
+
+class ConfigError(ChaterError):
+    """Invalid or missing configuration; raised at start-up, never sent as a reply."""
+
+
+# --- the request itself is wrong: the caller must change it -------------------
+
+
+class RequestError(ChaterError):
+    code = ErrorCode.INVALID_REQUEST
+
+
+class InvalidJson(RequestError):
+    code = ErrorCode.INVALID_JSON
+
+
+class InvalidRequest(RequestError):
+    code = ErrorCode.INVALID_REQUEST
+
+
+class PayloadTooLarge(RequestError):
+    code = ErrorCode.PAYLOAD_TOO_LARGE
+
+
+class InvalidImage(RequestError):
+    code = ErrorCode.INVALID_IMAGE
+
+
+class ModelNotAllowed(RequestError):
+    code = ErrorCode.MODEL_NOT_ALLOWED
+
+
+class ContextTooLong(RequestError):
+    code = ErrorCode.CONTEXT_TOO_LONG
+
+
+# --- a limit holds the request back: the caller may retry later ---------------
+
+
+class LimitError(ChaterError):
+    retryable = True
+
+
+class RateLimited(LimitError):
+    code = ErrorCode.RATE_LIMITED
+
+
+class BudgetExhausted(LimitError):
+    code = ErrorCode.BUDGET_EXHAUSTED
+
+
+# --- the LLM backend failed ---------------------------------------------------
+
+
+class BackendError(ChaterError):
+    """A backend failure. `retryable` says whether the retry policy may try again."""
+
+    code = ErrorCode.BACKEND_ERROR
+    retryable = True
+
+
+class BackendRejected(BackendError):
+    """The backend refused the request as invalid (4xx other than auth/408/429)."""
+
+    retryable = False
+
+
+class BackendTimeout(BackendError):
+    code = ErrorCode.BACKEND_TIMEOUT
+
+
+class BackendUnavailable(BackendError):
+    """Connection refused/reset, DNS failure, or the circuit breaker is open."""
+
+    code = ErrorCode.BACKEND_UNAVAILABLE
+
+
+class BackendRateLimited(BackendError):
+    """HTTP 429 from the backend; `retry_after` carries its Retry-After when given."""
+
+    code = ErrorCode.RATE_LIMITED
+
+
+class BackendAuthError(BackendError):
+    code = ErrorCode.BACKEND_AUTH_ERROR
+    retryable = False
+
+
+class BackendBadResponse(BackendError):
+    """The backend answered, but not in the expected format or structure."""
+
+    code = ErrorCode.BACKEND_BAD_RESPONSE
+    retryable = False
+
+
+class BackendConfigError(BackendError):
+    """The backend is misconfigured (e.g. no URL, unknown model on the server)."""
+
+    retryable = False
+
+
+class CircuitOpen(BackendUnavailable):
+    """The breaker is open: the call was not attempted."""

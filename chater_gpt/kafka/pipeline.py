@@ -1,0 +1,330 @@
+"""The loop-side half of consumption: consumed messages → ordered jobs → replies → commits.
+
+It tracks every consumed offset, decodes each message, queues it on its
+conversation, has the processor answer it, publishes the reply, and marks the
+offset finished only when the broker acknowledged that reply. Commits carry only
+contiguous finished offsets. Capacity (in-flight limit plus named pause reasons)
+tells the consumer thread how much more to take.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from confluent_kafka import KafkaError
+
+from chater_gpt.contracts import ChatRequest, Job, RejectedRequest, RequestDecoder
+from chater_gpt.kafka.dispatcher import KeyedDispatcher
+from chater_gpt.kafka.offsets import OffsetTracker, TopicPartition
+from chater_gpt.kafka.producer import ReplySink
+from chater_gpt.outcomes import dedupe_id
+
+log = logging.getLogger(__name__)
+
+Positions = list[tuple[TopicPartition, int]]
+
+# Incoming headers copied onto the reply (and used as the correlation id).
+PROPAGATED_HEADERS = ("request_id", "x-request-id", "traceparent", "tracestate")
+
+
+# What librdkafka hands over as a message's headers.
+RawHeaders = dict[str, str | bytes | None] | list[tuple[str, str | bytes | None]]
+
+
+class KafkaMessage(Protocol):
+    """The parts of `confluent_kafka.Message` the pipeline reads (a stand-in for tests)."""
+
+    def topic(self) -> str | None: ...
+
+    def partition(self) -> int | None: ...
+
+    def offset(self) -> int | None: ...
+
+    def key(self) -> bytes | None: ...
+
+    def value(self) -> bytes | None: ...
+
+    def headers(self) -> RawHeaders | None: ...
+
+    def timestamp(self) -> tuple[int, int]: ...
+
+
+class JobProcessor(Protocol):
+    """Answers one job with the reply bytes to publish (never raises but on cancel)."""
+
+    async def process(self, job: Job) -> bytes: ...
+
+
+class PipelineObserver(Protocol):
+    def consumed(self, count: int) -> None: ...
+
+    def rejected_without_key(self) -> None: ...
+
+    def replied(self, *, kafka_timestamp_ms: int | None, seconds_in_service: float) -> None: ...
+
+    def delivery_failed(self) -> None: ...
+
+
+class NullPipelineObserver:
+    def consumed(self, count: int) -> None:
+        pass
+
+    def rejected_without_key(self) -> None:
+        pass
+
+    def replied(self, *, kafka_timestamp_ms: int | None, seconds_in_service: float) -> None:
+        pass
+
+    def delivery_failed(self) -> None:
+        pass
+
+
+class PauseGate:
+    """Named reasons to stop taking work (breaker open, budget spent); any one pauses."""
+
+    def __init__(self, on_change: Callable[[frozenset[str]], None] | None = None) -> None:
+        self._reasons: frozenset[str] = frozenset()
+        self._on_change = on_change
+
+    @property
+    def reasons(self) -> frozenset[str]:
+        return self._reasons
+
+    def pause(self, reason: str) -> None:
+        if reason not in self._reasons:
+            log.warning("pausing consumption: %s", reason)
+            self._set(self._reasons | {reason})
+
+    def resume(self, reason: str) -> None:
+        if reason in self._reasons:
+            log.info("resuming consumption: %s cleared", reason)
+            self._set(self._reasons - {reason})
+
+    def _set(self, reasons: frozenset[str]) -> None:
+        self._reasons = reasons
+        if self._on_change is not None:
+            self._on_change(reasons)
+
+
+def propagated_headers(raw: RawHeaders | None) -> list[tuple[str, bytes]]:
+    """The incoming correlation headers that travel on to the reply and the LLM call."""
+    if not raw:
+        return []
+    items = raw.items() if isinstance(raw, dict) else raw
+    return [
+        (name, value.encode("utf-8") if isinstance(value, str) else value)
+        for name, value in items
+        if value is not None and name.lower() in PROPAGATED_HEADERS
+    ]
+
+
+@dataclass(slots=True)
+class InFlight:
+    tp: TopicPartition
+    offset: int
+    key: str
+    job: Job
+    headers: list[tuple[str, bytes]]
+    kafka_timestamp_ms: int | None
+    attempts: int = 0
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        decoder: RequestDecoder,
+        processor: JobProcessor,
+        sink: ReplySink,
+        response_topic: str,
+        max_in_flight: int,
+        revoke_grace_seconds: float,
+        gate: PauseGate,
+        observer: PipelineObserver | None = None,
+        on_assigned: Callable[[list[TopicPartition]], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._decoder = decoder
+        self._processor = processor
+        self._sink = sink
+        self._response_topic = response_topic
+        self._max_in_flight = max_in_flight
+        self._revoke_grace = revoke_grace_seconds
+        self._gate = gate
+        self._on_assigned = on_assigned
+        self._observer = observer or NullPipelineObserver()
+        self._clock = clock
+        self.tracker = OffsetTracker()
+        self._dispatcher: KeyedDispatcher[InFlight] = KeyedDispatcher(self._handle)
+        self._running: Counter[TopicPartition] = Counter()
+        self._revoking: set[TopicPartition] = set()
+        self._progress = asyncio.Event()
+
+    # --- capacity ---------------------------------------------------------------------
+
+    def capacity(self) -> int:
+        if self._gate.reasons:
+            return 0
+        return self._max_in_flight - self.tracker.in_flight
+
+    @property
+    def pause_reasons(self) -> frozenset[str]:
+        """Why consumption is paused now (empty when it is not)."""
+        if self.tracker.in_flight >= self._max_in_flight:
+            return self._gate.reasons | {"capacity"}
+        return self._gate.reasons
+
+    # --- IngressHandler -------------------------------------------------------------
+
+    async def accept(self, messages: Sequence[KafkaMessage]) -> None:
+        self._observer.consumed(len(messages))
+        now = self._clock()
+        for message in messages:
+            self._accept_one(message, now)
+
+    def _accept_one(self, message: KafkaMessage, now: float) -> None:
+        topic, partition, offset = message.topic(), message.partition(), message.offset()
+        assert topic is not None
+        assert partition is not None
+        assert offset is not None
+        tp = (topic, partition)
+        if not self.tracker.track(tp, offset):
+            return  # from a partition revoked meanwhile: its new owner replays it
+        raw = message.value()
+        request = self._decoder.decode(message.key(), raw)
+        if isinstance(request, RejectedRequest) and request.key is None:
+            log.warning(
+                "dropping a message without a usable key at %s[%d]@%d: %s",
+                topic,
+                partition,
+                offset,
+                request.error.message,
+            )
+            self._observer.rejected_without_key()
+            self._finish(tp, offset)
+            return
+        key = request.key
+        assert key is not None
+        headers = propagated_headers(message.headers())
+        correlation = next((v.decode("utf-8", "replace") for _, v in headers), key)
+        job = Job(
+            request=request,
+            dedupe_id=dedupe_id(
+                key=key,
+                request_id=request.request_id if isinstance(request, ChatRequest) else None,
+                topic=topic,
+                partition=partition,
+                offset=offset,
+                value=raw or b"",
+            ),
+            received_at=now,
+            correlation_id=correlation,
+        )
+        ts_type, ts = message.timestamp()
+        item = InFlight(tp, offset, key, job, headers, ts if ts_type != 0 else None)
+        self._dispatcher.submit(request.ordering_key, item)
+
+    async def assigned(self, partitions: list[TopicPartition]) -> None:
+        self._revoking.difference_update(partitions)
+        self.tracker.assign(partitions)
+        if self._on_assigned is not None:
+            self._on_assigned(partitions)
+
+    async def revoked(self, partitions: list[TopicPartition]) -> Positions:
+        """Let started work of these partitions finish (within the grace); return commits."""
+        self._revoking.update(partitions)
+        await self._wait_for(
+            lambda: not any(self._running[tp] for tp in partitions), self._revoke_grace
+        )
+        positions = [(tp, pos) for tp, pos in self.tracker.to_commit(partitions)]
+        self.tracker.revoke(partitions)
+        for tp in partitions:
+            self._running.pop(tp, None)
+        return positions
+
+    async def lost(self, partitions: list[TopicPartition]) -> None:
+        self._revoking.update(partitions)
+        self.tracker.revoke(partitions)
+
+    # --- commits and shutdown -----------------------------------------------------
+
+    def take_commits(self) -> Positions:
+        positions = self.tracker.to_commit()
+        self.tracker.mark_committed(positions)
+        return positions
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait until every consumed message is finished; False when time ran out."""
+        deadline = self._clock() + timeout
+        if not await self._dispatcher.wait_idle(timeout):
+            return False
+        return await self._wait_for(
+            lambda: self.tracker.in_flight == 0, max(0.0, deadline - self._clock())
+        )
+
+    async def _wait_for(self, condition: Callable[[], bool], timeout: float) -> bool:
+        """Wait (on progress events, not a sleep loop) until condition holds or time is up."""
+        deadline = self._clock() + timeout
+        while True:
+            self._progress.clear()
+            if condition():
+                return True
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                return False
+            try:
+                async with asyncio.timeout(remaining):
+                    await self._progress.wait()
+            except TimeoutError:
+                return condition()
+
+    async def abandon(self) -> None:
+        await self._dispatcher.cancel_all()
+
+    # --- one message ----------------------------------------------------------------
+
+    async def _handle(self, item: InFlight) -> None:
+        if item.tp in self._revoking or not self.tracker.owns(item.tp):
+            return  # abandoned: the partition's new owner replays it
+        self._running[item.tp] += 1
+        try:
+            reply = await self._processor.process(item.job)
+        except BaseException:
+            self._release(item.tp)
+            raise
+        self._send(item, reply)
+
+    def _send(self, item: InFlight, reply: bytes) -> None:
+        def delivered(err: KafkaError | None) -> None:
+            if err is None:
+                self._observer.replied(
+                    kafka_timestamp_ms=item.kafka_timestamp_ms,
+                    seconds_in_service=self._clock() - item.job.received_at,
+                )
+                self._finish(item.tp, item.offset)
+                self._release(item.tp)
+                return
+            # librdkafka already retried for message.timeout.ms; keep the offset
+            # uncommitted and try again, so the reply is never silently lost.
+            item.attempts += 1
+            self._observer.delivery_failed()
+            log.error("reply delivery failed (attempt %d): %s", item.attempts, err.str())
+            loop = asyncio.get_running_loop()
+            loop.call_later(min(30.0, 0.5 * 2**item.attempts), self._send, item, reply)
+
+        self._sink.send(self._response_topic, item.key, reply, item.headers, delivered)
+
+    def _finish(self, tp: TopicPartition, offset: int) -> None:
+        self.tracker.finish(tp, offset)
+        self._progress.set()
+
+    def _release(self, tp: TopicPartition) -> None:
+        if self._running[tp] > 0:
+            self._running[tp] -= 1
+        self._progress.set()

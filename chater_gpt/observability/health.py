@@ -1,0 +1,415 @@
+"""Health probes and the metrics endpoint, served by aiohttp on METRICS_PORT.
+
+- `/livez`: 200 while the service loop's heartbeat is recent, else 503.
+- `/readyz`: 200 when every readiness check passes (Kafka, Redis, breakers, not
+  draining, budget not spent, heartbeat), else 503 naming each failing check.
+- `/healthz`: JSON with every check, in-flight work, pauses, breakers and memory.
+- `/metrics`: Prometheus text format.
+
+The server reads the service through the small `HealthSource` Protocol; probes
+never call the LLM, and the Redis ping is cached briefly behind a lock so a
+storm of probes costs one ping. `ServiceHealth` adapts the running service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import resource
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from chater_gpt.observability.metrics import Metrics
+
+ROUTES = ("/livez", "/readyz", "/healthz", "/metrics")
+
+# Readiness checks, in the order they are reported.
+READINESS_CHECKS = ("heartbeat", "kafka", "redis", "breaker", "draining", "budget")
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    ok: bool
+    detail: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "detail": self.detail}
+
+
+class HealthSource(Protocol):
+    """What the probes read; every method is cheap (no LLM, no unbounded I/O)."""
+
+    def heartbeat_age(self) -> float:
+        """Seconds since the service loop last beat."""
+        ...
+
+    def kafka_check(self) -> CheckResult: ...
+
+    async def redis_check(self) -> CheckResult:
+        """Ok when Redis answers a ping, or is not configured."""
+        ...
+
+    def breaker_states(self) -> Mapping[str, str]:
+        """Backend name → "closed", "half-open" or "open"."""
+        ...
+
+    def draining(self) -> bool: ...
+
+    def in_flight(self) -> int: ...
+
+    def pause_reasons(self) -> frozenset[str]: ...
+
+    def paused_partitions(self) -> int: ...
+
+
+def readiness(
+    *,
+    heartbeat_age: float,
+    stale_after: float,
+    kafka: CheckResult,
+    redis: CheckResult,
+    breakers: Mapping[str, str],
+    draining: bool,
+    pause_reasons: frozenset[str],
+) -> dict[str, CheckResult]:
+    """Every readiness check by name (see READINESS_CHECKS)."""
+    open_breakers = sorted(name for name, state in breakers.items() if state.lower() == "open")
+    return {
+        "heartbeat": _heartbeat_check(heartbeat_age, stale_after),
+        "kafka": kafka,
+        "redis": redis,
+        "breaker": (
+            CheckResult(False, "open: " + ", ".join(open_breakers))
+            if open_breakers
+            else CheckResult(True, "no breaker open")
+        ),
+        "draining": (
+            CheckResult(False, "shutting down") if draining else CheckResult(True, "running")
+        ),
+        "budget": (
+            CheckResult(False, "daily token budget spent; consumption paused")
+            if "budget" in pause_reasons
+            else CheckResult(True, "within budget")
+        ),
+    }
+
+
+def _heartbeat_check(age: float, stale_after: float) -> CheckResult:
+    if age < stale_after:
+        return CheckResult(True, f"last beat {age:.1f} s ago")
+    return CheckResult(False, f"no heartbeat for {age:.1f} s (limit {stale_after:g} s)")
+
+
+def rss_bytes() -> int:
+    """Resident memory of this process (the peak where /proc is unavailable)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+# --- building blocks for a HealthSource ---------------------------------------------
+
+
+class Heartbeat:
+    """The service loop calls `beat()`; a stale beat means the loop is wedged."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._last = clock()
+
+    def beat(self) -> None:
+        self._last = self._clock()
+
+    def age(self) -> float:
+        return self._clock() - self._last
+
+    async def run(self, interval: float = 1.0) -> None:
+        """Beat every `interval` seconds for as long as the event loop turns."""
+        while True:
+            self.beat()
+            await asyncio.sleep(interval)
+
+
+class RedisCheck:
+    """A Redis ping with a short timeout, its result reused for `ttl` seconds.
+
+    The lock makes concurrent probes share one ping instead of piling up.
+    """
+
+    def __init__(
+        self,
+        ping: Callable[[], Any] | None,
+        *,
+        timeout: float = 1.0,
+        ttl: float = 1.5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._ping = ping
+        self._timeout = timeout
+        self._ttl = ttl
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._cached: CheckResult | None = None
+        self._checked_at = 0.0
+
+    async def __call__(self) -> CheckResult:
+        if self._ping is None:
+            return CheckResult(True, "not configured")
+        async with self._lock:
+            if self._cached is None or self._clock() - self._checked_at >= self._ttl:
+                self._cached = await self._check()
+                self._checked_at = self._clock()
+            return self._cached
+
+    async def _check(self) -> CheckResult:
+        assert self._ping is not None
+        try:
+            async with asyncio.timeout(self._timeout):
+                result = self._ping()
+                if inspect.isawaitable(result):
+                    await result
+        except TimeoutError:
+            return CheckResult(False, f"no answer to PING within {self._timeout:g} s")
+        except Exception as exc:
+            # The class name only: client error messages may carry the address.
+            return CheckResult(False, f"unreachable ({type(exc).__name__})")
+        return CheckResult(True, "PING answered")
+
+
+class TrackerView(Protocol):
+    @property
+    def in_flight(self) -> int: ...
+
+
+class PipelineView(Protocol):
+    """The parts of `kafka.pipeline.Pipeline` the probes read."""
+
+    @property
+    def pause_reasons(self) -> frozenset[str]: ...
+
+    @property
+    def tracker(self) -> TrackerView: ...
+
+
+class IngressView(Protocol):
+    """The parts of `kafka.consumer.KafkaIngress` the probes read."""
+
+    @property
+    def assignment(self) -> frozenset[tuple[str, int]]: ...
+
+    @property
+    def paused(self) -> bool: ...
+
+    @property
+    def last_poll(self) -> float: ...
+
+    @property
+    def broker_error(self) -> str | None: ...
+
+
+class ServiceView(Protocol):
+    """The running service; pipeline and ingress exist once `run()` has started."""
+
+    @property
+    def pipeline(self) -> PipelineView | None: ...
+
+    @property
+    def ingress(self) -> IngressView | None: ...
+
+
+def _no_breakers() -> Mapping[str, str]:
+    return {}
+
+
+class ServiceHealth:
+    """`HealthSource` over the running service, its heartbeat, Redis and breakers."""
+
+    def __init__(
+        self,
+        service: ServiceView,
+        *,
+        heartbeat: Heartbeat,
+        redis: RedisCheck,
+        draining: Callable[[], bool],
+        breakers: Callable[[], Mapping[str, str]] = _no_breakers,
+        poll_stale_after: float = 30.0,
+        join_grace: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._service = service
+        self._heartbeat = heartbeat
+        self._redis = redis
+        self._draining = draining
+        self._breakers = breakers
+        self._poll_stale_after = poll_stale_after
+        self._join_grace = join_grace
+        self._clock = clock
+        self._started = clock()
+
+    def heartbeat_age(self) -> float:
+        return self._heartbeat.age()
+
+    def kafka_check(self) -> CheckResult:
+        ingress = self._service.ingress
+        if ingress is None:
+            return CheckResult(False, "consumer not started")
+        poll_age = self._clock() - ingress.last_poll
+        if poll_age > self._poll_stale_after:
+            return CheckResult(False, f"consumer has not polled for {poll_age:.0f} s")
+        assigned = len(ingress.assignment)
+        if assigned:
+            return CheckResult(True, f"{assigned} partition(s) assigned")
+        if ingress.broker_error is not None:
+            return CheckResult(
+                False, f"no partition assigned; broker error: {ingress.broker_error}"
+            )
+        if self._clock() - self._started < self._join_grace:
+            return CheckResult(False, "waiting for a partition assignment")
+        # More consumers than partitions: idle but healthy, ready to take over.
+        return CheckResult(True, "connected; no partition assigned to this member")
+
+    async def redis_check(self) -> CheckResult:
+        return await self._redis()
+
+    def breaker_states(self) -> Mapping[str, str]:
+        return self._breakers()
+
+    def draining(self) -> bool:
+        return self._draining()
+
+    def in_flight(self) -> int:
+        pipeline = self._service.pipeline
+        return 0 if pipeline is None else pipeline.tracker.in_flight
+
+    def pause_reasons(self) -> frozenset[str]:
+        pipeline = self._service.pipeline
+        return frozenset() if pipeline is None else pipeline.pause_reasons
+
+    def paused_partitions(self) -> int:
+        ingress = self._service.ingress
+        return len(ingress.assignment) if ingress is not None and ingress.paused else 0
+
+
+# --- the HTTP server ----------------------------------------------------------------
+
+
+def _identity(text: str) -> str:
+    return text
+
+
+def _json(body: Mapping[str, Any], status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
+class HealthServer:
+    def __init__(
+        self,
+        source: HealthSource,
+        metrics: Metrics,
+        *,
+        host: str = "0.0.0.0",
+        port: int = 8000,
+        stale_after: float = 30.0,
+        redact: Callable[[str], str] = _identity,
+    ) -> None:
+        self._source = source
+        self._metrics = metrics
+        self._host = host
+        self._port = port
+        self._stale_after = stale_after
+        self._redact = redact
+        self._runner: web.AppRunner | None = None
+
+    def app(self) -> web.Application:
+        handlers: dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]] = {
+            "/livez": self._livez,
+            "/readyz": self._readyz,
+            "/healthz": self._healthz,
+            "/metrics": self._metrics_text,
+        }
+        app = web.Application()
+        for path in ROUTES:
+            app.router.add_get(path, handlers[path])
+        return app
+
+    async def start(self) -> int:
+        """Serve; returns the bound port (an ephemeral one when `port` is 0)."""
+        runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=2.0)
+        await runner.setup()
+        site = web.TCPSite(runner, self._host, self._port)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        port: int = runner.addresses[0][1]
+        return port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    # --- handlers -------------------------------------------------------------------
+
+    async def _livez(self, _: web.Request) -> web.Response:
+        check = _heartbeat_check(self._source.heartbeat_age(), self._stale_after)
+        body = {"status": "ok" if check.ok else "wedged", **check.as_json()}
+        return _json(body, 200 if check.ok else 503)
+
+    async def _readyz(self, _: web.Request) -> web.Response:
+        checks = await self._checks()
+        failing = {name: self._redact(c.detail) for name, c in checks.items() if not c.ok}
+        if failing:
+            return _json({"status": "not ready", "failing": failing}, 503)
+        return _json({"status": "ready"})
+
+    async def _healthz(self, _: web.Request) -> web.Response:
+        # Always 200: a diagnostic view that must be readable while the service is failing.
+        checks = await self._checks()
+        source = self._source
+        return _json(
+            {
+                "status": "ok" if all(c.ok for c in checks.values()) else "degraded",
+                "checks": {
+                    name: {"ok": c.ok, "detail": self._redact(c.detail)}
+                    for name, c in checks.items()
+                },
+                "in_flight": source.in_flight(),
+                "pause_reasons": sorted(source.pause_reasons()),
+                "paused_partitions": source.paused_partitions(),
+                "breakers": dict(source.breaker_states()),
+                "memory": {"rss_bytes": rss_bytes()},
+            }
+        )
+
+    async def _metrics_text(self, _: web.Request) -> web.Response:
+        source = self._source
+        self._metrics.set_in_flight(source.in_flight())
+        self._metrics.set_paused(source.pause_reasons(), source.paused_partitions())
+        self._metrics.set_breaker_states(source.breaker_states())
+        return web.Response(
+            body=self._metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    async def _checks(self) -> dict[str, CheckResult]:
+        source = self._source
+        return readiness(
+            heartbeat_age=source.heartbeat_age(),
+            stale_after=self._stale_after,
+            kafka=source.kafka_check(),
+            redis=await source.redis_check(),
+            breakers=source.breaker_states(),
+            draining=source.draining(),
+            pause_reasons=source.pause_reasons(),
+        )

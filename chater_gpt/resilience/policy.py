@@ -1,0 +1,76 @@
+"""Per-tenant policy (TENANT_POLICY_FILE): what each `app_code` may do.
+
+The file is YAML (`.yaml`/`.yml`) or JSON:
+
+    tenants:
+      shop:
+        allowed_models: [gpt-4o-mini]   # omitted: every model the service allows
+        max_tokens: 500                 # cap on a request's max_tokens
+        requests_per_minute: 30         # refused beyond (rate_limited)
+        daily_token_limit: 200000       # refused beyond (budget_exhausted)
+    unknown_app_code: reject            # or "allow": no tenant limits for it
+
+Parsing and validation only; `admission` applies it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from chater_gpt.errors import ConfigError
+
+
+class TenantPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    allowed_models: frozenset[str] | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    requests_per_minute: int | None = Field(default=None, ge=1)
+    daily_token_limit: int | None = Field(default=None, ge=1)
+
+
+class PolicyBook(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tenants: dict[str, TenantPolicy] = Field(default_factory=dict)
+    unknown_app_code: Literal["reject", "allow"] = "reject"
+
+    def for_app(self, app_code: str) -> TenantPolicy | None:
+        return self.tenants.get(app_code)
+
+
+def parse_policy(text: str, *, yaml: bool) -> PolicyBook:
+    """Validate a policy document, or raise ConfigError naming what is wrong."""
+    try:
+        data: Any = _load_yaml(text) if yaml else json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"TENANT_POLICY_FILE: not valid {'YAML' if yaml else 'JSON'}") from exc
+    try:
+        return PolicyBook.model_validate(data if data is not None else {})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'document'}: {e['msg']}"
+            for e in exc.errors(include_input=False, include_url=False)
+        )
+        raise ConfigError(f"TENANT_POLICY_FILE: {problems}") from None
+
+
+def load_policy(path: Path) -> PolicyBook:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"TENANT_POLICY_FILE: cannot read {path.name}") from exc
+    return parse_policy(text, yaml=path.suffix.lower() in (".yaml", ".yml"))
+
+
+def _load_yaml(text: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(str(exc)) from exc

@@ -1,0 +1,171 @@
+"""The one retry loop around a backend, and the per-attempt timeout.
+
+The SDKs' own retries are off; this is the only place a backend call is repeated.
+Retried: `BackendError`s with `retryable=True` (connection errors, timeouts, 408,
+429, 5xx). Not retried: everything else, and `CircuitOpen` (the breaker decides
+when to try again, not the retry loop). A backend's `Retry-After` replaces the
+exponential backoff, capped so one task never sleeps for long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity.wait import wait_base
+
+from chater_gpt.backends.base import ChatCall, ChatResult, LLMBackend
+from chater_gpt.errors import BackendError, BackendTimeout, ChaterError, CircuitOpen
+
+T = TypeVar("T")
+
+Sleep = Callable[[float], Awaitable[None]]
+# Called before each retry with the backend name, the attempt that failed (1-based)
+# and its error; for metrics. Must be cheap and never raise.
+RetryHook = Callable[[str, int, BaseException], None]
+
+
+def is_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, BackendError) and exc.retryable and not isinstance(exc, CircuitOpen)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_retries: int
+    retry_after_cap: float
+    backoff_initial: float = 0.5
+    backoff_max: float = 10.0
+    # Extra random delay added to each backoff, so replicas do not retry in lockstep.
+    jitter: float = 0.5
+
+    def delay(self, failed_attempt: int, exc: BaseException | None, rng: random.Random) -> float:
+        """Seconds to wait after `failed_attempt` (1-based) failed with `exc`."""
+        retry_after = exc.retry_after if isinstance(exc, ChaterError) else None
+        if retry_after is not None and retry_after >= 0:
+            return min(retry_after, self.retry_after_cap)
+        backoff = self.backoff_initial * 2.0 ** (failed_attempt - 1)
+        return min(backoff, self.backoff_max) + rng.uniform(0, self.jitter)
+
+
+class _PolicyWait(wait_base):
+    def __init__(self, policy: RetryPolicy, rng: random.Random) -> None:
+        self._policy = policy
+        self._rng = rng
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        return self._policy.delay(retry_state.attempt_number, exc, self._rng)
+
+
+async def call_with_retries(
+    attempt: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    *,
+    sleep: Sleep = asyncio.sleep,
+    on_retry: Callable[[int, BaseException], None] | None = None,
+    rng: random.Random | None = None,
+) -> T:
+    """Run `attempt` until it succeeds, fails for good, or the retries are spent.
+
+    The last error is raised as is (no tenacity `RetryError`), so callers see our codes.
+    The first attempt runs outside tenacity: setting up its loop costs more CPU than the
+    whole rest of a successful call's bookkeeping, and most calls succeed at once.
+    """
+    try:
+        return await attempt()
+    except Exception as exc:
+        if policy.max_retries == 0 or not is_retryable(exc):
+            raise
+        first_failure: BaseException | None = exc
+
+    def before_sleep(state: RetryCallState) -> None:
+        if on_retry is not None and state.outcome is not None:
+            exc = state.outcome.exception()
+            if exc is not None:
+                on_retry(state.attempt_number, exc)
+
+    retrying = AsyncRetrying(
+        sleep=sleep,
+        stop=stop_after_attempt(policy.max_retries + 1),
+        wait=_PolicyWait(policy, rng or random.Random()),
+        retry=retry_if_exception(is_retryable),
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    # The iterator form: `attempt` may be any callable returning an awaitable (tenacity's
+    # `__call__` only awaits functions it recognises as coroutine functions).
+    async for try_ in retrying:
+        with try_:
+            if first_failure is not None:  # replay the first attempt's failure into the loop
+                failure, first_failure = first_failure, None
+                raise failure
+            return await attempt()
+    raise AssertionError("tenacity stopped without a result or an error")  # reraise=True
+
+
+class RetryingBackend:
+    """An `LLMBackend` whose calls go through the retry policy."""
+
+    def __init__(
+        self,
+        inner: LLMBackend,
+        policy: RetryPolicy,
+        *,
+        sleep: Sleep = asyncio.sleep,
+        on_retry: RetryHook | None = None,
+    ) -> None:
+        self._inner = inner
+        self._policy = policy
+        self._sleep = sleep
+        self._on_retry = on_retry
+
+    @property
+    def name(self) -> str:
+        return self._inner.name
+
+    async def complete(self, call: ChatCall) -> ChatResult:
+        hook = self._on_retry
+
+        def report(attempt: int, exc: BaseException) -> None:
+            if hook is not None:
+                hook(self._inner.name, attempt, exc)
+
+        return await call_with_retries(
+            lambda: self._inner.complete(call), self._policy, sleep=self._sleep, on_retry=report
+        )
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class TimeoutBackend:
+    """Bounds each attempt by `seconds`; an attempt that runs out becomes `BackendTimeout`.
+
+    It sits inside the breaker (so timeouts count as failures) and inside the
+    rate-limit wait (so waiting for a turn never eats into an attempt's time).
+    """
+
+    def __init__(self, inner: LLMBackend, seconds: float) -> None:
+        self._inner = inner
+        self._seconds = seconds
+
+    @property
+    def name(self) -> str:
+        return self._inner.name
+
+    async def complete(self, call: ChatCall) -> ChatResult:
+        try:
+            async with asyncio.timeout(self._seconds):
+                return await self._inner.complete(call)
+        except TimeoutError as exc:
+            raise BackendTimeout(
+                f"the {self._inner.name} backend did not answer within {self._seconds:g} s"
+            ) from exc
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()

@@ -1,0 +1,308 @@
+"""Wiring: builds every part from Settings, runs the service, shuts it down cleanly.
+
+`Service` receives its parts (`ServiceParts`), so tests can swap any of them;
+`build_parts` is the one place that turns configuration into concrete adapters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import BlockingConnectionPool, Redis
+
+from chater_gpt.backends.base import LLMBackend
+from chater_gpt.backends.factory import build_backend_stack
+from chater_gpt.config import BackendKind, Settings
+from chater_gpt.context.builder import ContextBuilder
+from chater_gpt.context.cache import InMemoryResponseCache, RedisResponseCache, ResponseCache
+from chater_gpt.context.history import HistoryStore, InMemoryHistoryStore, RedisHistoryStore
+from chater_gpt.context.server_tokens import (
+    KoboldCppTokenizer,
+    LlamaCppTokenizer,
+    ServerTokenCounters,
+)
+from chater_gpt.context.tokens import BpeTokenCounters, TokenCounters
+from chater_gpt.contracts import RequestDecoder, RequestDefaults
+from chater_gpt.images import ImageLimits
+from chater_gpt.kafka.consumer import KafkaIngress
+from chater_gpt.kafka.pipeline import PauseGate, Pipeline
+from chater_gpt.kafka.producer import KafkaReplyProducer
+from chater_gpt.observability.health import HealthServer, Heartbeat, RedisCheck, ServiceHealth
+from chater_gpt.observability.metrics import Metrics
+from chater_gpt.outcomes import InMemoryOutcomeStore, OutcomeStore, RedisOutcomeStore
+from chater_gpt.processor import RequestProcessor
+from chater_gpt.resilience.admission import AdmissionControl, build_admission
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceParts:
+    """Everything the service runs on; `aclose` releases them in reverse order."""
+
+    backend: LLMBackend
+    history: HistoryStore
+    outcomes: OutcomeStore
+    builder: ContextBuilder
+    metrics: Metrics
+    admission: AdmissionControl | None = None
+    cache: ResponseCache | None = None
+    breaker_states: Callable[[], dict[str, str]] = dict
+    redis: Redis | None = None
+    redact: Callable[[str], str] = str
+    closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
+
+    async def aclose(self) -> None:
+        for close in reversed(self.closers):
+            with contextlib.suppress(Exception):
+                await close()
+
+
+def request_defaults(settings: Settings) -> RequestDefaults:
+    return RequestDefaults(
+        model=settings.model,
+        vision_model=settings.vision_model,
+        allowed_models=settings.models_allowed,
+        max_tokens=settings.max_tokens,
+        max_tokens_cap=settings.max_tokens_cap,
+        temperature=settings.temperature,
+        max_payload_bytes=settings.max_payload_bytes,
+        max_message_chars=settings.max_message_chars,
+        images=ImageLimits(
+            max_images=settings.max_images,
+            max_image_bytes=settings.max_image_bytes,
+            max_image_pixels=settings.max_image_pixels,
+        ),
+    )
+
+
+def redis_client(url: str, *, max_connections: int) -> Redis:
+    """One pool for the process. Blocking: with many requests in flight a request waits
+    for a connection instead of failing (which would look like Redis being down, and
+    make a replay miss its recorded outcome)."""
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=10,
+        socket_timeout=5,
+        socket_connect_timeout=5,
+    )
+    return Redis(connection_pool=pool)
+
+
+def build_parts(settings: Settings, *, redact: Callable[[str], str] = str) -> ServiceParts:
+    """Concrete adapters for the configuration: Redis when REDIS_URL is set, else in-memory."""
+    redis: Redis | None = None
+    history: HistoryStore
+    outcomes: OutcomeStore
+    cache: ResponseCache | None = None
+    if settings.redis_url is not None:
+        redis = redis_client(
+            settings.redis_url.get_secret_value(), max_connections=settings.redis_max_connections
+        )
+        history = RedisHistoryStore(
+            redis, max_history=settings.max_history, ttl_seconds=settings.context_ttl_seconds
+        )
+        outcomes = RedisOutcomeStore(redis, ttl_seconds=settings.outcome_ttl_seconds)
+        if settings.response_cache_enabled:
+            cache = RedisResponseCache(redis, ttl_seconds=settings.response_cache_ttl_seconds)
+    else:
+        history = InMemoryHistoryStore(
+            max_history=settings.max_history,
+            ttl_seconds=settings.context_ttl_seconds,
+            max_conversations=settings.history_max_conversations,
+        )
+        outcomes = InMemoryOutcomeStore(ttl_seconds=settings.outcome_ttl_seconds)
+        if settings.response_cache_enabled:
+            cache = InMemoryResponseCache(ttl_seconds=settings.response_cache_ttl_seconds)
+    counters = token_counters(settings)
+    metrics = Metrics()
+    stack = build_backend_stack(
+        settings,
+        redis,
+        on_retry=metrics.retry_hook,
+        on_breaker_state=metrics.set_breaker_state,
+        on_rate_wait=metrics.rate_limit_waited,
+    )
+    parts = ServiceParts(
+        backend=stack.backend,
+        history=history,
+        outcomes=outcomes,
+        builder=ContextBuilder(context_window=settings.context_window, counters=counters),
+        metrics=metrics,
+        admission=build_admission(settings, redis),
+        cache=cache,
+        breaker_states=stack.breaker_states,
+        redis=redis,
+        redact=redact,
+    )
+    parts.closers.append(stack.aclose)
+    if isinstance(counters, ServerTokenCounters):
+        parts.closers.append(counters.aclose)
+    if redis is not None:
+        parts.closers.append(redis.aclose)
+    return parts
+
+
+def token_counters(settings: Settings) -> TokenCounters:
+    """The OpenAI encodings, or the local server's own tokenizer (TOKENIZER)."""
+    choice = settings.tokenizer
+    if choice == "auto":
+        choice = "koboldcpp" if settings.llm_backend is BackendKind.KOBOLDCPP else "encoding"
+    if choice == "koboldcpp" and settings.koboldcpp_api_url:
+        return ServerTokenCounters(KoboldCppTokenizer(settings.koboldcpp_api_url))
+    if choice == "llamacpp":
+        root = settings.openai_base_url.rstrip("/").removesuffix("/v1")
+        return ServerTokenCounters(LlamaCppTokenizer(root))
+    return BpeTokenCounters()
+
+
+class Service:
+    def __init__(self, settings: Settings, parts: ServiceParts) -> None:
+        self._settings = settings
+        self._parts = parts
+        self._stop = asyncio.Event()
+        self._assigned = asyncio.Event()
+        self.pipeline: Pipeline | None = None
+        self.ingress: KafkaIngress | None = None
+        self.health_port: int | None = None
+        self._heartbeat = Heartbeat()
+
+    def request_stop(self) -> None:
+        if not self._stop.is_set():
+            log.info("stop requested: draining")
+            self._stop.set()
+
+    async def wait_assigned(self, timeout: float) -> None:
+        """Until the consumer owns at least one partition (tests, the demo)."""
+        await asyncio.wait_for(self._assigned.wait(), timeout)
+
+    async def run(self, *, install_signal_handlers: bool = True) -> int:
+        """Run until a stop is requested (SIGTERM/SIGINT) or the consumer fails."""
+        settings = self._settings
+        loop = asyncio.get_running_loop()
+        common = settings.kafka_common_config()
+        parts = self._parts
+        metrics = parts.metrics
+        producer = KafkaReplyProducer(common, loop)
+        gate = PauseGate()
+        processor = RequestProcessor(
+            backend=parts.backend,
+            builder=parts.builder,
+            history=parts.history,
+            outcomes=parts.outcomes,
+            pauser=gate,
+            system_prompt=settings.system_prompt,
+            admission=parts.admission,
+            cache=parts.cache,
+            seed=settings.seed,
+            observer=metrics,
+            context_fallbacks=settings.context_fallback_models,
+        )
+        pipeline = Pipeline(
+            decoder=RequestDecoder(request_defaults(settings)),
+            processor=processor,
+            sink=producer,
+            response_topic=settings.response_topic,
+            max_in_flight=settings.max_in_flight,
+            revoke_grace_seconds=settings.shutdown_grace_seconds,
+            gate=gate,
+            observer=metrics,
+            on_assigned=lambda partitions: self._assigned.set() if partitions else None,
+        )
+        ingress = KafkaIngress(
+            {
+                **common,
+                "group.id": settings.consumer_group,
+                "session.timeout.ms": settings.kafka_session_timeout_ms,
+                "heartbeat.interval.ms": settings.kafka_heartbeat_interval_ms,
+                "max.poll.interval.ms": settings.kafka_max_poll_interval_ms,
+                # Consumer lag per partition comes from librdkafka's own statistics.
+                "statistics.interval.ms": 5000,
+                "stats_cb": metrics.observe_stats,
+            },
+            settings.request_topic,
+            pipeline,
+            loop,
+            callback_timeout=settings.shutdown_grace_seconds + 30,
+        )
+        self.pipeline, self.ingress = pipeline, ingress
+        health = HealthServer(
+            ServiceHealth(
+                self,
+                heartbeat=self._heartbeat,
+                redis=RedisCheck(parts.redis.ping if parts.redis is not None else None),
+                draining=self._stop.is_set,
+                breakers=parts.breaker_states,
+            ),
+            metrics,
+            port=settings.metrics_port,
+            redact=parts.redact,
+        )
+        self.health_port = await health.start()
+        if install_signal_handlers:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.request_stop)
+        ingress.start()
+        committer = asyncio.create_task(self._commit_periodically(pipeline, ingress))
+        stopped = asyncio.create_task(self._stop.wait())
+        consumer_done = asyncio.ensure_future(ingress.wait_stopped())
+        try:
+            await asyncio.wait({stopped, consumer_done}, return_when=asyncio.FIRST_COMPLETED)
+            if consumer_done.done():
+                consumer_done.result()  # a consumer failure ends the run with its error
+            return await self._shutdown(pipeline, ingress, producer, consumer_done)
+        finally:
+            committer.cancel()
+            stopped.cancel()
+            if install_signal_handlers:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+            await health.stop()
+            await parts.aclose()
+
+    async def _commit_periodically(self, pipeline: Pipeline, ingress: KafkaIngress) -> None:
+        """Commit finished offsets; each turn is also the loop's heartbeat (/livez)."""
+        while True:
+            self._heartbeat.beat()
+            await asyncio.sleep(self._settings.commit_interval_seconds)
+            ingress.commit(pipeline.take_commits())
+
+    async def _shutdown(
+        self,
+        pipeline: Pipeline,
+        ingress: KafkaIngress,
+        producer: KafkaReplyProducer,
+        consumer_done: asyncio.Future[None],
+    ) -> int:
+        grace = self._settings.shutdown_grace_seconds
+        ingress.stop_fetching()
+        drained = await pipeline.drain(grace)
+        if not drained:
+            log.warning("drain grace period over; abandoning unfinished requests (replayed later)")
+            await pipeline.abandon()
+        undelivered = await asyncio.to_thread(producer.flush, 10.0)
+        await _let_callbacks_run()
+        ingress.commit(pipeline.take_commits())
+        ingress.stop()
+        await consumer_done
+        await asyncio.to_thread(producer.close, 5.0)
+        log.info(
+            "stopped: drained=%s undelivered=%d in_flight=%d",
+            drained,
+            undelivered,
+            pipeline.tracker.in_flight,
+        )
+        return 0
+
+
+async def _let_callbacks_run() -> None:
+    # Delivery reports are scheduled with call_soon_threadsafe; give them a turn.
+    for _ in range(3):
+        await asyncio.sleep(0)

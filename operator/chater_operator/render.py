@@ -1,0 +1,395 @@
+"""`InstanceSpec` -> the child manifests of one ChaterGpt (pure; no I/O).
+
+Children: ConfigMap (settings), Deployment, Service (metrics), PodDisruptionBudget
+and, when asked, a KEDA ScaledObject (Kafka lag) or an HPA (CPU). Secrets reach
+the pod only through `secretKeyRef` (or a Secret volume for Kafka TLS files):
+no rendered object ever holds a secret value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from chater_operator import API_VERSION, KIND
+from chater_operator.drift import stamp
+from chater_operator.spec import InstanceSpec
+
+Manifest = dict[str, Any]
+
+METRICS_PORT = 8000
+APP_NAME = "chater-gpt"
+MANAGED_BY = "chater-operator"
+OWNER_UID_LABEL = "chater.example.com/owner-uid"
+CONFIG_HASH_ANNOTATION = "chater.example.com/config-hash"
+TLS_MOUNT = "/etc/kafka/tls"
+DEFAULT_RESOURCES: Mapping[str, Mapping[str, str]] = {
+    "requests": {"memory": "256Mi", "cpu": "250m"},
+    "limits": {"memory": "512Mi", "cpu": "500m"},
+}
+# Kubernetes kills the pod this long after SIGTERM; the service drains for
+# SHUTDOWN_GRACE_SECONDS, so the pod gets that plus room to commit and flush.
+TERMINATION_MARGIN_SECONDS = 10
+RUN_AS_ID = 10001
+
+
+def render_children(spec: InstanceSpec) -> list[Manifest]:
+    """Every child of the instance, stamped with the hash the drift check compares."""
+    config_map = render_config_map(spec)
+    children = [
+        config_map,
+        render_deployment(spec, config_map),
+        render_service(spec),
+        render_pod_disruption_budget(spec),
+    ]
+    autoscaler = render_autoscaler(spec)
+    if autoscaler is not None:
+        children.append(autoscaler)
+    return [stamp(child) for child in children]
+
+
+def selector_labels(spec: InstanceSpec) -> dict[str, str]:
+    return {"app.kubernetes.io/name": APP_NAME, "app.kubernetes.io/instance": spec.owner.name}
+
+
+def labels(spec: InstanceSpec) -> dict[str, str]:
+    return {
+        **selector_labels(spec),
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        "chater.example.com/owner-name": spec.owner.name,
+        "chater.example.com/owner-namespace": spec.owner.namespace,
+        OWNER_UID_LABEL: spec.owner.uid,
+    }
+
+
+def metadata(spec: InstanceSpec, name: str) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "namespace": spec.namespace, "labels": labels(spec)}
+    if spec.same_namespace:
+        # Owner references cannot cross namespaces; the finalizer cleans up those children.
+        meta["ownerReferences"] = [
+            {
+                "apiVersion": API_VERSION,
+                "kind": KIND,
+                "name": spec.owner.name,
+                "uid": spec.owner.uid,
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ]
+    return meta
+
+
+def config_map_name(spec: InstanceSpec) -> str:
+    return child_name(spec.owner.name, "ConfigMap")
+
+
+def render_config_map(spec: InstanceSpec) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata(spec, config_map_name(spec)),
+        "data": config_data(spec),
+    }
+
+
+def config_data(spec: InstanceSpec) -> dict[str, str]:
+    """The non-secret settings, as the service's environment variables."""
+    optional: dict[str, object | None] = {
+        "OPENAI_BASE_URL": spec.openai_base_url,
+        "KOBOLDCPP_API_URL": spec.koboldcpp_url,
+        "REDIS_URL": spec.redis_url,  # only when given in clear; else a secretKeyRef
+        "MAX_IN_FLIGHT": spec.max_in_flight,
+        "REQUESTS_PER_MINUTE": spec.requests_per_minute,
+        "DAILY_TOKEN_LIMIT": spec.daily_token_limit,
+        "KAFKA_SASL_MECHANISM": spec.kafka.sasl_mechanism,
+    }
+    tls = spec.kafka.tls
+    if tls is not None:
+        optional["KAFKA_SSL_CA_LOCATION"] = tls.ca_key and f"{TLS_MOUNT}/{tls.ca_key}"
+        optional["KAFKA_SSL_CERTIFICATE_LOCATION"] = tls.cert_key and f"{TLS_MOUNT}/{tls.cert_key}"
+        optional["KAFKA_SSL_KEY_LOCATION"] = tls.key_key and f"{TLS_MOUNT}/{tls.key_key}"
+    data = {
+        "BOOTSTRAP_SERVER": spec.bootstrap_server,
+        "REQUEST_TOPIC": spec.request_topic,
+        "RESPONSE_TOPIC": spec.response_topic,
+        "CONSUMER_GROUP": spec.consumer_group,
+        "LLM_BACKEND": spec.backend,
+        "MODEL": spec.model,
+        "VISION_MODEL": spec.vision_model,
+        "LOG_LEVEL": spec.log_level,
+        "METRICS_PORT": str(METRICS_PORT),
+        "SHUTDOWN_GRACE_SECONDS": str(spec.shutdown_grace_seconds),
+        "KAFKA_SECURITY_PROTOCOL": spec.kafka.protocol,
+    }
+    data.update({key: str(value) for key, value in optional.items() if value})
+    data.update(spec.extra_config)
+    return data
+
+
+def secret_env(spec: InstanceSpec) -> list[dict[str, Any]]:
+    """Secret settings, each a secretKeyRef: the value stays in its Secret."""
+    refs: list[tuple[str, str, str]] = []
+    if spec.api_key is not None:
+        variable = "KOBOLDCPP_API_KEY" if spec.backend == "koboldcpp" else "OPENAI_API_KEY"
+        refs.append((variable, spec.api_key.name, spec.api_key.key))
+    if spec.redis_url_secret is not None:
+        refs.append(("REDIS_URL", spec.redis_url_secret.name, spec.redis_url_secret.key))
+    if spec.kafka.sasl is not None:
+        sasl = spec.kafka.sasl
+        refs.append(("KAFKA_SASL_USERNAME", sasl.name, sasl.username_key))
+        refs.append(("KAFKA_SASL_PASSWORD", sasl.name, sasl.password_key))
+    if spec.kafka.tls is not None and spec.kafka.tls.key_password_key:
+        refs.append(
+            ("KAFKA_SSL_KEY_PASSWORD", spec.kafka.tls.name, spec.kafka.tls.key_password_key)
+        )
+    return [
+        {"name": variable, "valueFrom": {"secretKeyRef": {"name": name, "key": key}}}
+        for variable, name, key in refs
+    ]
+
+
+def _probe(path: str, *, period: int, failures: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": "metrics"},
+        "periodSeconds": period,
+        "timeoutSeconds": 2,
+        "failureThreshold": failures,
+    }
+
+
+def _container(spec: InstanceSpec) -> dict[str, Any]:
+    container: dict[str, Any] = {
+        "name": APP_NAME,
+        "image": spec.image,
+        "imagePullPolicy": spec.image_pull_policy,
+        "envFrom": [{"configMapRef": {"name": config_map_name(spec)}}],
+        "ports": [{"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}],
+        # The startup probe gives a slow start (token tables, broker) room before liveness bites.
+        "startupProbe": _probe("/livez", period=2, failures=30),
+        "livenessProbe": _probe("/livez", period=10, failures=3),
+        "readinessProbe": _probe("/readyz", period=5, failures=2),
+        "resources": dict(spec.resources) if spec.resources else _copy(DEFAULT_RESOURCES),
+        "securityContext": {
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 - an emptyDir
+    }
+    env = secret_env(spec)
+    if env:
+        container["env"] = env
+    if spec.kafka.tls is not None:
+        container["volumeMounts"].append(
+            {"name": "kafka-tls", "mountPath": TLS_MOUNT, "readOnly": True}
+        )
+    return container
+
+
+def _volumes(spec: InstanceSpec) -> list[dict[str, Any]]:
+    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
+    tls = spec.kafka.tls
+    if tls is not None:
+        keys = [key for key in (tls.ca_key, tls.cert_key, tls.key_key) if key]
+        volumes.append(
+            {
+                "name": "kafka-tls",
+                "secret": {
+                    "secretName": tls.name,
+                    "defaultMode": 0o440,
+                    "items": [{"key": key, "path": key} for key in keys],
+                },
+            }
+        )
+    return volumes
+
+
+def _default_affinity(spec: InstanceSpec) -> dict[str, Any]:
+    # Spread replicas over nodes when possible, so one node going down is not an outage.
+    return {
+        "podAntiAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "weight": 100,
+                    "podAffinityTerm": {
+                        "topologyKey": "kubernetes.io/hostname",
+                        "labelSelector": {"matchLabels": selector_labels(spec)},
+                    },
+                }
+            ]
+        }
+    }
+
+
+def render_deployment(spec: InstanceSpec, config_map: Manifest) -> Manifest:
+    pod_spec: dict[str, Any] = {
+        "automountServiceAccountToken": False,  # the service never calls the Kubernetes API
+        "terminationGracePeriodSeconds": spec.shutdown_grace_seconds + TERMINATION_MARGIN_SECONDS,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS_ID,
+            "runAsGroup": RUN_AS_ID,
+            "fsGroup": RUN_AS_ID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [_container(spec)],
+        "volumes": _volumes(spec),
+        "affinity": _copy(spec.affinity) if spec.affinity else _default_affinity(spec),
+    }
+    if spec.node_selector:
+        pod_spec["nodeSelector"] = dict(spec.node_selector)
+    if spec.tolerations:
+        pod_spec["tolerations"] = [_copy(item) for item in spec.tolerations]
+    if spec.image_pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": name} for name in spec.image_pull_secrets]
+    deployment_spec: dict[str, Any] = {
+        "selector": {"matchLabels": selector_labels(spec)},
+        "revisionHistoryLimit": 5,
+        # One new pod before an old one leaves: capacity holds during a rollout.
+        "strategy": {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+        },
+        "template": {
+            "metadata": {
+                "labels": labels(spec),
+                # A settings change rolls the pods (env from a ConfigMap is read only at start).
+                "annotations": {CONFIG_HASH_ANNOTATION: _hash(config_map["data"])},
+            },
+            "spec": pod_spec,
+        },
+    }
+    if not spec.autoscaling.enabled:
+        # With an autoscaler, it owns the replica count; applying ours would fight it.
+        deployment_spec["replicas"] = spec.replicas
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(spec, spec.owner.name),
+        "spec": deployment_spec,
+    }
+
+
+def render_service(spec: InstanceSpec) -> Manifest:
+    meta = metadata(spec, child_name(spec.owner.name, "Service"))
+    meta["annotations"] = {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(METRICS_PORT),
+        "prometheus.io/path": "/metrics",
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta,
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector_labels(spec),
+            "ports": [
+                {
+                    "name": "metrics",
+                    "port": METRICS_PORT,
+                    "targetPort": "metrics",
+                    "protocol": "TCP",
+                }
+            ],
+        },
+    }
+
+
+def render_pod_disruption_budget(spec: InstanceSpec) -> Manifest:
+    # maxUnavailable (not minAvailable) so it never depends on the replica count and
+    # never blocks a node drain of a one-replica instance.
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": metadata(spec, spec.owner.name),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector_labels(spec)}},
+    }
+
+
+def render_autoscaler(spec: InstanceSpec) -> Manifest | None:
+    scaling = spec.autoscaling
+    if not scaling.enabled:
+        return None
+    target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": spec.owner.name}
+    if scaling.provider == "hpa":
+        return {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": metadata(spec, spec.owner.name),
+            "spec": {
+                "scaleTargetRef": target,
+                "minReplicas": scaling.min_replicas,
+                "maxReplicas": scaling.max_replicas,
+                "metrics": [
+                    {
+                        "type": "Resource",
+                        "resource": {
+                            "name": "cpu",
+                            "target": {
+                                "type": "Utilization",
+                                "averageUtilization": scaling.cpu_utilization,
+                            },
+                        },
+                    }
+                ],
+            },
+        }
+    trigger: dict[str, Any] = {
+        "type": "kafka",
+        "metadata": {
+            "bootstrapServers": spec.bootstrap_server,
+            "consumerGroup": spec.consumer_group,
+            "topic": spec.request_topic,
+            "lagThreshold": str(scaling.lag_threshold),
+            # The service starts new groups at the earliest offset; the scaler must agree.
+            "offsetResetPolicy": "earliest",
+        },
+    }
+    if scaling.keda_authentication_ref:
+        trigger["authenticationRef"] = {"name": scaling.keda_authentication_ref}
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": metadata(spec, spec.owner.name),
+        "spec": {
+            "scaleTargetRef": {"name": spec.owner.name},
+            "minReplicaCount": scaling.min_replicas,
+            "maxReplicaCount": scaling.max_replicas,
+            "triggers": [trigger],
+        },
+    }
+
+
+def managed_kinds() -> list[tuple[str, str]]:
+    """(apiVersion, kind) of every child kind, including the optional autoscalers."""
+    return [
+        ("v1", "ConfigMap"),
+        ("apps/v1", "Deployment"),
+        ("v1", "Service"),
+        ("policy/v1", "PodDisruptionBudget"),
+        ("autoscaling/v2", "HorizontalPodAutoscaler"),
+        ("keda.sh/v1alpha1", "ScaledObject"),
+    ]
+
+
+def child_name(owner_name: str, kind: str) -> str:
+    """The name each kind of child gets (stable: deletion and pruning rely on it)."""
+    if kind == "ConfigMap":
+        return f"{owner_name}-config"
+    if kind == "Service":
+        return f"{owner_name}-metrics"
+    return owner_name
+
+
+def _hash(data: Any) -> str:
+    encoded = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(encoded).hexdigest()[:16]
+
+
+def _copy(value: Any) -> Any:
+    # Manifests are plain JSON data: a JSON round trip is a deep copy without shared parts.
+    return json.loads(json.dumps(value))

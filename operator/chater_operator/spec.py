@@ -1,0 +1,378 @@
+"""A ChaterGpt CR -> a validated, typed `InstanceSpec` (pure; no I/O).
+
+The CRD's openAPIV3Schema already checks types, ranges and enums and fills the
+defaults; this module repeats the checks that a schema cannot express (rules
+between fields, reserved names) and fills the same defaults again, so an object
+written around the schema (an old CRD, a test) still renders predictably.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from chater_operator.errors import InvalidSpecError
+
+DEFAULT_IMAGE = "chater-gpt:0.1.0"
+DEFAULT_SHUTDOWN_GRACE_SECONDS = 25
+BACKENDS = ("openai", "koboldcpp")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
+AUTOSCALERS = ("keda", "hpa")
+# Secrets reach the pod only as secretKeyRef; extraConfig must never carry them.
+SECRET_VARIABLES = frozenset(
+    {
+        "OPENAI_API_KEY",
+        "KOBOLDCPP_API_KEY",
+        "REDIS_URL",
+        "KAFKA_SASL_USERNAME",
+        "KAFKA_SASL_PASSWORD",
+        "KAFKA_SSL_KEY_PASSWORD",
+        "SENTRY_DSN",
+    }
+)
+# Variables rendered from spec fields of their own; extraConfig may not override them.
+MANAGED_VARIABLES = frozenset(
+    {
+        "BOOTSTRAP_SERVER",
+        "REQUEST_TOPIC",
+        "RESPONSE_TOPIC",
+        "CONSUMER_GROUP",
+        "LLM_BACKEND",
+        "MODEL",
+        "VISION_MODEL",
+        "OPENAI_BASE_URL",
+        "KOBOLDCPP_API_URL",
+        "MAX_IN_FLIGHT",
+        "REQUESTS_PER_MINUTE",
+        "DAILY_TOKEN_LIMIT",
+        "SHUTDOWN_GRACE_SECONDS",
+        "LOG_LEVEL",
+        "METRICS_PORT",
+        "KAFKA_SECURITY_PROTOCOL",
+        "KAFKA_SASL_MECHANISM",
+        "KAFKA_SSL_CA_LOCATION",
+        "KAFKA_SSL_CERTIFICATE_LOCATION",
+        "KAFKA_SSL_KEY_LOCATION",
+    }
+)
+_ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The ChaterGpt object the children belong to."""
+
+    name: str
+    namespace: str
+    uid: str
+    generation: int = 0
+
+
+@dataclass(frozen=True)
+class SecretKeyRef:
+    name: str
+    key: str
+
+
+@dataclass(frozen=True)
+class SaslSecret:
+    name: str
+    username_key: str = "username"
+    password_key: str = "password"  # noqa: S105 - a key name, not a password
+
+
+@dataclass(frozen=True)
+class TlsSecret:
+    name: str
+    ca_key: str | None = "ca.crt"
+    cert_key: str | None = None
+    key_key: str | None = None
+    key_password_key: str | None = None
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl: SaslSecret | None = None
+    tls: TlsSecret | None = None
+
+
+@dataclass(frozen=True)
+class Autoscaling:
+    enabled: bool = False
+    provider: str = "keda"
+    min_replicas: int = 1
+    max_replicas: int = 10
+    lag_threshold: int = 100
+    cpu_utilization: int = 70
+    keda_authentication_ref: str | None = None
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    """Everything the renderer needs, validated and defaulted."""
+
+    owner: Owner
+    namespace: str  # where the children live (spec.namespace, else the CR's)
+    bootstrap_server: str
+    image: str = DEFAULT_IMAGE
+    image_pull_policy: str = "IfNotPresent"
+    image_pull_secrets: tuple[str, ...] = ()
+    replicas: int = 1
+    backend: str = "openai"
+    model: str = "gpt-4o-mini"
+    vision_model: str = "gpt-4o"
+    openai_base_url: str | None = None
+    koboldcpp_url: str | None = None
+    api_key: SecretKeyRef | None = None
+    redis_url: str | None = None
+    redis_url_secret: SecretKeyRef | None = None
+    request_topic: str = "gpt-send"
+    response_topic: str = "gpt-response"
+    consumer_group: str = "chater-gpt-group"
+    max_in_flight: int | None = None
+    requests_per_minute: int | None = None
+    daily_token_limit: int | None = None
+    shutdown_grace_seconds: int = DEFAULT_SHUTDOWN_GRACE_SECONDS
+    log_level: str = "INFO"
+    extra_config: Mapping[str, str] = field(default_factory=dict)
+    resources: Mapping[str, Any] = field(default_factory=dict)
+    affinity: Mapping[str, Any] | None = None
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    tolerations: tuple[Mapping[str, Any], ...] = ()
+    autoscaling: Autoscaling = field(default_factory=Autoscaling)
+    kafka: KafkaSecurity = field(default_factory=KafkaSecurity)
+
+    @property
+    def same_namespace(self) -> bool:
+        """Children next to the CR can carry an owner reference; others cannot."""
+        return self.namespace == self.owner.namespace
+
+    def referenced_secrets(self) -> tuple[str, ...]:
+        """Names of the Secrets (in `namespace`) the pods need, each once, in order."""
+        names = [
+            ref.name
+            for ref in (self.api_key, self.redis_url_secret, self.kafka.sasl, self.kafka.tls)
+            if ref is not None
+        ]
+        return tuple(dict.fromkeys(names))
+
+
+def parse_spec(raw: Mapping[str, Any], owner: Owner) -> InstanceSpec:
+    """Validate a CR spec; raise InvalidSpecError naming the first bad field."""
+    reader = _Reader(raw, "spec")
+    namespace = reader.string("namespace") or owner.namespace
+    if not _DNS_LABEL.match(namespace):
+        raise InvalidSpecError(f"spec.namespace {namespace!r} is not a valid namespace name")
+    backend = reader.choice("backend", BACKENDS, "openai")
+    spec = InstanceSpec(
+        owner=owner,
+        namespace=namespace,
+        bootstrap_server=reader.required_string("bootstrapServer"),
+        image=reader.string("image") or DEFAULT_IMAGE,
+        image_pull_policy=reader.choice(
+            "imagePullPolicy", ("Always", "IfNotPresent", "Never"), "IfNotPresent"
+        ),
+        image_pull_secrets=tuple(
+            _Reader(item, f"spec.imagePullSecrets[{i}]").required_string("name")
+            for i, item in enumerate(reader.list("imagePullSecrets"))
+        ),
+        replicas=reader.integer("replicas", 1, minimum=0),
+        backend=backend,
+        model=reader.string("model") or "gpt-4o-mini",
+        vision_model=reader.string("visionModel") or "gpt-4o",
+        openai_base_url=reader.string("openaiBaseUrl"),
+        koboldcpp_url=reader.string("koboldcppUrl"),
+        api_key=_api_key(reader, backend, owner.name),
+        redis_url=reader.string("redisUrl"),
+        redis_url_secret=reader.secret_key_ref("redisUrlSecretRef", None),
+        request_topic=reader.string("requestTopic") or "gpt-send",
+        response_topic=reader.string("responseTopic") or "gpt-response",
+        consumer_group=reader.string("consumerGroup") or "chater-gpt-group",
+        max_in_flight=reader.optional_integer("maxInFlight", minimum=1, maximum=10_000),
+        requests_per_minute=reader.optional_integer("requestsPerMinute", minimum=1),
+        daily_token_limit=reader.optional_integer("dailyTokenLimit", minimum=1),
+        shutdown_grace_seconds=reader.integer(
+            "shutdownGraceSeconds", DEFAULT_SHUTDOWN_GRACE_SECONDS, minimum=0
+        ),
+        log_level=reader.choice("logLevel", LOG_LEVELS, "INFO"),
+        extra_config=_extra_config(reader.mapping("extraConfig")),
+        resources=reader.mapping("resources"),
+        affinity=reader.mapping("affinity") or None,
+        node_selector={str(k): str(v) for k, v in reader.mapping("nodeSelector").items()},
+        tolerations=tuple(reader.list("tolerations")),
+        autoscaling=_autoscaling(reader.mapping("autoscaling")),
+        kafka=_kafka_security(reader.mapping("kafkaSecurity")),
+    )
+    _check_rules(spec)
+    return spec
+
+
+def _api_key(reader: _Reader, backend: str, cr_name: str) -> SecretKeyRef | None:
+    # OpenAI's own API needs a key: without a reference, the conventional Secret
+    # "<name>-api-key" is expected (and reported as missing until it exists).
+    needs_default = backend == "openai" and not reader.string("openaiBaseUrl")
+    default = SecretKeyRef(f"{cr_name}-api-key", "OPENAI_API_KEY") if needs_default else None
+    return reader.secret_key_ref("apiKeySecretRef", default)
+
+
+def _check_rules(spec: InstanceSpec) -> None:
+    if spec.backend == "koboldcpp" and not spec.koboldcpp_url:
+        raise InvalidSpecError("spec.koboldcppUrl is required when spec.backend is koboldcpp")
+    if spec.redis_url and spec.redis_url_secret:
+        raise InvalidSpecError("set spec.redisUrl or spec.redisUrlSecretRef, not both")
+    scaling = spec.autoscaling
+    if scaling.enabled and scaling.min_replicas > scaling.max_replicas:
+        raise InvalidSpecError(
+            "spec.autoscaling.minReplicas must not exceed spec.autoscaling.maxReplicas"
+        )
+    kafka = spec.kafka
+    if kafka.protocol.startswith("SASL") and (kafka.sasl_mechanism is None or kafka.sasl is None):
+        raise InvalidSpecError(
+            "spec.kafkaSecurity.saslMechanism and saslSecretRef are required with a SASL protocol"
+        )
+
+
+def _extra_config(raw: Mapping[str, Any]) -> dict[str, str]:
+    config: dict[str, str] = {}
+    for name, value in raw.items():
+        if not _ENV_NAME.match(name):
+            raise InvalidSpecError(f"spec.extraConfig key {name!r} is not an environment name")
+        if name in SECRET_VARIABLES:
+            raise InvalidSpecError(
+                f"spec.extraConfig must not carry the secret {name}: use a Secret reference"
+            )
+        if name in MANAGED_VARIABLES:
+            raise InvalidSpecError(f"spec.extraConfig.{name} is set by a spec field of its own")
+        config[name] = value if isinstance(value, str) else str(value)
+    return config
+
+
+def _autoscaling(raw: Mapping[str, Any]) -> Autoscaling:
+    reader = _Reader(raw, "spec.autoscaling")
+    return Autoscaling(
+        enabled=reader.boolean("enabled", False),
+        provider=reader.choice("provider", AUTOSCALERS, "keda"),
+        min_replicas=reader.integer("minReplicas", 1, minimum=1),
+        max_replicas=reader.integer("maxReplicas", 10, minimum=1),
+        lag_threshold=reader.integer("lagThreshold", 100, minimum=1),
+        cpu_utilization=reader.integer("cpuUtilization", 70, minimum=1, maximum=100),
+        keda_authentication_ref=reader.string("kedaAuthenticationRef"),
+    )
+
+
+def _kafka_security(raw: Mapping[str, Any]) -> KafkaSecurity:
+    reader = _Reader(raw, "spec.kafkaSecurity")
+    sasl_raw = reader.mapping("saslSecretRef")
+    tls_raw = reader.mapping("tlsSecretRef")
+    sasl = None
+    if sasl_raw:
+        sasl_reader = _Reader(sasl_raw, "spec.kafkaSecurity.saslSecretRef")
+        sasl = SaslSecret(
+            name=sasl_reader.required_string("name"),
+            username_key=sasl_reader.string("usernameKey") or "username",
+            password_key=sasl_reader.string("passwordKey") or "password",
+        )
+    tls = None
+    if tls_raw:
+        tls_reader = _Reader(tls_raw, "spec.kafkaSecurity.tlsSecretRef")
+        tls = TlsSecret(
+            name=tls_reader.required_string("name"),
+            ca_key=tls_reader.string("caKey") or "ca.crt",
+            cert_key=tls_reader.string("certKey"),
+            key_key=tls_reader.string("keyKey"),
+            key_password_key=tls_reader.string("keyPasswordKey"),
+        )
+    return KafkaSecurity(
+        protocol=reader.choice("protocol", SECURITY_PROTOCOLS, "PLAINTEXT"),
+        sasl_mechanism=reader.optional_choice("saslMechanism", SASL_MECHANISMS),
+        sasl=sasl,
+        tls=tls,
+    )
+
+
+class _Reader:
+    """Typed access to one level of the spec; errors name the full field path."""
+
+    def __init__(self, raw: Any, path: str) -> None:
+        if not isinstance(raw, Mapping):
+            raise InvalidSpecError(f"{path} must be an object")
+        self._raw: Mapping[str, Any] = raw
+        self._path = path
+
+    def _fail(self, key: str, what: str) -> InvalidSpecError:
+        return InvalidSpecError(f"{self._path}.{key} must be {what}")
+
+    def string(self, key: str) -> str | None:
+        value = self._raw.get(key)
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str):
+            raise self._fail(key, "a string")
+        return value
+
+    def required_string(self, key: str) -> str:
+        value = self.string(key)
+        if value is None:
+            raise self._fail(key, "a non-empty string")
+        return value
+
+    def choice(self, key: str, allowed: tuple[str, ...], default: str) -> str:
+        return self.optional_choice(key, allowed) or default
+
+    def optional_choice(self, key: str, allowed: tuple[str, ...]) -> str | None:
+        value = self.string(key)
+        if value is not None and value not in allowed:
+            raise self._fail(key, "one of " + ", ".join(allowed))
+        return value
+
+    def optional_integer(
+        self, key: str, *, minimum: int = 0, maximum: int | None = None
+    ) -> int | None:
+        value = self._raw.get(key)
+        if value is None:
+            return None
+        # bool is an int in Python, never in the schema.
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise self._fail(key, "an integer")
+        if value < minimum or (maximum is not None and value > maximum):
+            bounds = f"at least {minimum}" + (f" and at most {maximum}" if maximum else "")
+            raise self._fail(key, bounds)
+        return value
+
+    def integer(
+        self, key: str, default: int, *, minimum: int = 0, maximum: int | None = None
+    ) -> int:
+        value = self.optional_integer(key, minimum=minimum, maximum=maximum)
+        return default if value is None else value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self._raw.get(key, default)
+        if not isinstance(value, bool):
+            raise self._fail(key, "true or false")
+        return value
+
+    def mapping(self, key: str) -> Mapping[str, Any]:
+        value = self._raw.get(key) or {}
+        if not isinstance(value, Mapping):
+            raise self._fail(key, "an object")
+        return value
+
+    def list(self, key: str) -> list[Any]:
+        value = self._raw.get(key) or []
+        if not isinstance(value, list):
+            raise self._fail(key, "a list")
+        return value
+
+    def secret_key_ref(self, key: str, default: SecretKeyRef | None) -> SecretKeyRef | None:
+        raw = self.mapping(key)
+        if not raw:
+            return default
+        reader = _Reader(raw, f"{self._path}.{key}")
+        return SecretKeyRef(reader.required_string("name"), reader.required_string("key"))

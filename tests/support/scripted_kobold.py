@@ -1,0 +1,166 @@
+"""A scripted KoboldCPP server for tests, following KoboldCPP's API document.
+
+Served on 127.0.0.1 from its own thread:
+- `POST /v1/chat/completions` (OpenAI-compatible; when not `chat_enabled`, 404 as
+  on servers without it),
+- `POST /api/v1/generate` (native KoboldAI API: `prompt`, `max_length`,
+  `temperature`, `images` as base64 strings -> `{"results": [{"text", "finish_reason",
+  "prompt_tokens", "completion_tokens"}]}`; the token counts only when `report_usage`),
+- `POST /api/extra/tokencount` (`{"prompt": text}` -> `{"value": n, "ids": [...]}`;
+  here one token per whitespace-separated word),
+- `GET /api/v1/model`, `GET /api/extra/version`.
+With `password` set, requests need `Authorization: Bearer <password>` (else 401).
+Queued faults answer the next chat/generate requests with a status, headers and a
+raw body, or stall. Every request is recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from tests.support.http_thread import ThreadedApp
+
+
+@dataclass(frozen=True)
+class KoboldFault:
+    status: int = 500
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b'{"detail": {"msg": "scripted failure", "type": "service_unavailable"}}'
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class KoboldRequest:
+    path: str
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+def count_tokens(text: str) -> int:
+    return len(text.split())
+
+
+class ScriptedKobold:
+    def __init__(
+        self,
+        *,
+        chat_enabled: bool = True,
+        report_usage: bool = True,
+        password: str | None = None,
+        answer: str = "Hello from Kobold",
+    ) -> None:
+        self.chat_enabled = chat_enabled
+        self.report_usage = report_usage
+        self.password = password
+        self.answer = answer
+        self.faults: deque[KoboldFault] = deque()
+        self.requests: list[KoboldRequest] = []
+        self.port = 0
+        self._lock = threading.Lock()
+        self._server: ThreadedApp | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def paths(self) -> list[str]:
+        with self._lock:
+            return [r.path for r in self.requests]
+
+    def fail_next(self, *faults: KoboldFault) -> None:
+        with self._lock:
+            self.faults.extend(faults)
+
+    def __enter__(self) -> ScriptedKobold:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/api/v1/generate", self._generate)
+        app.router.add_post("/api/extra/tokencount", self._tokencount)
+        app.router.add_get("/api/v1/model", self._model)
+        app.router.add_get("/api/extra/version", self._version)
+        self._server = ThreadedApp(app, name="scripted-kobold")
+        self._server.start()
+        self.port = self._server.port
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    # --- the handlers ---------------------------------------------------------------
+
+    async def _admit(self, request: web.Request, *, faults: bool) -> web.Response | dict[str, Any]:
+        body = orjson.loads(await request.read() or b"{}")
+        with self._lock:
+            self.requests.append(KoboldRequest(request.path, body, dict(request.headers)))
+            fault = self.faults.popleft() if faults and self.faults else None
+        if self.password and request.headers.get("Authorization") != f"Bearer {self.password}":
+            return web.json_response(
+                {"detail": {"msg": "bad key", "type": "key_error"}}, status=401
+            )
+        if fault is not None:
+            await asyncio.sleep(fault.delay)
+            return web.Response(
+                body=fault.body,
+                status=fault.status,
+                headers=fault.headers,
+                content_type="application/json",
+            )
+        return body  # type: ignore[no-any-return]
+
+    async def _chat(self, request: web.Request) -> web.Response:
+        if not self.chat_enabled:  # an older server: no such endpoint (recorded all the same)
+            await self._admit(request, faults=False)
+            return web.Response(status=404, text="404: Not Found")
+        body = await self._admit(request, faults=True)
+        if isinstance(body, web.Response):
+            return body
+        prompt = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
+        answer: dict[str, Any] = {
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "koboldcpp/scripted",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": self.answer},
+                    "finish_reason": "stop",
+                }
+            ],
+        }
+        if self.report_usage:
+            p, c = count_tokens(prompt), count_tokens(self.answer)
+            answer["usage"] = {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+        return web.json_response(answer)
+
+    async def _generate(self, request: web.Request) -> web.Response:
+        body = await self._admit(request, faults=True)
+        if isinstance(body, web.Response):
+            return body
+        result: dict[str, Any] = {"text": " " + self.answer, "finish_reason": "stop"}
+        if self.report_usage:
+            result["prompt_tokens"] = count_tokens(str(body.get("prompt", "")))
+            result["completion_tokens"] = count_tokens(self.answer)
+        return web.json_response({"results": [result]})
+
+    async def _tokencount(self, request: web.Request) -> web.Response:
+        body = await self._admit(request, faults=False)
+        if isinstance(body, web.Response):
+            return body
+        n = count_tokens(str(body.get("prompt", "")))
+        return web.json_response({"value": n, "ids": list(range(n))})
+
+    async def _model(self, _request: web.Request) -> web.Response:
+        return web.json_response({"result": "koboldcpp/scripted"})
+
+    async def _version(self, _request: web.Request) -> web.Response:
+        return web.json_response({"result": "KoboldCpp", "version": "1.80"})

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from chater_gpt.backends.base import LLMBackend
+from chater_gpt.backends.factory import build_backend_stack
+from chater_gpt.config import BackendKind, Settings, load_settings
+from chater_gpt.errors import BackendError, BackendRejected
+from tests.unit.resilience.fakes import ScriptedBackend, call
+
+
+def settings(**overrides: Any) -> Settings:
+    return load_settings(
+        {
+            "bootstrap_server": "127.0.0.1:9",
+            "openai_base_url": "http://127.0.0.1:9/v1",
+            "koboldcpp_api_url": "http://127.0.0.1:9",
+            "max_retries": 1,
+            "breaker_fail_max": 2,
+            "requests_per_minute": 1_000_000,
+            **overrides,
+        }
+    )
+
+
+def raw_factory(backends: dict[BackendKind, ScriptedBackend]) -> Any:
+    def make(kind: BackendKind, _settings: Settings) -> LLMBackend:
+        return backends[kind]
+
+    return make
+
+
+async def test_retries_then_breaker_then_fallback_backend() -> None:
+    openai = ScriptedBackend("openai", [BackendError("500", retry_after=0.0)] * 2)
+    kobold = ScriptedBackend("koboldcpp")
+    states: list[tuple[str, str]] = []
+    stack = build_backend_stack(
+        settings(fallback_backend="koboldcpp"),
+        None,
+        raw_backend=raw_factory({BackendKind.OPENAI: openai, BackendKind.KOBOLDCPP: kobold}),
+        on_breaker_state=lambda name, state: states.append((name, state)),
+    )
+    result = await stack.backend.complete(call())
+    assert len(openai.calls) == 2  # first attempt + one retry
+    assert result.backend == "koboldcpp"
+    assert stack.breaker_states() == {"openai": "open", "koboldcpp": "closed"}
+    assert states == [("openai", "open")]
+    second = await stack.backend.complete(call())  # the open breaker spares openai
+    assert second.backend == "koboldcpp"
+    assert len(openai.calls) == 2
+    await stack.aclose()
+    assert openai.closed == kobold.closed == 1
+
+
+async def test_fallback_models_on_the_primary() -> None:
+    openai = ScriptedBackend("openai", [BackendError("503", retry_after=0.0)] * 2)
+    waits: list[float] = []
+    stack = build_backend_stack(
+        settings(fallback_models="gpt-4o", breaker_fail_max=5),
+        None,
+        raw_backend=raw_factory({BackendKind.OPENAI: openai}),
+        on_rate_wait=waits.append,
+    )
+    result = await stack.backend.complete(call("gpt-4o-mini"))
+    assert result.model == "gpt-4o"
+    assert len(waits) == 3  # every attempt took its rate-limit turn
+    assert list(stack.breakers) == ["openai"]
+
+
+async def test_without_fallbacks_errors_pass_through_unretried_when_not_retryable() -> None:
+    openai = ScriptedBackend("openai", [BackendRejected("400")])
+    stack = build_backend_stack(
+        settings(), None, raw_backend=raw_factory({BackendKind.OPENAI: openai})
+    )
+    with pytest.raises(BackendRejected):
+        await stack.backend.complete(call())
+    assert len(openai.calls) == 1

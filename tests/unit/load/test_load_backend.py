@@ -1,0 +1,57 @@
+"""Shaping the scripted load backend: latency distributions, errors, 429 bursts."""
+
+import random
+import statistics
+
+import pytest
+
+from tests.load.load_backend import Bursts, FaultPlan, padded_answer, parse_latency
+
+
+def test_fixed_normal_and_longtail_latencies() -> None:
+    rng = random.Random(1)
+    assert parse_latency("fixed:0.2", rng)() == 0.2
+    normal = [parse_latency("normal:0.2,0.05", rng)() for _ in range(4000)]
+    assert statistics.mean(normal) == pytest.approx(0.2, abs=0.005)
+    assert min(normal) >= 0
+    sample = parse_latency("longtail:0.2", rng)
+    tail = sorted(sample() for _ in range(4000))
+    assert tail[2000] == pytest.approx(0.2, rel=0.1)  # the median is the parameter
+    assert tail[3960] > 4 * tail[2000]  # p99 far above the median
+
+
+@pytest.mark.parametrize(
+    "spec", ["fixed", "fixed:x", "normal:0.2", "longtail:0", "uniform:1", "fixed:-1"]
+)
+def test_bad_latency_specs_are_refused(spec: str) -> None:
+    with pytest.raises(ValueError, match="latency"):
+        parse_latency(spec, random.Random())
+
+
+def test_bursts_answer_429_at_the_start_of_each_period() -> None:
+    bursts = Bursts.parse("10:2")
+    assert bursts.active(0.5)
+    assert bursts.active(21.9)
+    assert not bursts.active(2.5)
+    assert not bursts.active(19.9)
+    plan = FaultPlan(bursts=bursts)
+    fault = plan.fault(10.4, draw=0.99)
+    assert fault is not None
+    assert fault.status == 429
+    assert fault.headers["Retry-After"] == "2"  # 1.6 s left, rounded up
+    assert plan.fault(5.0, draw=0.0) is None  # no error rate set
+    with pytest.raises(ValueError, match="PERIOD"):
+        Bursts.parse("2:10")
+
+
+def test_error_rate_uses_the_draw() -> None:
+    plan = FaultPlan(error_rate=0.1)
+    assert plan.fault(0.0, draw=0.05) is not None
+    assert plan.fault(0.0, draw=0.5) is None
+
+
+def test_answers_echo_the_question_and_are_padded_to_the_token_count() -> None:
+    body = {"messages": [{"role": "user", "content": "hi"}]}
+    answer = padded_answer(40)(body)
+    assert answer.startswith("echo: hi")
+    assert len(answer) // 4 == 40

@@ -1,0 +1,97 @@
+"""ChaterGpt objects shared by the operator's tests."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+# The README's example, exactly as users copy it.
+README_EXAMPLE: dict[str, Any] = {
+    "apiVersion": "chater.example.com/v1",
+    "kind": "ChaterGpt",
+    "metadata": {"name": "chater-gpt-instance"},
+    "spec": {
+        "namespace": "chater-gpt",
+        "bootstrapServer": "kafka-service:9092",
+        "model": "gpt-4o-mini",
+        "visionModel": "gpt-4o-latest",
+        "replicas": 3,
+    },
+}
+
+# Every field set (HPA autoscaling, SASL + TLS Kafka, Secret-held Redis URL).
+FULL_SPEC: dict[str, Any] = {
+    "namespace": "chater",
+    "bootstrapServer": "kafka-0:9093,kafka-1:9093",
+    "image": "registry.example.com/chater-gpt:1.2.3",
+    "imagePullPolicy": "Always",
+    "imagePullSecrets": [{"name": "registry-creds"}],
+    "replicas": 2,
+    "backend": "openai",
+    "model": "gpt-4o-mini",
+    "visionModel": "gpt-4o",
+    "openaiBaseUrl": "https://llm.example.com/v1",
+    "apiKeySecretRef": {"name": "llm-keys", "key": "openai"},
+    "redisUrlSecretRef": {"name": "redis", "key": "url"},
+    "requestTopic": "gpt-send-eu",
+    "responseTopic": "gpt-response-eu",
+    "consumerGroup": "chater-eu",
+    "maxInFlight": 64,
+    "requestsPerMinute": 600,
+    "dailyTokenLimit": 2_000_000,
+    "shutdownGraceSeconds": 40,
+    "logLevel": "DEBUG",
+    "extraConfig": {"MAX_TOKENS": "800", "SYSTEM_PROMPT": "Be brief."},
+    "resources": {
+        "requests": {"cpu": "500m", "memory": "512Mi"},
+        "limits": {"cpu": "1", "memory": "1Gi"},
+    },
+    "affinity": {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["llm"]}]}
+                ]
+            }
+        }
+    },
+    "nodeSelector": {"kubernetes.io/os": "linux"},
+    "tolerations": [{"key": "llm", "operator": "Exists", "effect": "NoSchedule"}],
+    "autoscaling": {
+        "enabled": True,
+        "provider": "hpa",
+        "minReplicas": 2,
+        "maxReplicas": 8,
+        "lagThreshold": 50,
+        "cpuUtilization": 60,
+    },
+    "kafkaSecurity": {
+        "protocol": "SASL_SSL",
+        "saslMechanism": "SCRAM-SHA-512",
+        "saslSecretRef": {"name": "kafka-user", "usernameKey": "user", "passwordKey": "pass"},
+        "tlsSecretRef": {"name": "kafka-tls", "caKey": "ca.crt", "keyPasswordKey": "key-pass"},
+    },
+}
+
+
+def cr(
+    spec: dict[str, Any],
+    *,
+    name: str = "chater-gpt-instance",
+    namespace: str = "default",
+    uid: str = "uid-1",
+    generation: int = 1,
+) -> dict[str, Any]:
+    """A ChaterGpt object as the API server returns it."""
+    return {
+        "apiVersion": "chater.example.com/v1",
+        "kind": "ChaterGpt",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "uid": uid,
+            "generation": generation,
+            "resourceVersion": "1",
+        },
+        "spec": copy.deepcopy(spec),
+    }

@@ -1,0 +1,167 @@
+"""The CRD's own openAPIV3Schema accepts the README example and refuses invalid specs.
+
+jsonschema checks the schema as the API server does for these keywords. The
+Kubernetes extensions are mapped: `x-kubernetes-preserve-unknown-fields` keeps
+unknown fields; elsewhere unknown fields are refused, as `kubectl apply`
+(strict field validation, the default) refuses them. CEL rules
+(`x-kubernetes-validations`) are left to the API server; spec.py repeats them.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.unit.operator.samples import FULL_SPEC, README_EXAMPLE
+
+ROOT = Path(__file__).resolve().parents[3]
+CRD_PATH = ROOT / "deploy/k8s/operator/crd.yaml"
+EXAMPLE_PATH = ROOT / "deploy/k8s/examples/chatergpt.yaml"
+
+
+def load_crd() -> dict[str, Any]:
+    crd: dict[str, Any] = yaml.safe_load(CRD_PATH.read_text())
+    return crd
+
+
+def as_json_schema(node: Any) -> Any:
+    """The structural schema as a plain JSON schema (see the module docstring)."""
+    if isinstance(node, list):
+        return [as_json_schema(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    schema = {
+        key: {name: as_json_schema(sub) for name, sub in value.items()}
+        if key == "properties"
+        else as_json_schema(value)
+        for key, value in node.items()
+        if not key.startswith("x-kubernetes-")
+    }
+    closed = "properties" in node and "additionalProperties" not in node
+    if closed and not node.get("x-kubernetes-preserve-unknown-fields") and node.get("type"):
+        schema["additionalProperties"] = False
+    return schema
+
+
+@pytest.fixture(scope="module")
+def validator() -> jsonschema.Draft7Validator:
+    schema = load_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    # metadata is the API server's own (ObjectMeta); only its presence is ours to check.
+    return jsonschema.Draft7Validator(as_json_schema(schema))
+
+
+def errors(validator: jsonschema.Draft7Validator, obj: dict[str, Any]) -> list[str]:
+    return [error.message for error in validator.iter_errors(obj)]
+
+
+def with_spec(**changes: Any) -> dict[str, Any]:
+    obj = copy.deepcopy(README_EXAMPLE)
+    obj["spec"].update(changes)
+    return obj
+
+
+def test_the_readme_example_is_accepted_as_is(validator: jsonschema.Draft7Validator) -> None:
+    assert errors(validator, README_EXAMPLE) == []
+    # ... and the example file shipped in deploy/ is that same example.
+    assert yaml.safe_load(EXAMPLE_PATH.read_text()) == README_EXAMPLE
+
+
+def test_a_full_spec_is_accepted(validator: jsonschema.Draft7Validator) -> None:
+    obj = copy.deepcopy(README_EXAMPLE)
+    obj["spec"] = copy.deepcopy(FULL_SPEC)
+    assert errors(validator, obj) == []
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        with_spec(replicas=-1),
+        with_spec(replicas="3"),
+        with_spec(replicas=2.5),
+        with_spec(backend="claude"),
+        with_spec(backend="koboldcpp"),  # without koboldcppUrl
+        with_spec(model=7),
+        with_spec(bootstrapServer=""),
+        with_spec(logLevel="verbose"),
+        with_spec(apiKey="sk-live-123"),  # the key itself has no place in the spec
+        with_spec(apiKeySecretRef={"name": "keys"}),  # which key of the Secret?
+        with_spec(redisUrl="redis://r", redisUrlSecretRef={"name": "r", "key": "url"}),
+        with_spec(autoscaling={"enabled": "yes"}),
+        with_spec(autoscaling={"enabled": True, "minReplicas": 0}),
+        with_spec(kafkaSecurity={"protocol": "SASL_SSL"}),
+        with_spec(kafkaSecurity={"protocol": "TLS"}),
+        with_spec(extraConfig={"MAX_TOKENS": 800}),
+        with_spec(namespace="Chater_GPT"),
+        {k: v for k, v in README_EXAMPLE.items() if k != "spec"},
+        {**README_EXAMPLE, "spec": {"model": "gpt-4o-mini"}},  # no bootstrapServer
+    ],
+    ids=[
+        "negative-replicas",
+        "replicas-as-string",
+        "replicas-as-float",
+        "unknown-backend",
+        "koboldcpp-without-url",
+        "model-as-number",
+        "empty-bootstrap",
+        "unknown-log-level",
+        "api-key-in-spec",
+        "secret-ref-without-key",
+        "redis-url-twice",
+        "autoscaling-enabled-as-string",
+        "autoscaling-min-zero",
+        "sasl-without-credentials",
+        "unknown-protocol",
+        "extra-config-not-a-string",
+        "invalid-namespace",
+        "no-spec",
+        "no-bootstrap-server",
+    ],
+)
+def test_invalid_specs_are_refused(validator: jsonschema.Draft7Validator, obj: Any) -> None:
+    assert errors(validator, obj) != []
+
+
+def _defaults(node: Any, path: str = "") -> list[tuple[str, Any, dict[str, Any]]]:
+    found = []
+    if isinstance(node, dict):
+        if "default" in node:
+            found.append((path, node["default"], node))
+        for key, value in node.items():
+            found += _defaults(value, f"{path}/{key}")
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            found += _defaults(item, f"{path}/{index}")
+    return found
+
+
+def test_every_default_satisfies_its_own_schema() -> None:
+    # The API server refuses a CRD whose defaults do not validate.
+    schema = load_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    found = _defaults(schema)
+    assert len(found) > 10
+    for path, default, node in found:
+        sub = as_json_schema({k: v for k, v in node.items() if k != "default"})
+        assert list(jsonschema.Draft7Validator(sub).iter_errors(default)) == [], path
+
+
+def test_crd_names_columns_and_status_subresource() -> None:
+    crd = load_crd()
+    kubernetes_validate.validate(crd, "1.30", strict=True)
+    assert crd["metadata"]["name"] == "chatergpts.chater.example.com"
+    assert crd["spec"]["names"]["kind"] == "ChaterGpt"
+    assert crd["spec"]["names"]["shortNames"] == ["cgt"]
+    assert crd["spec"]["scope"] == "Namespaced"
+    (version,) = crd["spec"]["versions"]
+    assert version["name"] == "v1"
+    assert version["subresources"] == {"status": {}}
+    columns = {column["name"]: column["jsonPath"] for column in version["additionalPrinterColumns"]}
+    assert columns["Model"] == ".spec.model"
+    assert columns["Replicas"] == ".spec.replicas"
+    assert columns["Ready"] == ".status.readyReplicas"
+    assert columns["Age"] == ".metadata.creationTimestamp"

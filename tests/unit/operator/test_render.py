@@ -1,0 +1,202 @@
+"""Render: a ChaterGpt spec -> child manifests that Kubernetes accepts, with no secret inside."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import kubernetes_validate
+import pytest
+from chater_operator.render import render_children
+from chater_operator.spec import SECRET_VARIABLES, InstanceSpec, Owner, parse_spec
+
+from tests.unit.operator.samples import FULL_SPEC, README_EXAMPLE
+
+K8S_VERSION = "1.30"
+OWNER = Owner(name="chater-gpt-instance", namespace="chater-gpt", uid="uid-1", generation=1)
+
+
+def parse(spec: dict[str, Any], owner: Owner = OWNER) -> InstanceSpec:
+    return parse_spec(copy.deepcopy(spec), owner)
+
+
+def by_kind(children: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {child["kind"]: child for child in children}
+
+
+def container(children: list[dict[str, Any]]) -> dict[str, Any]:
+    main: dict[str, Any] = by_kind(children)["Deployment"]["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    return main
+
+
+@pytest.mark.parametrize("spec", [README_EXAMPLE["spec"], FULL_SPEC], ids=["readme", "full"])
+def test_children_validate_against_the_kubernetes_schemas(spec: dict[str, Any]) -> None:
+    children = render_children(parse(spec))
+    for child in children:
+        # strict: an unknown or misspelt field fails, as `kubectl apply --validate=strict` would.
+        kubernetes_validate.validate(child, K8S_VERSION, strict=True)
+
+
+def test_readme_example_renders_the_four_children_in_the_spec_namespace() -> None:
+    children = render_children(parse(README_EXAMPLE["spec"]))
+    assert sorted(child["kind"] for child in children) == [
+        "ConfigMap",
+        "Deployment",
+        "PodDisruptionBudget",
+        "Service",
+    ]
+    assert {child["metadata"]["namespace"] for child in children} == {"chater-gpt"}
+    kinds = by_kind(children)
+    assert kinds["Deployment"]["spec"]["replicas"] == 3
+    data = kinds["ConfigMap"]["data"]
+    assert data["BOOTSTRAP_SERVER"] == "kafka-service:9092"
+    assert data["MODEL"] == "gpt-4o-mini"
+    assert data["VISION_MODEL"] == "gpt-4o-latest"
+    # OpenAI's own API needs a key: the conventional Secret is referenced, never a value.
+    assert container(children)["env"] == [
+        {
+            "name": "OPENAI_API_KEY",
+            "valueFrom": {
+                "secretKeyRef": {"name": "chater-gpt-instance-api-key", "key": "OPENAI_API_KEY"}
+            },
+        }
+    ]
+
+
+def _walk(value: Any) -> Any:
+    yield value
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _walk(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _walk(item)
+
+
+def test_secrets_reach_the_pod_only_as_secret_key_refs() -> None:
+    children = render_children(parse(FULL_SPEC))
+    config = by_kind(children)["ConfigMap"]["data"]
+    assert not SECRET_VARIABLES & set(config), "a secret variable landed in the ConfigMap"
+    env = {item["name"]: item for item in container(children)["env"]}
+    assert set(env) == {
+        "OPENAI_API_KEY",
+        "REDIS_URL",
+        "KAFKA_SASL_USERNAME",
+        "KAFKA_SASL_PASSWORD",
+        "KAFKA_SSL_KEY_PASSWORD",
+    }
+    assert env["OPENAI_API_KEY"]["valueFrom"] == {
+        "secretKeyRef": {"name": "llm-keys", "key": "openai"}
+    }
+    assert env["KAFKA_SASL_PASSWORD"]["valueFrom"] == {
+        "secretKeyRef": {"name": "kafka-user", "key": "pass"}
+    }
+    # Nowhere in any object: no env entry with a literal value for a secret variable.
+    for node in _walk(children):
+        if isinstance(node, dict) and node.get("name") in SECRET_VARIABLES:
+            assert "value" not in node, node
+            assert set(node["valueFrom"]) == {"secretKeyRef"}
+
+
+def test_tls_files_are_mounted_read_only_from_their_secret() -> None:
+    children = render_children(parse(FULL_SPEC))
+    pod = by_kind(children)["Deployment"]["spec"]["template"]["spec"]
+    tls = next(v for v in pod["volumes"] if v["name"] == "kafka-tls")
+    assert tls["secret"]["secretName"] == "kafka-tls"
+    mount = next(m for m in container(children)["volumeMounts"] if m["name"] == "kafka-tls")
+    assert mount["readOnly"] is True
+    assert by_kind(children)["ConfigMap"]["data"]["KAFKA_SSL_CA_LOCATION"] == (
+        f"{mount['mountPath']}/ca.crt"
+    )
+
+
+def test_pod_is_hardened_probed_and_bounded() -> None:
+    children = render_children(parse(README_EXAMPLE["spec"]))
+    pod = by_kind(children)["Deployment"]["spec"]["template"]["spec"]
+    main = container(children)
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert main["securityContext"] == {
+        "runAsNonRoot": True,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    assert main["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "metrics"}
+    assert main["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert main["ports"][0]["containerPort"] == 8000
+    assert main["resources"] == {
+        "requests": {"memory": "256Mi", "cpu": "250m"},
+        "limits": {"memory": "512Mi", "cpu": "500m"},
+    }
+    # The service drains for SHUTDOWN_GRACE_SECONDS (25) before Kubernetes may kill it.
+    assert pod["terminationGracePeriodSeconds"] > 25
+    service = by_kind(children)["Service"]
+    assert service["spec"]["ports"][0]["port"] == 8000
+
+
+def test_user_resources_and_grace_replace_the_defaults() -> None:
+    children = render_children(parse(FULL_SPEC))
+    assert container(children)["resources"] == FULL_SPEC["resources"]
+    pod = by_kind(children)["Deployment"]["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] > FULL_SPEC["shutdownGraceSeconds"]
+    assert pod["affinity"] == FULL_SPEC["affinity"]
+
+
+def test_autoscaler_only_when_asked_and_then_it_owns_the_replica_count() -> None:
+    plain = by_kind(render_children(parse(README_EXAMPLE["spec"])))
+    assert not {"HorizontalPodAutoscaler", "ScaledObject"} & set(plain)
+    assert plain["Deployment"]["spec"]["replicas"] == 3
+
+    hpa = by_kind(render_children(parse(FULL_SPEC)))
+    assert "replicas" not in hpa["Deployment"]["spec"]
+    assert hpa["HorizontalPodAutoscaler"]["spec"]["minReplicas"] == 2
+    assert hpa["HorizontalPodAutoscaler"]["spec"]["maxReplicas"] == 8
+
+    keda_spec = {**README_EXAMPLE["spec"], "autoscaling": {"enabled": True, "lagThreshold": 20}}
+    keda = by_kind(render_children(parse(keda_spec)))
+    assert "HorizontalPodAutoscaler" not in keda
+    trigger = keda["ScaledObject"]["spec"]["triggers"][0]
+    assert trigger["type"] == "kafka"
+    assert trigger["metadata"]["consumerGroup"] == "chater-gpt-group"
+    assert trigger["metadata"]["topic"] == "gpt-send"
+    assert trigger["metadata"]["lagThreshold"] == "20"
+    assert keda["ScaledObject"]["spec"]["scaleTargetRef"] == {"name": "chater-gpt-instance"}
+
+
+def test_owner_references_only_for_children_in_the_crs_namespace() -> None:
+    same = render_children(parse(README_EXAMPLE["spec"]))  # CR and children in chater-gpt
+    for child in same:
+        (ref,) = child["metadata"]["ownerReferences"]
+        assert ref["uid"] == "uid-1"
+        assert ref["controller"] is True
+    elsewhere = Owner(name="chater-gpt-instance", namespace="default", uid="uid-1")
+    for child in render_children(parse(README_EXAMPLE["spec"], elsewhere)):
+        assert "ownerReferences" not in child["metadata"]
+        assert child["metadata"]["labels"]["chater.example.com/owner-uid"] == "uid-1"
+
+
+def test_a_replica_change_renders_a_different_deployment_only() -> None:
+    before = by_kind(render_children(parse(README_EXAMPLE["spec"])))
+    after = by_kind(render_children(parse({**README_EXAMPLE["spec"], "replicas": 5})))
+    changed = {kind for kind in before if before[kind] != after[kind]}
+    assert changed == {"Deployment"}
+    # ... and the pods themselves are not rolled.
+    assert before["Deployment"]["spec"]["template"] == after["Deployment"]["spec"]["template"]
+
+
+def test_a_settings_change_rolls_the_pods() -> None:
+    before = by_kind(render_children(parse(README_EXAMPLE["spec"])))
+    after = by_kind(render_children(parse({**README_EXAMPLE["spec"], "model": "gpt-4.1-mini"})))
+    annotation = "chater.example.com/config-hash"
+    old = before["Deployment"]["spec"]["template"]["metadata"]["annotations"][annotation]
+    new = after["Deployment"]["spec"]["template"]["metadata"]["annotations"][annotation]
+    assert old != new
+
+
+def test_rendering_is_deterministic() -> None:
+    first = render_children(parse(FULL_SPEC))
+    second = render_children(parse(FULL_SPEC))
+    assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)

@@ -1,0 +1,109 @@
+"""The processor's pauses: consumption stays paused exactly while some request waits on
+an open breaker, and never outlives the requests that caused it."""
+
+from __future__ import annotations
+
+import asyncio
+
+from chater_gpt.backends.base import ChatCall, ChatResult
+from chater_gpt.context.builder import ContextBuilder
+from chater_gpt.context.history import InMemoryHistoryStore
+from chater_gpt.contracts import ChatRequest, Job
+from chater_gpt.errors import BackendUnavailable, CircuitOpen
+from chater_gpt.kafka.pipeline import PauseGate
+from chater_gpt.outcomes import InMemoryOutcomeStore
+from chater_gpt.processor import RequestProcessor
+
+
+class ScriptedBackend:
+    """Raises the scripted errors in turn, then answers."""
+
+    name = "scripted"
+
+    def __init__(self, *errors: Exception) -> None:
+        self.errors = list(errors)
+        self.calls = 0
+
+    async def complete(self, call: ChatCall) -> ChatResult:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return ChatResult("fine", call.model, 5, 1, "stop", self.name)
+
+    async def aclose(self) -> None:
+        pass
+
+
+def job(key: str) -> Job:
+    request = ChatRequest(
+        key=key,
+        message="hello",
+        conversation=None,
+        context=(),
+        model="gpt-4o-mini",
+        max_tokens=10,
+        temperature=0.0,
+        system_prompt=None,
+        images=(),
+        request_id=None,
+        app_code=None,
+    )
+    return Job(request=request, dedupe_id=f"d-{key}", received_at=0.0, correlation_id=key)
+
+
+def processor(backend: ScriptedBackend, gate: PauseGate) -> RequestProcessor:
+    return RequestProcessor(
+        backend=backend,
+        builder=ContextBuilder(8000),
+        history=InMemoryHistoryStore(max_history=10, ttl_seconds=60, max_conversations=10),
+        outcomes=InMemoryOutcomeStore(ttl_seconds=60),
+        pauser=gate,
+        system_prompt="Be brief.",
+        min_breaker_wait=0.0,
+    )
+
+
+async def test_the_breaker_pause_lasts_while_a_request_waits_and_ends_when_it_is_answered() -> None:
+    gate = PauseGate()
+    backend = ScriptedBackend(CircuitOpen("open", retry_after=0.0))
+    reply = await processor(backend, gate).process(job("a"))
+    assert b'"response":"fine"' in reply
+    assert backend.calls == 2
+    assert gate.reasons == frozenset()
+
+
+async def test_the_pause_is_lifted_even_when_the_waiting_request_fails() -> None:
+    seen: list[frozenset[str]] = []
+    gate = PauseGate(on_change=seen.append)
+    backend = ScriptedBackend(CircuitOpen("open", retry_after=0.0), BackendUnavailable("down"))
+    reply = await processor(backend, gate).process(job("b"))
+    assert b'"code":"backend_unavailable"' in reply
+    assert seen == [frozenset({"breaker"}), frozenset()]  # paused, then lifted
+
+
+class GatedBackend(ScriptedBackend):
+    """Open breaker for "slow" until released; one open-breaker answer for the others."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.tried: set[str] = set()
+
+    async def complete(self, call: ChatCall) -> ChatResult:
+        first_try = call.request_id not in self.tried
+        self.tried.add(call.request_id)
+        if (call.request_id == "slow" and not self.release.is_set()) or first_try:
+            raise CircuitOpen("open", retry_after=0.0)
+        return await super().complete(call)
+
+
+async def test_two_waiters_keep_the_pause_until_the_last_one_leaves() -> None:
+    gate = PauseGate()
+    backend = GatedBackend()
+    shared = processor(backend, gate)
+    slow = asyncio.create_task(shared.process(job("slow")))
+    await shared.process(job("fast"))
+    assert gate.reasons == frozenset({"breaker"})  # "slow" still waits
+    backend.release.set()
+    await slow
+    assert gate.reasons == frozenset()
