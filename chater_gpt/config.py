@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000)
     kafka_heartbeat_interval_ms: int = Field(default=1_000, ge=100)
     kafka_max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
+    # After start-up, how long "no partition assigned yet" still counts as joining
+    # (/readyz waits); past it, a member without partitions is an idle standby.
+    kafka_join_grace_seconds: float = Field(default=60.0, ge=0)
     commit_interval_seconds: float = Field(default=1.0, gt=0)
 
     # --- processing ----------------------------------------------------------
@@ -117,6 +120,9 @@ class Settings(BaseSettings):
     redis_url: SecretStr | None = None
     # Requests wait for a free connection rather than fail when all are busy.
     redis_max_connections: int = Field(default=64, ge=2)
+    # Every key this service writes starts with it: two deployments (or test runs)
+    # sharing one Redis keep their limits, breakers and histories apart.
+    redis_key_prefix: str = Field(default="chater:", min_length=1, max_length=64)
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     context_window: int = Field(default=8000, ge=256)
     # Who counts tokens: "auto" (KoboldCPP's endpoint with that backend, else the OpenAI

@@ -106,12 +106,18 @@ def build_parts(settings: Settings, *, redact: Callable[[str], str] = str) -> Se
         redis = redis_client(
             settings.redis_url.get_secret_value(), max_connections=settings.redis_max_connections
         )
+        prefix = settings.redis_key_prefix
         history = RedisHistoryStore(
-            redis, max_history=settings.max_history, ttl_seconds=settings.context_ttl_seconds
+            redis,
+            max_history=settings.max_history,
+            ttl_seconds=settings.context_ttl_seconds,
+            prefix=prefix,
         )
-        outcomes = RedisOutcomeStore(redis, ttl_seconds=settings.outcome_ttl_seconds)
+        outcomes = RedisOutcomeStore(redis, ttl_seconds=settings.outcome_ttl_seconds, prefix=prefix)
         if settings.response_cache_enabled:
-            cache = RedisResponseCache(redis, ttl_seconds=settings.response_cache_ttl_seconds)
+            cache = RedisResponseCache(
+                redis, ttl_seconds=settings.response_cache_ttl_seconds, prefix=prefix
+            )
     else:
         history = InMemoryHistoryStore(
             max_history=settings.max_history,
@@ -173,11 +179,19 @@ class Service:
         self.ingress: KafkaIngress | None = None
         self.health_port: int | None = None
         self._heartbeat = Heartbeat()
+        self._failure: str | None = None
 
     def request_stop(self) -> None:
         if not self._stop.is_set():
             log.info("stop requested: draining")
             self._stop.set()
+
+    def fail(self, reason: str) -> None:
+        """Stop because a part can no longer work; `run` then returns 1 (a restart
+        replays whatever was not acknowledged)."""
+        log.error("stopping: %s", reason)
+        self._failure = self._failure or reason
+        self.request_stop()
 
     async def wait_assigned(self, timeout: float) -> None:
         """Until the consumer owns at least one partition (tests, the demo)."""
@@ -190,7 +204,7 @@ class Service:
         common = settings.kafka_common_config()
         parts = self._parts
         metrics = parts.metrics
-        producer = KafkaReplyProducer(common, loop)
+        producer = KafkaReplyProducer(common, loop, on_fatal=self.fail)
         gate = PauseGate()
         processor = RequestProcessor(
             backend=parts.backend,
@@ -240,6 +254,7 @@ class Service:
                 redis=RedisCheck(parts.redis.ping if parts.redis is not None else None),
                 draining=self._stop.is_set,
                 breakers=parts.breaker_states,
+                join_grace=settings.kafka_join_grace_seconds,
             ),
             metrics,
             port=settings.metrics_port,
@@ -257,7 +272,8 @@ class Service:
             await asyncio.wait({stopped, consumer_done}, return_when=asyncio.FIRST_COMPLETED)
             if consumer_done.done():
                 consumer_done.result()  # a consumer failure ends the run with its error
-            return await self._shutdown(pipeline, ingress, producer, consumer_done)
+            code = await self._shutdown(pipeline, ingress, producer, consumer_done)
+            return 1 if self._failure else code
         finally:
             committer.cancel()
             stopped.cancel()

@@ -51,7 +51,9 @@ def run_usage(settings: Settings, user: str, day: date | None, *, out: TextIO = 
         assert settings.redis_url is not None
         redis = Redis.from_url(settings.redis_url.get_secret_value())
         try:
-            return await user_usage(TokenBudget(RedisBudgetStore(redis)), user, day)
+            return await user_usage(
+                TokenBudget(RedisBudgetStore(redis, prefix=settings.redis_key_prefix)), user, day
+            )
         finally:
             await redis.aclose()
 

@@ -98,7 +98,9 @@ def build_breaker(name: str, settings: Settings, redis: Redis | None) -> Breaker
         name,
         fail_max=settings.breaker_fail_max,
         reset_seconds=settings.breaker_reset_seconds,
-        store=RedisBreakerStore(redis, name) if redis is not None else None,
+        store=RedisBreakerStore(redis, name, prefix=settings.redis_key_prefix)
+        if redis is not None
+        else None,
         # A probe holds its claim at most this long if its replica dies mid-call.
         probe_ttl=2 * settings.timeout + 10,
     )
@@ -114,7 +116,7 @@ def build_backend_stack(
     on_rate_wait: Callable[[float], None] | None = None,
     raw_backend: Callable[[BackendKind, Settings], LLMBackend] = build_raw_backend,
 ) -> BackendStack:
-    rates = rate_store(redis)
+    rates = rate_store(redis, prefix=settings.redis_key_prefix)
     kinds = [settings.llm_backend]
     if settings.fallback_backend is not None and settings.fallback_backend not in kinds:
         kinds.append(settings.fallback_backend)

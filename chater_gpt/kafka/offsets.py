@@ -8,6 +8,7 @@ below which every consumed offset has finished. Pure bookkeeping, no I/O.
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -18,6 +19,9 @@ TopicPartition = tuple[str, int]
 class PartitionOffsets:
     """Consumed-but-unfinished offsets of one partition, in consumption order."""
 
+    # Which assignment of the partition this is: work consumed under an earlier one
+    # (before a loss and re-assignment) must not finish offsets of this one.
+    epoch: int = 0
     pending: deque[int] = field(default_factory=deque)
     finished: set[int] = field(default_factory=set)
     # Next offset to commit (Kafka commits "the next offset to read").
@@ -50,6 +54,7 @@ class OffsetTracker:
     def __init__(self) -> None:
         self._partitions: dict[TopicPartition, PartitionOffsets] = {}
         self._in_flight = 0
+        self._epochs = itertools.count(1)
 
     @property
     def in_flight(self) -> int:
@@ -58,7 +63,8 @@ class OffsetTracker:
 
     def assign(self, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
-            self._partitions.setdefault(tp, PartitionOffsets())
+            if tp not in self._partitions:
+                self._partitions[tp] = PartitionOffsets(epoch=next(self._epochs))
 
     def revoke(self, partitions: list[TopicPartition]) -> None:
         """Forget partitions; their unfinished work no longer counts (or commits)."""
@@ -67,23 +73,25 @@ class OffsetTracker:
             if state is not None:
                 self._in_flight -= state.in_flight
 
-    def owns(self, tp: TopicPartition) -> bool:
-        return tp in self._partitions
+    def owns(self, tp: TopicPartition, epoch: int) -> bool:
+        """Whether work tracked under `epoch` still belongs to the current assignment."""
+        state = self._partitions.get(tp)
+        return state is not None and state.epoch == epoch
 
-    def track(self, tp: TopicPartition, offset: int) -> bool:
-        """Record a consumed offset. False when the partition is not (or no longer) ours."""
+    def track(self, tp: TopicPartition, offset: int) -> int | None:
+        """Record a consumed offset; its assignment epoch, or None when the partition is
+        not (or no longer) ours."""
         state = self._partitions.get(tp)
         if state is None:
-            return False
+            return None
         state.track(offset)
         self._in_flight += 1
-        return True
+        return state.epoch
 
-    def finish(self, tp: TopicPartition, offset: int) -> None:
-        state = self._partitions.get(tp)
-        if state is None:
-            return  # revoked meanwhile: the new owner will replay it
-        state.finish(offset)
+    def finish(self, tp: TopicPartition, offset: int, epoch: int) -> None:
+        if not self.owns(tp, epoch):
+            return  # revoked or lost meanwhile: the partition's owner replays it
+        self._partitions[tp].finish(offset)
         self._in_flight -= 1
 
     def unfinished(self, partitions: list[TopicPartition]) -> int:

@@ -127,6 +127,7 @@ def propagated_headers(raw: RawHeaders | None) -> list[tuple[str, bytes]]:
 @dataclass(slots=True)
 class InFlight:
     tp: TopicPartition
+    epoch: int
     offset: int
     key: str
     job: Job
@@ -194,7 +195,8 @@ class Pipeline:
         assert partition is not None
         assert offset is not None
         tp = (topic, partition)
-        if not self.tracker.track(tp, offset):
+        epoch = self.tracker.track(tp, offset)
+        if epoch is None:
             return  # from a partition revoked meanwhile: its new owner replays it
         raw = message.value()
         request = self._decoder.decode(message.key(), raw)
@@ -207,7 +209,7 @@ class Pipeline:
                 request.error.message,
             )
             self._observer.rejected_without_key()
-            self._finish(tp, offset)
+            self._finish(tp, offset, epoch)
             return
         key = request.key
         assert key is not None
@@ -227,7 +229,7 @@ class Pipeline:
             correlation_id=correlation,
         )
         ts_type, ts = message.timestamp()
-        item = InFlight(tp, offset, key, job, headers, ts if ts_type != 0 else None)
+        item = InFlight(tp, epoch, offset, key, job, headers, ts if ts_type != 0 else None)
         self._dispatcher.submit(request.ordering_key, item)
 
     async def assigned(self, partitions: list[TopicPartition]) -> None:
@@ -251,6 +253,8 @@ class Pipeline:
     async def lost(self, partitions: list[TopicPartition]) -> None:
         self._revoking.update(partitions)
         self.tracker.revoke(partitions)
+        for tp in partitions:
+            self._running.pop(tp, None)
 
     # --- commits and shutdown -----------------------------------------------------
 
@@ -290,13 +294,13 @@ class Pipeline:
     # --- one message ----------------------------------------------------------------
 
     async def _handle(self, item: InFlight) -> None:
-        if item.tp in self._revoking or not self.tracker.owns(item.tp):
-            return  # abandoned: the partition's new owner replays it
+        if item.tp in self._revoking or not self.tracker.owns(item.tp, item.epoch):
+            return  # abandoned: the partition's owner replays it
         self._running[item.tp] += 1
         try:
             reply = await self._processor.process(item.job)
         except BaseException:
-            self._release(item.tp)
+            self._release(item)
             raise
         self._send(item, reply)
 
@@ -307,8 +311,8 @@ class Pipeline:
                     kafka_timestamp_ms=item.kafka_timestamp_ms,
                     seconds_in_service=self._clock() - item.job.received_at,
                 )
-                self._finish(item.tp, item.offset)
-                self._release(item.tp)
+                self._finish(item.tp, item.offset, item.epoch)
+                self._release(item)
                 return
             # librdkafka already retried for message.timeout.ms; keep the offset
             # uncommitted and try again, so the reply is never silently lost.
@@ -320,11 +324,12 @@ class Pipeline:
 
         self._sink.send(self._response_topic, item.key, reply, item.headers, delivered)
 
-    def _finish(self, tp: TopicPartition, offset: int) -> None:
-        self.tracker.finish(tp, offset)
+    def _finish(self, tp: TopicPartition, offset: int, epoch: int) -> None:
+        self.tracker.finish(tp, offset, epoch)
         self._progress.set()
 
-    def _release(self, tp: TopicPartition) -> None:
-        if self._running[tp] > 0:
-            self._running[tp] -= 1
+    def _release(self, item: InFlight) -> None:
+        # Work of an earlier assignment no longer counts towards this one's drain.
+        if self.tracker.owns(item.tp, item.epoch) and self._running[item.tp] > 0:
+            self._running[item.tp] -= 1
         self._progress.set()

@@ -3,6 +3,9 @@
 librdkafka reports deliveries from `poll()`; a small thread polls and hands each
 batch of reports to the event loop in one `call_soon_threadsafe`, so the loop
 never blocks on the producer and pays one wake-up per batch, not per message.
+A fatal producer error (the idempotent producer can no longer guarantee order)
+is handed to `on_fatal`: every later send would fail, so the service stops and
+its unacknowledged requests are replayed by the next start.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 log = logging.getLogger(__name__)
 
@@ -31,16 +34,24 @@ class ReplySink(Protocol):
 
 
 class KafkaReplyProducer:
-    def __init__(self, config: dict[str, Any], loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        loop: asyncio.AbstractEventLoop,
+        on_fatal: Callable[[str], None] | None = None,
+    ) -> None:
         conf = {
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": 1,
             "compression.type": "lz4",
             **config,
+            "error_cb": self._on_error,
         }
-        self._producer = Producer(conf)
         self._loop = loop
+        self._on_fatal = on_fatal
+        self.fatal_error: str | None = None
+        self._producer = Producer(conf)
         self._reports: list[tuple[DeliveryCallback, KafkaError | None]] = []
         self._reports_lock = threading.Lock()
         self._stop = threading.Event()
@@ -69,6 +80,24 @@ class KafkaReplyProducer:
             except BufferError:
                 # Local queue full: let librdkafka drain a little, then try again.
                 self._producer.poll(0.05)
+            except KafkaException as exc:
+                # Refused outright (fatal state, oversized reply): report it like a
+                # failed delivery, so the caller's retry-or-keep-uncommitted path runs.
+                error: KafkaError = exc.args[0]
+                self._loop.call_soon(on_delivery, error)
+                return
+
+    def _on_error(self, err: KafkaError) -> None:
+        # Called from poll(), in the polling thread. Transient trouble (a broker down)
+        # is retried by librdkafka itself; only a fatal error needs the service.
+        if not err.fatal():
+            log.warning("Kafka producer error: %s", err.str())
+            return
+        log.error("fatal Kafka producer error: %s", err.str())
+        if self.fatal_error is None:
+            self.fatal_error = err.str()
+            if self._on_fatal is not None and not self._loop.is_closed():
+                self._loop.call_soon_threadsafe(self._on_fatal, f"reply producer: {err.str()}")
 
     def _poll_forever(self) -> None:
         while not self._stop.is_set():

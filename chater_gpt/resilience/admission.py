@@ -169,7 +169,7 @@ class AdmissionControl:
                 )
 
 
-def rate_store(redis: Redis | None, *, prefix: str = "chater:") -> RateStore:
+def rate_store(redis: Redis | None, *, prefix: str) -> RateStore:
     """Shared through Redis when there is one (falling back per process), else per process."""
     if redis is None:
         return MemoryRateStore()
@@ -177,12 +177,15 @@ def rate_store(redis: Redis | None, *, prefix: str = "chater:") -> RateStore:
 
 
 def build_admission(settings: Settings, redis: Redis | None) -> AdmissionControl:
+    prefix = settings.redis_key_prefix
     budget_store = (
-        MemoryBudgetStore() if redis is None else FailoverBudgetStore(RedisBudgetStore(redis))
+        MemoryBudgetStore()
+        if redis is None
+        else FailoverBudgetStore(RedisBudgetStore(redis, prefix=prefix))
     )
     policy = load_policy(settings.tenant_policy_file) if settings.tenant_policy_file else None
     return AdmissionControl(
-        limiter=RateLimiter(rate_store(redis)),
+        limiter=RateLimiter(rate_store(redis, prefix=prefix)),
         budget=TokenBudget(budget_store),
         limits=AdmissionLimits(
             daily_token_limit=settings.daily_token_limit,

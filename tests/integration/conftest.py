@@ -118,6 +118,8 @@ def service_config(
         "model": "gpt-4o-mini",
         "vision_model": "gpt-4o",
         "redis_url": None,
+        # Tests share the machine's Redis: each test's keys stay apart from the others'.
+        "redis_key_prefix": f"test:{topics.group}:",
         "kafka_session_timeout_ms": 3000,
         "kafka_heartbeat_interval_ms": 300,
         "commit_interval_seconds": 0.2,

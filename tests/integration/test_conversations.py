@@ -95,7 +95,8 @@ async def test_history_is_trimmed_expires_and_is_forgotten_in_redis(
         ]
         client = redis.Redis.from_url(redis_url)
         user_digest = hashlib.sha256(user.encode()).hexdigest()[:32]
-        mine = list(client.scan_iter(match=f"chater:{{u:{user_digest}}}:*"))
+        prefix = settings.redis_key_prefix
+        mine = list(client.scan_iter(match=f"{prefix}{{u:{user_digest}}}:*"))
         lists = [k for k in mine if client.type(k) == b"list"]
         assert len(lists) == 1
         assert all(0 < client.ttl(key) <= 600 for key in mine)  # the retention policy

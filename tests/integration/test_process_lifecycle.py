@@ -4,11 +4,18 @@ and bad configuration stops it at once with a clear message."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
 
-from tests.integration.conftest import FAKE_API_KEY, Broker, Topics, service_config
+from tests.integration.conftest import (
+    FAKE_API_KEY,
+    Broker,
+    SettingsFactory,
+    Topics,
+    service_config,
+)
 from tests.support.scripted_openai import ScriptedOpenAI
 from tests.support.service_runner import (
     ROOT,
@@ -125,3 +132,18 @@ def test_invalid_configuration_exits_nonzero_naming_the_variable() -> None:
     )
     assert done.returncode == 2
     assert "BOOTSTRAP_SERVER" in done.stderr.decode()
+
+
+async def test_a_part_that_can_no_longer_work_stops_the_service_with_exit_code_1(
+    make_settings: SettingsFactory,
+) -> None:
+    # What a fatal reply-producer error does: stop (draining what it can), exit 1, and
+    # let the restart replay whatever was not acknowledged.
+    from chater_gpt.service import Service, build_parts
+
+    settings = make_settings(shutdown_grace_seconds=2)
+    service = Service(settings, build_parts(settings))
+    run = asyncio.create_task(service.run(install_signal_handlers=False))
+    await service.wait_assigned(30)
+    service.fail("reply producer: fatal error (test)")
+    assert await asyncio.wait_for(run, 30) == 1

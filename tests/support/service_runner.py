@@ -63,11 +63,11 @@ class ServiceProcess:
 
     def __init__(self, settings: Mapping[str, Any], log_path: Path) -> None:
         self._env = settings_env(settings)
-        self._log_path = log_path
+        self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ServiceProcess:
-        log = self._log_path.open("ab")
+        log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "main.py", "run"],
             cwd=ROOT,
@@ -98,7 +98,7 @@ class ServiceProcess:
 
     @property
     def log_text(self) -> str:
-        return self._log_path.read_text(errors="replace") if self._log_path.exists() else ""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,11 @@ leaked secrets and for error replies that say too much."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,17 @@ class ChildService:
     @property
     def log_text(self) -> str:
         return self.process.log_text
+
+    def diagnosis(self, lines: int = 40) -> str:
+        """Whether it runs, and the last warnings of its log (service and librdkafka)."""
+        notable = [
+            line
+            for line in self.log_text.splitlines()
+            if "WARNING" in line or "ERROR" in line or line.startswith(("%3|", "%4|", "%5|"))
+        ]
+        proc = self.process.proc
+        state = "running" if self.alive else f"exited ({proc.returncode if proc else None})"
+        return f"--- {self.process.log_path.name}: {state}\n" + "\n".join(notable[-lines:])
 
     def get(self, path: str, timeout: float = 3.0) -> tuple[int, str]:
         """(status, body) of a health endpoint; (0, reason) when nothing answers."""
@@ -106,8 +118,13 @@ def wait_answered(
     reply_id: Callable[[Reply], str | None],
     expected: set[str],
     timeout: float,
+    watch: Sequence[ChildService] = (),
 ) -> list[Reply]:
-    """Block (on the collector's arrivals) until every expected id has a reply."""
+    """Block (on the collector's arrivals) until every expected id has a reply.
+
+    `watch`: services that must stay up meanwhile; one that exits fails the wait at
+    once, and any failure quotes the tail of each one's log (what CI shows us).
+    """
     deadline = time.monotonic() + timeout
     while True:
         replies = list(collector.replies)
@@ -115,16 +132,17 @@ def wait_answered(
         missing = expected - answered
         if not missing:
             return replies
+        dead = [child for child in watch if not child.alive]
         remaining = deadline - time.monotonic()
-        try:
-            if remaining <= 0:
-                raise AssertionError("timed out")
-            collector.wait_for(len(replies) + 1, remaining)
-        except AssertionError:
+        if dead or remaining <= 0:
+            what = "a service exited" if dead else f"after {timeout} s"
             raise AssertionError(
-                f"{len(missing)} of {len(expected)} requests unanswered after {timeout} s: "
-                f"{sorted(missing)[:5]}"
-            ) from None
+                f"{len(missing)} of {len(expected)} requests unanswered ({what}): "
+                f"{sorted(missing)[:5]}\n" + "\n".join(child.diagnosis() for child in watch)
+            )
+        # Wake on the next reply, or every few seconds to look at the services.
+        with contextlib.suppress(AssertionError):
+            collector.wait_for(len(replies) + 1, min(remaining, 2.0))
 
 
 def echoed(reply: Reply) -> str | None:

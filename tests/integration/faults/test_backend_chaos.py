@@ -121,7 +121,7 @@ def test_a_chaotic_backend_gets_retries_a_breaker_and_never_more_than_the_rate(
         finally:
             chaos.outage = False
         replies_during_outage = len(collector.replies) - replies_at_outage
-        replies = wait_answered(collector, lambda r: r.key, set(keys), timeout=240)
+        replies = wait_answered(collector, lambda r: r.key, set(keys), timeout=240, watch=[child])
         duration = time.monotonic() - started
         problems = scan_service([child], replies, [FAKE_API_KEY])
         assert child.terminate() == 0, child.log_text[-2000:]

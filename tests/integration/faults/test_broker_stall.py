@@ -82,7 +82,7 @@ def test_a_frozen_broker_is_reported_and_survived(
         finally:
             embedded.thaw()
         answered_during_stall = len(collector.replies)
-        replies = wait_answered(collector, echoed, set(texts), timeout=240)
+        replies = wait_answered(collector, echoed, set(texts), timeout=240, watch=[child])
         ready_again = child.wait_http("/readyz", lambda s, _: s == 200, timeout=60)
         duration = time.monotonic() - started
         problems = scan_service([child], replies, [FAKE_API_KEY])
@@ -120,8 +120,8 @@ def test_a_frozen_broker_is_reported_and_survived(
     }
 
 
-# ServiceHealth's default join grace: until then, no assignment reads "waiting".
-JOIN_GRACE_SECONDS = 60.0
+# Until the join grace is over, no assignment reads "waiting" (KAFKA_JOIN_GRACE_SECONDS).
+JOIN_GRACE_SECONDS = 3.0
 
 
 def test_a_stall_after_the_join_grace_is_reported_by_readyz(
@@ -134,7 +134,10 @@ def test_a_stall_after_the_join_grace_is_reported_by_readyz(
     topics = Topics("late-stall-send", "late-stall-response", "late-stall-group")
     private_broker.create_topics([topics.request, topics.response])
     with ScriptedOpenAI(record=False) as scripted:
-        child = children(service_config(private_broker, topics, scripted), "service")
+        config = service_config(
+            private_broker, topics, scripted, kafka_join_grace_seconds=JOIN_GRACE_SECONDS
+        )
+        child = children(config, "service")
         child.wait_http("/readyz", lambda s, _: s == 200, timeout=60)
         # A service in production has been up for long: past the start-up join grace.
         time.sleep(JOIN_GRACE_SECONDS)

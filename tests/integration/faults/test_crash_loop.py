@@ -74,7 +74,7 @@ def test_sigkill_three_times_loses_nothing_and_keeps_conversation_order(
             child.kill()
             answered_before.append((answered, len(billed.snapshot())))
             child = children(config, f"run-{kill + 1}")
-        replies = wait_answered(collector, echoed, set(texts), timeout=240)
+        replies = wait_answered(collector, echoed, set(texts), timeout=240, watch=[child])
         duration = time.monotonic() - started
         problems = scan_service([child], replies, [FAKE_API_KEY])
         assert child.terminate() == 0, child.log_text[-2000:]
@@ -139,7 +139,7 @@ def test_replays_stay_free_with_more_than_100_requests_in_flight(
         collector = collectors(broker.bootstrap, topics.response)
         produce_tracked(broker.bootstrap, topics.request, [envelope(k, message=k) for k in keys])
         first = children(config, "first")
-        wait_answered(collector, lambda r: r.key, set(keys), timeout=60)
+        wait_answered(collector, lambda r: r.key, set(keys), timeout=60, watch=[first])
         first.kill()
         second = children(config, "second")
         collector.wait_for(2 * len(keys), timeout=60)

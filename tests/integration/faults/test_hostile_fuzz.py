@@ -69,18 +69,20 @@ def test_ten_thousand_hostile_messages_get_documented_answers_and_nothing_leaks(
         ends = produce_raw(
             broker.bootstrap, topics.request, [(m.kafka_key, m.value) for m in messages[:WARMUP]]
         )
-        wait_answered(collector, lambda r: r.key, {m.key or "" for m in messages[:WARMUP]}, 120)
+        wait_answered(
+            collector, lambda r: r.key, {m.key or "" for m in messages[:WARMUP]}, 120, watch=[child]
+        )
         rss_warm = child.memory_kb()
         rest = produce_raw(
             broker.bootstrap, topics.request, [(m.kafka_key, m.value) for m in messages[WARMUP:]]
         )
         first_run = {m.key for m in messages if m.key is not None}
-        wait_answered(collector, lambda r: r.key, first_run, timeout=240)
+        wait_answered(collector, lambda r: r.key, first_run, timeout=240, watch=[child])
         rss_first = child.memory_kb()
         last = produce_raw(
             broker.bootstrap, topics.request, [(m.kafka_key, m.value) for m in again]
         )
-        replies = wait_answered(collector, lambda r: r.key, set(keyed), timeout=240)
+        replies = wait_answered(collector, lambda r: r.key, set(keyed), timeout=240, watch=[child])
         duration = time.monotonic() - started
         rss_end, rss_peak = child.memory_kb(), child.memory_kb("VmHWM")
         assert child.alive

@@ -80,7 +80,7 @@ def test_one_poison_message_in_eleven_never_disturbs_the_good_ones(
         started = time.monotonic()
         produce_raw(broker.bootstrap, topics.request, messages)
         collector.wait_for(count, timeout=120)
-        replies = wait_answered(collector, echoed, set(good), timeout=60)
+        replies = wait_answered(collector, echoed, set(good), timeout=60, watch=[child])
         duration = time.monotonic() - started
         problems = scan_service([child], replies, [FAKE_API_KEY])
         assert child.terminate() == 0, child.log_text[-2000:]

@@ -61,7 +61,7 @@ def test_a_replica_joining_and_one_leaving_under_load_keep_order_and_lose_nothin
         collector.wait_for(answered_at_join + count // 10, timeout=120)
         answered_at_leave = len(collector.replies)
         assert first.terminate() == 0, first.log_text[-2000:]
-        replies = wait_answered(collector, echoed, set(texts), timeout=240)
+        replies = wait_answered(collector, echoed, set(texts), timeout=240, watch=[second, third])
         duration = time.monotonic() - started
         problems = scan_service([first, second, third], replies, [FAKE_API_KEY])
         for child in (second, third):

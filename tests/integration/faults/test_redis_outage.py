@@ -72,7 +72,7 @@ def test_redis_down_for_15_seconds_degrades_to_no_history_and_loses_nothing(
         produce_requests(broker.bootstrap, topics.request, during_messages)
         status, body = child.wait_http("/readyz", lambda s, _: s == 503, timeout=outage)
         readyz_during = (status, body)
-        wait_answered(collector, echoed, set(before + during), timeout=outage)
+        wait_answered(collector, echoed, set(before + during), timeout=outage, watch=[child])
         answered_during_outage = time.monotonic() - stopped_at
         assert child.alive
         time.sleep(max(0.0, outage - (time.monotonic() - stopped_at)))  # the outage itself
@@ -81,7 +81,9 @@ def test_redis_down_for_15_seconds_degrades_to_no_history_and_loses_nothing(
         child.wait_http("/readyz", lambda s, _: s == 200, timeout=30)
         ready_after = time.monotonic() - restarted_at
         produce_requests(broker.bootstrap, topics.request, after_messages)
-        replies = wait_answered(collector, echoed, set(before + during + after), timeout=120)
+        replies = wait_answered(
+            collector, echoed, set(before + during + after), timeout=120, watch=[child]
+        )
         duration = time.monotonic() - started
         problems = scan_service([child], replies, [FAKE_API_KEY, REDIS_PASSWORD])
         assert child.terminate() == 0, child.log_text[-2000:]

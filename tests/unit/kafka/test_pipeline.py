@@ -216,3 +216,29 @@ async def test_revocation_waits_for_started_work_then_offers_its_commit() -> Non
     await settle()
     assert len(sink.sent) == 1
     assert pipeline.tracker.in_flight == 0
+
+
+async def test_work_queued_before_a_loss_is_dropped_when_the_partition_returns() -> None:
+    # The group session timed out (partitions lost) and the same partition came back:
+    # the consumer replays from the last commit, so the old queue must not run as well.
+    pipeline, sink, processor = make_pipeline()
+    await pipeline.assigned([TP])
+    processor.gates["a"] = asyncio.Event()
+    await pipeline.accept([chat(0, "a", "first"), chat(1, "a", "second")])
+    await settle()
+    await pipeline.lost([TP])
+    await pipeline.assigned([TP])
+    await pipeline.accept([chat(0, "b", "replayed")])
+    processor.gates["a"].set()
+    await settle()
+    # The started "first" still answers (its outcome is recorded), but "second" never
+    # starts, and the old reply's acknowledgement does not finish the replay's offset 0.
+    assert processor.started == ["a", "b"]
+    assert sorted(key for key, *_ in sink.sent) == ["a", "b"]
+    old, replay = sorted(range(2), key=lambda index: sink.sent[index][0])
+    sink.ack(old)
+    assert pipeline.take_commits() == []
+    assert pipeline.tracker.in_flight == 1
+    sink.ack(replay)
+    assert pipeline.take_commits() == [(TP, 1)]
+    assert pipeline.tracker.in_flight == 0
