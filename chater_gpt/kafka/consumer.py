@@ -77,6 +77,9 @@ class KafkaIngress:
         self._done: asyncio.Future[None] = loop.create_future()
         self._assigned: set[TP] = set()
         self._paused = False
+        # False after an assignment: librdkafka keeps a partition paused across a loss and
+        # re-assignment, so the next poll applies pause or resume whatever it remembers.
+        self._pause_applied = True
         self.last_poll = time.monotonic()
         self.broker_error: str | None = None
         self._thread = threading.Thread(target=self._run, name="kafka-consumer", daemon=True)
@@ -170,7 +173,7 @@ class KafkaIngress:
             self._call_loop(self._handler.accept(messages))
 
     def _set_paused(self, consumer: Consumer, pause: bool) -> None:
-        if pause == self._paused or not self._assigned:
+        if (pause == self._paused and self._pause_applied) or not self._assigned:
             return
         partitions = [TopicPartition(t, p) for t, p in self._assigned]
         if pause:
@@ -178,6 +181,7 @@ class KafkaIngress:
         else:
             consumer.resume(partitions)
         self._paused = pause
+        self._pause_applied = True
 
     def _apply_commits(self, consumer: Consumer, *, asynchronous: bool) -> None:
         latest: dict[TP, int] = {}
@@ -214,7 +218,7 @@ class KafkaIngress:
         log.info("partitions assigned: %s", _describe(tps))
         self.broker_error = None  # back in the group: whatever was wrong has passed
         self._assigned.update(tps)
-        self._paused = False
+        self._pause_applied = False
         self._call_loop(self._handler.assigned(tps))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
