@@ -319,6 +319,9 @@ class Pipeline:
             item.attempts += 1
             self._observer.delivery_failed()
             log.error("reply delivery failed (attempt %d): %s", item.attempts, err.str())
+            if not self.tracker.owns(item.tp, item.epoch):
+                self._release(item)
+                return  # no longer ours: the partition's owner replays (and answers) it
             loop = asyncio.get_running_loop()
             loop.call_later(min(30.0, 0.5 * 2**item.attempts), self._send, item, reply)
 

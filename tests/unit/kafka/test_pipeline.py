@@ -242,3 +242,14 @@ async def test_work_queued_before_a_loss_is_dropped_when_the_partition_returns()
     sink.ack(replay)
     assert pipeline.take_commits() == [(TP, 1)]
     assert pipeline.tracker.in_flight == 0
+
+
+async def test_a_failed_delivery_is_not_resent_once_the_partition_is_gone() -> None:
+    pipeline, sink, _ = make_pipeline()
+    await pipeline.assigned([TP])
+    await pipeline.accept([chat(0, "a")])
+    await settle()
+    await pipeline.lost([TP])
+    sink.ack(0, KafkaError(KafkaError._MSG_TIMED_OUT))
+    await asyncio.sleep(1.2)  # past the first retry's back-off (1 s): nothing is resent
+    assert len(sink.sent) == 1
