@@ -70,7 +70,12 @@ class Settings(BaseSettings):
     commit_interval_seconds: float = Field(default=1.0, gt=0)
 
     # --- processing ----------------------------------------------------------
+    # Requests being processed at once (LLM calls in flight), at most.
     max_in_flight: int = Field(default=256, ge=1, le=10_000)
+    # Consumed requests that may wait for a processing slot; consumption pauses only
+    # when these are taken too. A paused partition takes librdkafka ~0.5-1 s to fetch
+    # again after a resume, so a small queue keeps a full service from stalling.
+    max_queued: int = Field(default=128, ge=0, le=10_000)
     shutdown_grace_seconds: float = Field(default=25.0, ge=0)
 
     # --- LLM backend ---------------------------------------------------------

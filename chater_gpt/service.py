@@ -229,6 +229,7 @@ class Service:
             sink=producer,
             response_topic=settings.response_topic,
             max_in_flight=settings.max_in_flight,
+            max_queued=settings.max_queued,
             revoke_grace_seconds=settings.shutdown_grace_seconds,
             gate=gate,
             observer=metrics,

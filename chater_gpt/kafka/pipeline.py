@@ -3,8 +3,10 @@
 It tracks every consumed offset, decodes each message, queues it on its
 conversation, has the processor answer it, publishes the reply, and marks the
 offset finished only when the broker acknowledged that reply. Commits carry only
-contiguous finished offsets. Capacity (in-flight limit plus named pause reasons)
-tells the consumer thread how much more to take.
+contiguous finished offsets. At most `max_in_flight` messages are processed at once
+(a slot is held from the processor's start to its reply); up to `max_queued` more may
+wait for a slot. Capacity (those limits plus named pause reasons) tells the consumer
+thread how much more to take.
 """
 
 from __future__ import annotations
@@ -147,6 +149,7 @@ class Pipeline:
         max_in_flight: int,
         revoke_grace_seconds: float,
         gate: PauseGate,
+        max_queued: int = 0,
         observer: PipelineObserver | None = None,
         on_assigned: Callable[[list[TopicPartition]], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -156,6 +159,8 @@ class Pipeline:
         self._sink = sink
         self._response_topic = response_topic
         self._max_in_flight = max_in_flight
+        self._max_unfinished = max_in_flight + max_queued
+        self._slots = asyncio.Semaphore(max_in_flight)
         self._revoke_grace = revoke_grace_seconds
         self._gate = gate
         self._on_assigned = on_assigned
@@ -170,14 +175,16 @@ class Pipeline:
     # --- capacity ---------------------------------------------------------------------
 
     def capacity(self) -> int:
+        """How many more messages to take: unfinished ones (processing, waiting for a
+        slot, or replied but not yet acknowledged) stay within in-flight + queued."""
         if self._gate.reasons:
             return 0
-        return self._max_in_flight - self.tracker.in_flight
+        return self._max_unfinished - self.tracker.in_flight
 
     @property
     def pause_reasons(self) -> frozenset[str]:
         """Why consumption is paused now (empty when it is not)."""
-        if self.tracker.in_flight >= self._max_in_flight:
+        if self.tracker.in_flight >= self._max_unfinished:
             return self._gate.reasons | {"capacity"}
         return self._gate.reasons
 
@@ -294,14 +301,16 @@ class Pipeline:
     # --- one message ----------------------------------------------------------------
 
     async def _handle(self, item: InFlight) -> None:
-        if item.tp in self._revoking or not self.tracker.owns(item.tp, item.epoch):
-            return  # abandoned: the partition's owner replays it
-        self._running[item.tp] += 1
-        try:
-            reply = await self._processor.process(item.job)
-        except BaseException:
-            self._release(item)
-            raise
+        async with self._slots:  # at most max_in_flight processed at once
+            # Checked once the slot is ours: the partition may have moved while it waited.
+            if item.tp in self._revoking or not self.tracker.owns(item.tp, item.epoch):
+                return  # abandoned: the partition's owner replays it
+            self._running[item.tp] += 1
+            try:
+                reply = await self._processor.process(item.job)
+            except BaseException:
+                self._release(item)
+                raise
         self._send(item, reply)
 
     def _send(self, item: InFlight, reply: bytes) -> None:

@@ -94,7 +94,9 @@ DEFAULTS = RequestDefaults(
 )
 
 
-def make_pipeline(max_in_flight: int = 10) -> tuple[Pipeline, ManualSink, EchoProcessor]:
+def make_pipeline(
+    max_in_flight: int = 10, max_queued: int = 0
+) -> tuple[Pipeline, ManualSink, EchoProcessor]:
     sink, processor = ManualSink(), EchoProcessor()
     pipeline = Pipeline(
         decoder=RequestDecoder(DEFAULTS),
@@ -102,6 +104,7 @@ def make_pipeline(max_in_flight: int = 10) -> tuple[Pipeline, ManualSink, EchoPr
         sink=sink,
         response_topic="gpt-response",
         max_in_flight=max_in_flight,
+        max_queued=max_queued,
         revoke_grace_seconds=1.0,
         gate=PauseGate(),
     )
@@ -253,3 +256,24 @@ async def test_a_failed_delivery_is_not_resent_once_the_partition_is_gone() -> N
     sink.ack(0, KafkaError(KafkaError._MSG_TIMED_OUT))
     await asyncio.sleep(1.2)  # past the first retry's back-off (1 s): nothing is resent
     assert len(sink.sent) == 1
+
+
+async def test_queued_messages_wait_for_a_slot_and_the_queue_defers_the_pause() -> None:
+    # 2 slots + 2 queued: four are taken (no pause, whose resume costs ~1 s), but
+    # only two are processed at once; a slot frees when its reply is handed over.
+    pipeline, sink, processor = make_pipeline(max_in_flight=2, max_queued=2)
+    await pipeline.assigned([TP])
+    for key in "abcd":
+        processor.gates[key] = asyncio.Event()
+    await pipeline.accept([chat(i, key) for i, key in enumerate("abcd")])
+    await settle()
+    assert processor.started == ["a", "b"]
+    assert pipeline.capacity() == 0
+    assert "capacity" in pipeline.pause_reasons
+    processor.gates["a"].set()
+    await settle()
+    assert processor.started == ["a", "b", "c"]  # before the broker acknowledged "a"
+    assert pipeline.capacity() == 0  # "a" is unfinished until its reply is acked
+    sink.ack(0)
+    assert pipeline.capacity() == 1
+    assert not pipeline.pause_reasons
