@@ -158,7 +158,6 @@ class Pipeline:
         self._processor = processor
         self._sink = sink
         self._response_topic = response_topic
-        self._max_in_flight = max_in_flight
         self._max_unfinished = max_in_flight + max_queued
         self._slots = asyncio.Semaphore(max_in_flight)
         self._revoke_grace = revoke_grace_seconds
