@@ -11,6 +11,7 @@ import pytest
 
 from chater_gpt.config import Settings, load_settings
 from chater_gpt.errors import ConfigError
+from tests.support.service_runner import settings_env
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE_KEY = "sk-test-CONFIG-SECRET-0123456789abcdef"
@@ -104,12 +105,9 @@ def test_kafka_security_settings_reach_librdkafka(monkeypatch: pytest.MonkeyPatc
 
 
 def test_the_service_refuses_to_start_with_a_clear_message() -> None:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k.upper() not in {f.upper() for f in Settings.model_fields}
-    }
-    env |= {"BOOTSTRAP_SERVER": "k:9092", "OPENAI_API_KEY": FAKE_KEY, "MAX_RETRIES": "-1"}
+    env = settings_env(
+        {"bootstrap_server": "k:9092", "openai_api_key": FAKE_KEY, "max_retries": "-1"}
+    )
     proc = subprocess.run(
         [sys.executable, "main.py", "run"],
         cwd=ROOT,
