@@ -1,4 +1,5 @@
-"""chater-gpt entry point: `python main.py run` (production) or `python main.py demo`."""
+"""chater-gpt entry point: `python main.py` or `python main.py run` (production),
+`python main.py demo` (the embedded stack end to end)."""
 
 import sys
 

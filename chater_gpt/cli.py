@@ -1,4 +1,5 @@
-"""Command line: `run` (production, configured by the environment), `demo` (the embedded
+"""Command line: `run` (production, configured by the environment; also what a bare
+`python main.py` does, as the original service started), `demo` (the embedded
 local stack end to end), `schema` (write or check the committed JSON Schemas), `usage`
 (tokens a user spent on a UTC day, from Redis)."""
 
@@ -21,7 +22,7 @@ SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="chater-gpt", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command")
     commands.add_parser("run", help="run the service (configured by environment variables)")
     demo = commands.add_parser("demo", help="run end to end on the embedded local stack")
     demo.add_argument("--requests", type=int, default=3, help="chat requests to send")
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     add_usage_parser(commands)
     args = parser.parse_args(argv)
 
-    if args.command == "run":
+    if args.command in (None, "run"):
         return run_service()
     if args.command == "demo":
         from chater_gpt.dev.demo import run_demo

@@ -14,13 +14,23 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from chater_gpt.errors import ConfigError
+from chater_gpt.routes import Route, builtin_routes, load_routes, resolve_routes
 
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
+# user_email values producers send when they know no user: no identity at all.
+DEFAULT_PLACEHOLDER_IDENTITIES = ("unknown", "anonymous", "none", "null", "undefined")
 
 CommaList = Annotated[list[str], NoDecode]
 
@@ -46,6 +56,13 @@ class Settings(BaseSettings):
     bootstrap_server: str = Field(min_length=1)
     request_topic: str = "gpt-send"
     response_topic: str = "gpt-response"
+    # The photo-analysis route of the original service; an empty request topic turns it off.
+    photo_request_topic: str = "eater-send-photo"
+    photo_response_topic: str = Field(default="photo-analysis-response", min_length=1)
+    # More routes (YAML or JSON, see chater_gpt/routes.py); validated at start-up.
+    routes_file: Path | None = None
+    # As the original: every topic read and written gets the suffix `_dev`.
+    is_dev: bool = False
     consumer_group: str = "chater-gpt-group"
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: (
@@ -129,6 +146,13 @@ class Settings(BaseSettings):
     # sharing one Redis keep their limits, breakers and histories apart.
     redis_key_prefix: str = Field(default="chater:", min_length=1, max_length=64)
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    # A request whose user_email is one of these (or empty) has no identity: no stored
+    # history, no per-user limits or usage (compared case-insensitively).
+    placeholder_identities: CommaList = Field(
+        default_factory=lambda: list(DEFAULT_PLACEHOLDER_IDENTITIES)
+    )
+    # Further tries when a JSON answer does not parse or match its schema (each billed).
+    json_repair_attempts: int = Field(default=1, ge=0, le=3)
     context_window: int = Field(default=8000, ge=256)
     # Who counts tokens: "auto" (KoboldCPP's endpoint with that backend, else the OpenAI
     # encodings), "encoding" (always the OpenAI encodings), "llamacpp" (the /tokenize
@@ -147,12 +171,14 @@ class Settings(BaseSettings):
     metrics_port: int = Field(default=8000, ge=0, le=65535)
     sentry_dsn: SecretStr | None = None
 
+    _routes: tuple[Route, ...] = PrivateAttr(default=())
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("allowed_models", "fallback_models", mode="before")
+    @field_validator("allowed_models", "fallback_models", "placeholder_identities", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -201,7 +227,28 @@ class Settings(BaseSettings):
             raise ValueError("MAX_TOKENS must not exceed MAX_TOKENS_CAP")
         return self
 
+    @model_validator(mode="after")
+    def _load_routes(self) -> Settings:
+        builtin = builtin_routes(
+            chat_request=self.request_topic,
+            chat_reply=self.response_topic,
+            photo_request=self.photo_request_topic,
+            photo_reply=self.photo_response_topic,
+        )
+        extra = load_routes(self.routes_file) if self.routes_file is not None else []
+        self._routes = tuple(resolve_routes(builtin, extra, dev=self.is_dev))
+        return self
+
     # --- derived views -------------------------------------------------------
+
+    @property
+    def routes(self) -> tuple[Route, ...]:
+        """Every route served (built-in and ROUTES_FILE), topics as used (IS_DEV applied)."""
+        return self._routes
+
+    @property
+    def placeholders(self) -> frozenset[str]:
+        return frozenset(name.strip().lower() for name in self.placeholder_identities)
 
     @property
     def models_allowed(self) -> frozenset[str]:
@@ -211,6 +258,7 @@ class Settings(BaseSettings):
             self.vision_model,
             *self.fallback_models,
             *self.context_fallback_models.values(),
+            *(route.model for route in self._routes if route.model),
         }
         return frozenset(self.allowed_models) | frozenset(configured)
 
@@ -249,7 +297,8 @@ def describe_validation_error(error: ValidationError) -> str:
 
 
 def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
-    """Read Settings from the environment (plus explicit overrides), or raise ConfigError."""
+    """Read Settings from the environment (plus explicit overrides), or raise ConfigError
+    (a bad routes file raises it from its validator, naming the entry)."""
     try:
         return Settings(**dict(overrides or {}))
     except ValidationError as exc:

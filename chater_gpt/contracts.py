@@ -1,35 +1,23 @@
-"""The message contract of `gpt-send` and `gpt-response`.
+"""The message contract of every route: `gpt-send` → `gpt-response` (chat) and
+`eater-send-photo` → `photo-analysis-response` (photo analysis).
 
 Pydantic models define the wire format (and export it as JSON Schema, committed
-under `schemas/`). `RequestDecoder` turns raw Kafka bytes into a validated
-`ChatRequest`, a `ForgetRequest`, or a `RejectedRequest` carrying the error to
-answer with; it never raises. The reply builders write bytes with orjson (the hot
-path); tests check that what they write validates against the exported schema.
+under `schemas/`); the dataclasses below are the decoded, validated requests the
+rest of the service works with. `decoder.py` turns raw Kafka bytes into them and
+`replies.py` writes reply bytes; tests check both against the exported schemas.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-import orjson
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from chater_gpt.backends.base import ChatResult
-from chater_gpt.domain import ConversationRef, ImageInput, Turn
-from chater_gpt.errors import (
-    ChaterError,
-    InvalidJson,
-    InvalidRequest,
-    ModelNotAllowed,
-    PayloadTooLarge,
-)
-from chater_gpt.images import ImageLimits, parse_images
-
-M = TypeVar("M", bound=BaseModel)
+from chater_gpt.domain import ConversationRef, ImageInput, ResponseFormat, Turn
+from chater_gpt.errors import ChaterError
+from chater_gpt.images import ImageLimits
+from chater_gpt.routes import RouteShape
 
 # --- wire models: requests ---------------------------------------------------
 
@@ -62,7 +50,11 @@ class RequestValue(BaseModel):
         validation_alias=AliasChoices("message", "question"),
         description="The user's prompt. `question` is accepted as an alias (legacy producers).",
     )
-    user_email: str | None = Field(default=None, min_length=1, max_length=320)
+    user_email: str | None = Field(
+        default=None,
+        max_length=320,
+        description="The conversation owner. Placeholders (`unknown`, empty, ...) are no one.",
+    )
     conversation_id: str | None = Field(default=None, min_length=1, max_length=200)
     context: str | list[str] | list[ContextTurn] | None = Field(
         default=None, description="Earlier conversation supplied by the producer."
@@ -81,6 +73,23 @@ class RequestValue(BaseModel):
         description="Idempotency id: a request repeated with the same id is answered once.",
     )
     app_code: str | None = Field(default=None, min_length=1, max_length=100)
+    response_format: dict[str, Any] | None = Field(
+        default=None,
+        description="OpenAI's form: {type: json_object} or {type: json_schema, json_schema}.",
+    )
+
+
+class PhotoValue(BaseModel):
+    """The `value` of a photo-analysis request on `eater-send-photo` (legacy shape)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    prompt: str = Field(description="The instructions: what to analyse, the JSON to answer.")
+    photo: str = Field(description="The image: base64 (no data: prefix), or a data URL.")
+    user_email: str | None = Field(default=None, max_length=320)
+    image_id: str | int | None = None
+    timestamp: str | None = None
+    date: str | None = None
 
 
 class ForgetValue(BaseModel):
@@ -130,6 +139,38 @@ class ErrorValue(BaseModel):
     timestamp: str
 
 
+class PhotoReplyValue(BaseModel):
+    """The answer on `photo-analysis-response`: what the food-diary service parses."""
+
+    analysis: str = Field(description="The model's answer: a JSON document as text, unfenced.")
+    user_email: str | None = None
+    image_id: str | int | None = None
+    timestamp: str | None = Field(default=None, description="The request's, when it had one.")
+    date: str | None = Field(default=None, description="The request's, when it had one.")
+    model: str
+    usage: Usage
+
+
+class PhotoErrorValue(BaseModel):
+    """An error on `photo-analysis-response`: `error` at the top, never `analysis`."""
+
+    error: ErrorBody
+    user_email: str | None = None
+    image_id: str | int | None = None
+    timestamp: str | None = None
+    date: str | None = None
+
+
+class PhotoRequestEnvelope(BaseModel):
+    key: str
+    value: PhotoValue
+
+
+class PhotoResponseEnvelope(BaseModel):
+    key: str
+    value: PhotoReplyValue | PhotoErrorValue
+
+
 class ForgetAck(BaseModel):
     forgotten: str = Field(description="The user whose history was deleted.")
     conversations_deleted: int
@@ -148,6 +189,8 @@ def json_schemas() -> dict[str, dict[str, Any]]:
     return {
         "gpt-send.schema.json": RequestEnvelope.model_json_schema(by_alias=True),
         "gpt-response.schema.json": ResponseEnvelope.model_json_schema(),
+        "eater-send-photo.schema.json": PhotoRequestEnvelope.model_json_schema(),
+        "photo-analysis-response.schema.json": PhotoResponseEnvelope.model_json_schema(),
     }
 
 
@@ -155,9 +198,24 @@ def json_schemas() -> dict[str, dict[str, Any]]:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplyStyle:
+    """How a route's replies look: its shape, plus request fields echoed onto every reply
+    (photo analysis: user_email, image_id, timestamp, date), in order."""
+
+    shape: RouteShape = RouteShape.CHAT
+    echo: tuple[tuple[str, Any], ...] = ()
+
+
+CHAT_STYLE = ReplyStyle()
+
+
+@dataclass(frozen=True, slots=True)
 class ChatRequest:
     key: str
     message: str
+    # Whose request it is (limits, budgets, usage): None for placeholders like "unknown".
+    user: str | None
+    # Stored history to read and extend; None when the request must not use any.
     conversation: ConversationRef | None
     context: tuple[Turn, ...]
     model: str
@@ -167,6 +225,8 @@ class ChatRequest:
     images: tuple[ImageInput, ...]
     request_id: str | None
     app_code: str | None
+    response_format: ResponseFormat | None = None
+    style: ReplyStyle = CHAT_STYLE
 
     @property
     def ordering_key(self) -> str:
@@ -190,6 +250,7 @@ class RejectedRequest:
 
     key: str | None
     error: ChaterError
+    style: ReplyStyle = CHAT_STYLE
 
     @property
     def ordering_key(self) -> str:
@@ -207,6 +268,7 @@ class Job:
     dedupe_id: str
     received_at: float  # time.monotonic() when consumed
     correlation_id: str
+    route: str = "chat"
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,196 +284,5 @@ class RequestDefaults:
     max_payload_bytes: int
     max_message_chars: int
     images: ImageLimits
-
-
-class RequestDecoder:
-    """Raw Kafka key/value → `Decoded`. Pure; never raises."""
-
-    def __init__(self, defaults: RequestDefaults) -> None:
-        self._defaults = defaults
-
-    def decode(self, kafka_key: bytes | None, raw: bytes | None) -> Decoded:
-        key = _decode_key(kafka_key)
-        try:
-            return self._decode(key, raw)
-        except _Rejected as rejected:
-            return RejectedRequest(key=rejected.key, error=rejected.error)
-
-    def _decode(self, key: str | None, raw: bytes | None) -> Decoded:
-        limits = self._defaults
-        if raw is None or not raw:
-            raise _Rejected(key, InvalidJson("the message value is empty"))
-        if len(raw) > limits.max_payload_bytes:
-            raise _Rejected(
-                key, PayloadTooLarge(f"message larger than {limits.max_payload_bytes} bytes")
-            )
-        try:
-            document = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            # orjson rejects invalid UTF-8 too; tell the two apart for the caller.
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise _Rejected(key, InvalidJson("the message is not valid UTF-8")) from None
-            raise _Rejected(key, InvalidJson("the message is not valid JSON")) from None
-        if not isinstance(document, dict):
-            raise _Rejected(key, InvalidRequest("the message must be a JSON object"))
-        value: Any = document
-        if isinstance(document.get("value"), dict):
-            envelope_key = document.get("key")
-            if isinstance(envelope_key, str | int) and str(envelope_key):
-                key = str(envelope_key)
-            value = document["value"]
-        if key is None:
-            raise _Rejected(None, InvalidRequest("the request has no key"))
-        if value.get("action") is not None:
-            forget = _validate(ForgetValue, value, key)
-            return ForgetRequest(key=key, user_email=forget.user_email)
-        return self._chat_request(key, _validate(RequestValue, value, key))
-
-    def _chat_request(self, key: str, value: RequestValue) -> ChatRequest:
-        limits = self._defaults
-        message = value.message
-        if not message.strip():
-            raise _Rejected(key, InvalidRequest("message must not be empty"))
-        if len(message) > limits.max_message_chars:
-            raise _Rejected(
-                key, PayloadTooLarge(f"message longer than {limits.max_message_chars} characters")
-            )
-        try:
-            images = tuple(parse_images(value.images, limits.images))
-        except ChaterError as exc:
-            raise _Rejected(key, exc) from None
-        model = value.model or (limits.vision_model if images else limits.model)
-        if model not in limits.allowed_models:
-            raise _Rejected(key, ModelNotAllowed(f"model {model!r} is not allowed"))
-        max_tokens = value.max_tokens or limits.max_tokens
-        if max_tokens > limits.max_tokens_cap:
-            raise _Rejected(
-                key, InvalidRequest(f"max_tokens must be at most {limits.max_tokens_cap}")
-            )
-        conversation = (
-            ConversationRef(value.user_email, value.conversation_id) if value.user_email else None
-        )
-        return ChatRequest(
-            key=key,
-            message=message,
-            conversation=conversation,
-            context=normalise_context(value.context),
-            model=model,
-            max_tokens=max_tokens,
-            temperature=limits.temperature if value.temperature is None else value.temperature,
-            system_prompt=value.system_prompt,
-            images=images,
-            request_id=value.request_id,
-            app_code=value.app_code,
-        )
-
-
-class _Rejected(Exception):
-    def __init__(self, key: str | None, error: ChaterError) -> None:
-        self.key = key
-        self.error = error
-
-
-def _decode_key(kafka_key: bytes | None) -> str | None:
-    if not kafka_key:
-        return None
-    try:
-        return kafka_key.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-
-
-def _validate(model: type[M], value: dict[str, Any], key: str) -> M:
-    try:
-        return model.model_validate(value)
-    except ValidationError as exc:
-        raise _Rejected(key, InvalidRequest(describe_invalid(exc))) from None
-
-
-def describe_invalid(exc: ValidationError) -> str:
-    """Name the offending fields without echoing their values."""
-    problems = []
-    for item in exc.errors(include_input=False, include_url=False)[:3]:
-        where = ".".join(str(part) for part in item["loc"]) or "value"
-        problems.append(f"{where}: {item['msg']}")
-    return "invalid request: " + "; ".join(problems)
-
-
-def normalise_context(context: str | list[str] | list[ContextTurn] | None) -> tuple[Turn, ...]:
-    """The producer's earlier conversation as turns, in order, before the new question.
-
-    A string is one earlier assistant turn (the legacy producers sent the previous
-    answer); a list of strings alternates roles so that the last one is the
-    assistant's, directly before the new user message.
-    """
-    if context is None:
-        return ()
-    if isinstance(context, str):
-        return (Turn("assistant", context),) if context.strip() else ()
-    turns: list[Turn] = []
-    for index, item in enumerate(context):
-        if isinstance(item, ContextTurn):
-            turns.append(Turn(item.role, item.content))
-        elif isinstance(item, str):
-            from_end = len(context) - index
-            turns.append(Turn("assistant" if from_end % 2 == 1 else "user", item))
-    return tuple(turn for turn in turns if turn.content.strip())
-
-
-# --- reply bytes ---------------------------------------------------------------
-
-
-def utc_timestamp(now: datetime | None = None) -> str:
-    moment = now or datetime.now(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def reply_bytes(
-    key: str, result: ChatResult, processing_time: float, *, cached: bool = False
-) -> bytes:
-    value: dict[str, Any] = {
-        "response": result.text,
-        "model": result.model,
-        "usage": {
-            "prompt_tokens": result.prompt_tokens,
-            "completion_tokens": result.completion_tokens,
-            "total_tokens": result.total_tokens,
-        },
-        "finish_reason": result.finish_reason,
-        "timestamp": utc_timestamp(),
-        "processing_time": round(processing_time, 4),
-    }
-    if cached:
-        value["cached"] = True
-    return orjson.dumps({"key": key, "value": value})
-
-
-def error_bytes(key: str, error: ChaterError) -> bytes:
-    body: dict[str, Any] = {
-        "code": error.code.value,
-        "message": error.message,
-        "retryable": error.retryable,
-    }
-    if error.retry_after is not None:
-        body["retry_after"] = round(error.retry_after, 3)
-    return orjson.dumps({"key": key, "value": {"error": body, "timestamp": utc_timestamp()}})
-
-
-def forget_ack_bytes(key: str, user_email: str, deleted: int) -> bytes:
-    value = {
-        "forgotten": user_email,
-        "conversations_deleted": deleted,
-        "timestamp": utc_timestamp(),
-    }
-    return orjson.dumps({"key": key, "value": value})
-
-
-def content_fingerprint(parts: Sequence[bytes]) -> str:
-    """A short stable digest of request content, for idempotency ids."""
-    digest = hashlib.blake2b(digest_size=12)
-    for part in parts:
-        digest.update(len(part).to_bytes(8, "big"))
-        digest.update(part)
-    return digest.hexdigest()
+    # user_email values that name no one (lower case); empty is always one.
+    placeholder_identities: frozenset[str] = frozenset()

@@ -6,8 +6,9 @@ these; the other layers only consume them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant"]
 ImageDetail = Literal["low", "high", "auto"]
@@ -47,3 +48,24 @@ class ImageInput:
     width: int | None
     height: int | None
     detail: ImageDetail = "auto"
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseFormat:
+    """The answer must be JSON: any object (`json_object`) or one matching `schema`
+    (`json_schema`). Validated on the way in (`json_output.parse_response_format`) and
+    checked on the way out (`json_output.check_answer`)."""
+
+    type: Literal["json_object", "json_schema"]
+    schema: Mapping[str, Any] | None = None
+    name: str = "answer"
+    strict: bool = False
+
+    def to_openai(self) -> dict[str, Any]:
+        """The OpenAI `response_format` request field."""
+        if self.type == "json_object" or self.schema is None:
+            return {"type": "json_object"}
+        return {
+            "type": "json_schema",
+            "json_schema": {"name": self.name, "schema": dict(self.schema), "strict": self.strict},
+        }

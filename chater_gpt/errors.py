@@ -29,6 +29,7 @@ class ErrorCode(StrEnum):
     BACKEND_AUTH_ERROR = "backend_auth_error"
     BACKEND_UNAVAILABLE = "backend_unavailable"
     BACKEND_BAD_RESPONSE = "backend_bad_response"
+    INVALID_MODEL_OUTPUT = "invalid_model_output"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -145,6 +146,13 @@ class BackendConfigError(BackendError):
     """The backend is misconfigured (e.g. no URL, unknown model on the server)."""
 
     retryable = False
+
+
+class InvalidModelOutput(ChaterError):
+    """The model's answer is not the JSON the request asked for, even after the repair
+    attempts. Not retryable: the same request would most likely fail the same way."""
+
+    code = ErrorCode.INVALID_MODEL_OUTPUT
 
 
 class CircuitOpen(BackendUnavailable):

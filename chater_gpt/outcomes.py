@@ -7,13 +7,13 @@ are stored before the request's offset can be committed; a replayed request
 
 from __future__ import annotations
 
+import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from redis.asyncio import Redis
 
-from chater_gpt.contracts import content_fingerprint
 from chater_gpt.ttl_lru import TtlLru
 
 
@@ -21,6 +21,15 @@ class OutcomeStore(Protocol):
     async def get(self, dedupe_id: str) -> bytes | None: ...
 
     async def put(self, dedupe_id: str, reply: bytes) -> None: ...
+
+
+def content_fingerprint(parts: Sequence[bytes]) -> str:
+    """A short stable digest of request content, for idempotency ids."""
+    digest = hashlib.blake2b(digest_size=12)
+    for part in parts:
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()
 
 
 def dedupe_id(

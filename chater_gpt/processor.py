@@ -17,19 +17,13 @@ from chater_gpt.backends.base import ChatCall, ChatResult, LLMBackend
 from chater_gpt.context.builder import BuiltContext, ContextBuilder
 from chater_gpt.context.cache import CachedAnswer, ResponseCache, cache_key, is_cacheable
 from chater_gpt.context.history import HistoryStore
-from chater_gpt.contracts import (
-    ChatRequest,
-    ForgetRequest,
-    Job,
-    RejectedRequest,
-    error_bytes,
-    forget_ack_bytes,
-    reply_bytes,
-)
+from chater_gpt.contracts import ChatRequest, ForgetRequest, Job, RejectedRequest
 from chater_gpt.domain import Turn
 from chater_gpt.errors import BackendError, ChaterError, CircuitOpen, ContextTooLong, ErrorCode
+from chater_gpt.json_repair import enforce_json, with_json_instruction
 from chater_gpt.observability.logging import warn_degraded
 from chater_gpt.outcomes import OutcomeStore
+from chater_gpt.replies import error_bytes, forget_ack_bytes, reply_bytes
 from chater_gpt.resilience.admission import Admission, AdmissionControl
 from chater_gpt.resilience.budget import GlobalBudgetExhausted
 
@@ -47,7 +41,9 @@ class Pauser(Protocol):
 class ProcessorObserver(Protocol):
     """What the processor reports (metrics); every method must be cheap and never raise."""
 
-    def request_done(self, *, outcome: str, code: str, model: str, backend: str) -> None: ...
+    def request_done(
+        self, *, outcome: str, code: str, model: str, backend: str, route: str
+    ) -> None: ...
 
     def tokens(self, *, model: str, prompt: int, completion: int) -> None: ...
 
@@ -61,9 +57,16 @@ class ProcessorObserver(Protocol):
 
     def cache_miss(self) -> None: ...
 
+    def json_repaired(self, *, route: str) -> None: ...
+
 
 class NullObserver:
-    def request_done(self, *, outcome: str, code: str, model: str, backend: str) -> None:
+    def request_done(
+        self, *, outcome: str, code: str, model: str, backend: str, route: str
+    ) -> None:
+        pass
+
+    def json_repaired(self, *, route: str) -> None:
         pass
 
     def tokens(self, *, model: str, prompt: int, completion: int) -> None:
@@ -123,6 +126,7 @@ class RequestProcessor:
         context_fallbacks: Mapping[str, str] | None = None,
         min_breaker_wait: float = 0.2,
         max_pause_wait: float = 5.0,
+        json_repair_attempts: int = 1,
     ) -> None:
         self._backend = backend
         self._builder = builder
@@ -138,6 +142,7 @@ class RequestProcessor:
         self._min_breaker_wait = min_breaker_wait
         self._max_pause_wait = max_pause_wait
         self._context_fallbacks = dict(context_fallbacks or {})
+        self._json_repair_attempts = json_repair_attempts
         self._breaker_waiters = WaitingRoom(pauser, "breaker")
         self._budget_waiters = WaitingRoom(pauser, "budget")
 
@@ -146,12 +151,18 @@ class RequestProcessor:
         if isinstance(request, RejectedRequest):
             assert request.key is not None  # keyless rejects never reach the processor
             self._observer.request_done(
-                outcome="error", code=request.error.code.value, model="", backend=""
+                outcome="error",
+                code=request.error.code.value,
+                model="",
+                backend="",
+                route=job.route,
             )
-            return error_bytes(request.key, request.error)
+            return error_bytes(request.key, request.error, request.style)
         if isinstance(request, ForgetRequest):
             deleted = await self._history.forget_user(request.user_email)
-            self._observer.request_done(outcome="forget", code="", model="", backend="")
+            self._observer.request_done(
+                outcome="forget", code="", model="", backend="", route=job.route
+            )
             return forget_ack_bytes(request.key, request.user_email, deleted)
         recorded = await self._recorded(job.dedupe_id)
         if recorded is not None:
@@ -161,12 +172,16 @@ class RequestProcessor:
             reply = await self._answer(request, job)
         except ChaterError as exc:
             self._observer.request_done(
-                outcome="error", code=exc.code.value, model=request.model, backend=""
+                outcome="error",
+                code=exc.code.value,
+                model=request.model,
+                backend="",
+                route=job.route,
             )
             # The backend's failures are the operator's business; the caller's are not.
             level = logging.WARNING if isinstance(exc, BackendError) else logging.INFO
             log.log(level, "answered with an error: %s", exc.code.value, extra={"key": request.key})
-            reply = error_bytes(request.key, exc)
+            reply = error_bytes(request.key, exc, request.style)
         except Exception:
             log.exception("unexpected error while answering", extra={"key": request.key})
             self._observer.request_done(
@@ -174,9 +189,12 @@ class RequestProcessor:
                 code=ErrorCode.INTERNAL_ERROR.value,
                 model=request.model,
                 backend="",
+                route=job.route,
             )
             reply = error_bytes(
-                request.key, ChaterError("internal error while answering the request")
+                request.key,
+                ChaterError("internal error while answering the request"),
+                request.style,
             )
         await self._record(job.dedupe_id, reply)
         return reply
@@ -185,7 +203,7 @@ class RequestProcessor:
         history = await self._load_history(request)
         await self._builder.prefetch(
             model=request.model,
-            system_prompt=request.system_prompt or self._system_prompt,
+            system_prompt=self._system_prompt_for(request),
             history=history,
             supplied_context=request.context,
             user_message=request.message,
@@ -198,19 +216,63 @@ class RequestProcessor:
             temperature=request.temperature,
             request_id=job.correlation_id,
             seed=self._seed,
+            response_format=request.response_format,
         )
         cache_id = self._cache_id(call, has_history=bool(history))
         result = await self._cached(cache_id)
         cached = result is not None
         if result is None:
-            result = await self._admitted_call(request, call, built)
+            result = await self._answer_checked(request, call, built.prompt_tokens, job.route)
             await self._cache_answer(cache_id, result)
         else:
             self._observer.request_done(
-                outcome="cached", code="", model=result.model, backend=result.backend
+                outcome="cached",
+                code="",
+                model=result.model,
+                backend=result.backend,
+                route=job.route,
             )
         await self._remember(request, result, job.dedupe_id)
-        return reply_bytes(request.key, result, self._clock() - job.received_at, cached=cached)
+        return reply_bytes(
+            request.key,
+            result,
+            self._clock() - job.received_at,
+            cached=cached,
+            style=request.style,
+        )
+
+    def _system_prompt_for(self, request: ChatRequest) -> str:
+        return with_json_instruction(
+            request.system_prompt or self._system_prompt, request.message, request.response_format
+        )
+
+    async def _answer_checked(
+        self, request: ChatRequest, call: ChatCall, prompt_tokens: int, route: str
+    ) -> ChatResult:
+        """The backend's answer; a JSON answer is checked (and repaired) before it counts."""
+
+        async def ask(attempt: ChatCall, estimate: int) -> ChatResult:
+            return await self._admitted_call(request, attempt, estimate)
+
+        result = await ask(call, prompt_tokens)
+        if request.response_format is None:
+            self._observer.request_done(
+                outcome="ok", code="", model=result.model, backend=result.backend, route=route
+            )
+            return result
+        result = await enforce_json(
+            result,
+            call,
+            request.response_format,
+            prompt_tokens=prompt_tokens,
+            attempts=self._json_repair_attempts,
+            ask=ask,
+            on_repair=lambda: self._observer.json_repaired(route=route),
+        )
+        self._observer.request_done(
+            outcome="ok", code="", model=result.model, backend=result.backend, route=route
+        )
+        return result
 
     def _build(self, request: ChatRequest, history: list[Turn]) -> tuple[str, BuiltContext]:
         """The context for the requested model or, when the prompt would have to be cut to
@@ -224,7 +286,7 @@ class RequestProcessor:
             try:
                 built = self._builder.build(
                     model=model,
-                    system_prompt=request.system_prompt or self._system_prompt,
+                    system_prompt=self._system_prompt_for(request),
                     history=history,
                     supplied_context=request.context,
                     user_message=request.message,
@@ -242,10 +304,10 @@ class RequestProcessor:
             return model, built
 
     async def _admitted_call(
-        self, request: ChatRequest, call: ChatCall, built: BuiltContext
+        self, request: ChatRequest, call: ChatCall, prompt_tokens: int
     ) -> ChatResult:
         """Admission (limits, budget reservation), the backend call, then settlement."""
-        admission = await self._admit(request, built.prompt_tokens)
+        admission = await self._admit(request, prompt_tokens)
         try:
             result = await self._call_backend(call)
         except BaseException:
@@ -256,9 +318,6 @@ class RequestProcessor:
             await admission.settle(result.total_tokens)
         self._observer.tokens(
             model=result.model, prompt=result.prompt_tokens, completion=result.completion_tokens
-        )
-        self._observer.request_done(
-            outcome="ok", code="", model=result.model, backend=result.backend
         )
         return result
 
@@ -272,9 +331,7 @@ class RequestProcessor:
                 try:
                     return await self._admission.admit(
                         key=request.key,
-                        user_email=(
-                            request.conversation.user_email if request.conversation else None
-                        ),
+                        user_email=request.user,
                         app_code=request.app_code,
                         model=request.model,
                         max_tokens=request.max_tokens,
@@ -346,6 +403,9 @@ class RequestProcessor:
             max_tokens=call.max_tokens,
             temperature=call.temperature,
             seed=call.seed,
+            response_format=(
+                call.response_format.to_openai() if call.response_format is not None else None
+            ),
         )
 
     async def _cached(self, cache_id: str | None) -> ChatResult | None:

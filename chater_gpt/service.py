@@ -28,10 +28,11 @@ from chater_gpt.context.server_tokens import (
     ServerTokenCounters,
 )
 from chater_gpt.context.tokens import BpeTokenCounters, TokenCounters
-from chater_gpt.contracts import RequestDecoder, RequestDefaults
+from chater_gpt.contracts import RequestDefaults
+from chater_gpt.decoder import RequestDecoder
 from chater_gpt.images import ImageLimits
 from chater_gpt.kafka.consumer import KafkaIngress
-from chater_gpt.kafka.pipeline import PauseGate, Pipeline
+from chater_gpt.kafka.pipeline import PauseGate, Pipeline, RouteEndpoint
 from chater_gpt.kafka.producer import KafkaReplyProducer
 from chater_gpt.observability.health import HealthServer, Heartbeat, RedisCheck, ServiceHealth
 from chater_gpt.observability.metrics import Metrics
@@ -79,7 +80,16 @@ def request_defaults(settings: Settings) -> RequestDefaults:
             max_image_bytes=settings.max_image_bytes,
             max_image_pixels=settings.max_image_pixels,
         ),
+        placeholder_identities=settings.placeholders,
     )
+
+
+def route_endpoints(settings: Settings) -> list[RouteEndpoint]:
+    defaults = request_defaults(settings)
+    return [
+        RouteEndpoint(route.name, RequestDecoder(defaults, route), route.reply_topic)
+        for route in settings.routes
+    ]
 
 
 def redis_client(url: str, *, max_connections: int) -> Redis:
@@ -222,12 +232,13 @@ class Service:
             seed=settings.seed,
             observer=metrics,
             context_fallbacks=settings.context_fallback_models,
+            json_repair_attempts=settings.json_repair_attempts,
         )
+        routes = route_endpoints(settings)
         pipeline = Pipeline(
-            decoder=RequestDecoder(request_defaults(settings)),
+            routes=routes,
             processor=processor,
             sink=producer,
-            response_topic=settings.response_topic,
             max_in_flight=settings.max_in_flight,
             max_queued=settings.max_queued,
             revoke_grace_seconds=settings.shutdown_grace_seconds,
@@ -246,7 +257,7 @@ class Service:
                 "statistics.interval.ms": 5000,
                 "stats_cb": metrics.observe_stats,
             },
-            settings.request_topic,
+            [route.decoder.route.request_topic for route in routes],
             pipeline,
             loop,
             callback_timeout=settings.shutdown_grace_seconds + 30,

@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from chater_gpt.domain import ResponseFormat
+
 # An OpenAI chat message: {"role": ..., "content": str | list[content part]}.
 ChatMessage = Mapping[str, Any]
 
@@ -25,6 +27,8 @@ class ChatCall:
     request_id: str = ""
     seed: int | None = None
     extra_headers: Mapping[str, str] = field(default_factory=dict)
+    # The answer must be JSON (of this schema): each backend asks in its own dialect.
+    response_format: ResponseFormat | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,20 @@ base64 strings (KoboldCPP's `images` field), answered as `results[0].text`. Toke
 usage comes from the response when the server reports it, else from
 `POST {base}/api/extra/tokencount` (`{"prompt": text}` -> `{"value": n}`).
 
+JSON answers (`ChatCall.response_format`), in each API's own dialect:
+- chat API: OpenAI's `response_format` field as is; KoboldCPP turns `json_object`
+  and `json_schema` into a grammar itself.
+- native API: its documented `grammar` field, "a string containing the GBNF grammar
+  to use" (with `grammar_retain_state: false`, so no state leaks between requests).
+  `json_object` sends `JSON_OBJECT_GRAMMAR` (any JSON object). `json_schema` asks the
+  server to convert the schema first, `POST {base}/api/extra/json_to_grammar`
+  (`{"schema": ...}` -> `{"success": true, "result": "<GBNF>"}`), and caches the
+  result per schema; a server without that endpoint (404/405, remembered) or one
+  that cannot convert the schema gets `JSON_OBJECT_GRAMMAR` instead. The prompt also
+  carries `json_output.json_instruction` (added as a last "System:" line unless the
+  messages already contain it), so the model knows the schema even when only the
+  generic grammar holds it. The service checks the answer either way.
+
 Errors are mapped to ours (see `_raise_for_status` and `_mapped_errors`); messages
 never include the upstream body, the URL or the key.
 """
@@ -25,18 +39,36 @@ from pydantic import SecretStr
 
 from chater_gpt.backends.base import ChatCall, ChatMessage, ChatResult
 from chater_gpt.backends.http import mapped_aiohttp_errors, raise_for_status
+from chater_gpt.domain import ResponseFormat
 from chater_gpt.errors import (
     BackendBadResponse,
     BackendConfigError,
     BackendError,
     InvalidImage,
 )
+from chater_gpt.json_output import json_instruction
 
 log = logging.getLogger(__name__)
 
 CHAT_PATH = "/v1/chat/completions"
 GENERATE_PATH = "/api/v1/generate"
 TOKENCOUNT_PATH = "/api/extra/tokencount"
+JSON_TO_GRAMMAR_PATH = "/api/extra/json_to_grammar"
+
+# GBNF (llama.cpp's grammar format, which KoboldCPP uses): exactly one JSON object.
+# Written with the oldest GBNF constructs only (no {m,n} repetition), so that old
+# servers parse it too.
+JSON_OBJECT_GRAMMAR = r"""root ::= object
+object ::= "{" ws ( member ( "," ws member )* )? "}" ws
+member ::= string ":" ws value
+value ::= object | array | string | number | ( "true" | "false" | "null" ) ws
+array ::= "[" ws ( value ( "," ws value )* )? "]" ws
+string ::= "\"" ( [^"\\\x7F\x00-\x1F] | "\\" ( ["\\/bfnrt] | "u" hex hex hex hex ) )* "\"" ws
+hex ::= [0-9a-fA-F]
+number ::= "-"? ( "0" | [1-9] [0-9]* ) ( "." [0-9]+ )? ( [eE] [-+]? [0-9]+ )? ws
+ws ::= ( [ \t\n] ws )?
+"""
+_GRAMMAR_CACHE_SIZE = 64
 
 _ROLE_LABELS = {"system": "System", "user": "User", "assistant": "Assistant"}
 _STOP_SEQUENCES = ("\nUser:", "\nSystem:")
@@ -83,6 +115,30 @@ def _text_and_images(content: Any) -> tuple[str, list[str]]:
     return " ".join(texts), images
 
 
+def with_instruction(prompt: str, fmt: ResponseFormat) -> str:
+    """The native prompt with the JSON instruction as its last "System:" line, unless the
+    messages already carry it."""
+    instruction = json_instruction(fmt)
+    if instruction in prompt:
+        return prompt
+    head = prompt.removesuffix("Assistant:")
+    return f"{head}System: {instruction}\nAssistant:"
+
+
+def _converted_grammar(status: int, body: bytes) -> str | None:
+    """The GBNF from a json_to_grammar answer, or None when the server could not convert."""
+    if status != 200:
+        return None
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(data, dict) or data.get("success") is False:
+        return None
+    grammar = data.get("result")
+    return grammar if isinstance(grammar, str) and grammar.strip() else None
+
+
 class KoboldCppBackend:
     def __init__(
         self,
@@ -105,6 +161,9 @@ class KoboldCppBackend:
         self._owns_session = session is None
         self._name = name
         self._api: Api | None = None
+        # Schema (compact JSON) -> the server's GBNF for it; None once the server has
+        # shown it has no json_to_grammar endpoint.
+        self._schema_grammars: dict[str, str] | None = {}
 
     @property
     def name(self) -> str:
@@ -143,6 +202,8 @@ class KoboldCppBackend:
         }
         if call.seed is not None:
             payload["seed"] = call.seed
+        if call.response_format is not None:
+            payload["response_format"] = call.response_format.to_openai()
         status, headers, body = await self._post(CHAT_PATH, payload, call)
         if status in (404, 405) and self._api is None:
             raise _EndpointAbsent
@@ -184,6 +245,10 @@ class KoboldCppBackend:
             payload["images"] = images
         if call.seed is not None:
             payload["sampler_seed"] = call.seed
+        if call.response_format is not None:
+            payload["prompt"] = prompt = with_instruction(prompt, call.response_format)
+            payload["grammar"] = await self._grammar(call.response_format, call)
+            payload["grammar_retain_state"] = False
         status, headers, body = await self._post(GENERATE_PATH, payload, call)
         if status in (404, 405):
             raise BackendConfigError(
@@ -213,6 +278,31 @@ class KoboldCppBackend:
             finish_reason=str(result.get("finish_reason") or "stop"),
             backend=self._name,
         )
+
+    # --- JSON answers ------------------------------------------------------------------
+
+    async def _grammar(self, fmt: ResponseFormat, call: ChatCall) -> str:
+        """The native API's GBNF grammar for a JSON answer (see the module docstring)."""
+        if fmt.type != "json_schema" or fmt.schema is None or self._schema_grammars is None:
+            return JSON_OBJECT_GRAMMAR
+        schema = dict(fmt.schema)
+        key = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS).decode()
+        cached = self._schema_grammars.get(key)
+        if cached is not None:
+            return cached
+        status, _, body = await self._post(JSON_TO_GRAMMAR_PATH, {"schema": schema}, call)
+        if status in (404, 405):
+            log.info("the KoboldCPP server cannot convert schemas; using a JSON-object grammar")
+            self._schema_grammars = None
+            return JSON_OBJECT_GRAMMAR
+        grammar = _converted_grammar(status, body)
+        if grammar is None:
+            log.warning("the KoboldCPP server did not convert a schema; using a JSON grammar")
+            return JSON_OBJECT_GRAMMAR
+        if len(self._schema_grammars) >= _GRAMMAR_CACHE_SIZE:
+            self._schema_grammars.pop(next(iter(self._schema_grammars)))
+        self._schema_grammars[key] = grammar
+        return grammar
 
     # --- usage ---------------------------------------------------------------------
 

@@ -1,5 +1,11 @@
 """The OpenAI chat-completions wire format, shared by both OpenAI clients: the request
-body for a `ChatCall` and the `ChatResult` read from the response JSON."""
+body for a `ChatCall` and the `ChatResult` read from the response JSON.
+
+A JSON answer is asked for with OpenAI's `response_format` field
+(`{"type": "json_object"}` or `{"type": "json_schema", "json_schema": {"name",
+"schema", "strict"}}`). llama.cpp's server takes the same field on its
+OpenAI-compatible endpoint and turns it into a grammar (tests/integration/
+test_json_local_llm.py checks both kinds against it)."""
 
 from __future__ import annotations
 
@@ -26,6 +32,8 @@ def chat_body(call: ChatCall) -> dict[str, Any]:
         body["max_tokens"] = call.max_tokens
     if call.seed is not None:
         body["seed"] = call.seed
+    if call.response_format is not None:
+        body["response_format"] = call.response_format.to_openai()
     return body
 
 

@@ -3,8 +3,8 @@
 Only deterministic requests are cached (`temperature == 0`) and only without stored
 history (with history the same words mean a different conversation). The key is
 a digest of everything that shapes the answer: model, the exact messages sent,
-max_tokens, temperature and seed. A cached reply costs zero tokens; the caller
-marks it `cached` (contracts.reply_bytes). Off by default (RESPONSE_CACHE_ENABLED).
+max_tokens, temperature, seed and response format. A cached reply costs zero tokens; the caller
+marks it `cached` (replies.reply_bytes). Off by default (RESPONSE_CACHE_ENABLED).
 """
 
 from __future__ import annotations
@@ -45,11 +45,13 @@ def cache_key(
     max_tokens: int,
     temperature: float,
     seed: int | None,
+    response_format: Mapping[str, Any] | None = None,
 ) -> str:
+    parts: list[Any] = [model, list(messages), max_tokens, temperature, seed]
+    if response_format is not None:
+        parts.append(dict(response_format))
     # Sorted keys: the same messages always give the same bytes, whatever dict order.
-    payload = orjson.dumps(
-        [model, list(messages), max_tokens, temperature, seed], option=orjson.OPT_SORT_KEYS
-    )
+    payload = orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(payload).hexdigest()
 
 

@@ -2,8 +2,11 @@
 
 Starts the embedded Kafka-wire broker (Tansu) and the local LLM (llama.cpp with
 SmolLM2), runs the real service against them, sends requests in the documented
-format, the legacy Chater format and one malformed message, and prints every
-reply with its token usage. Nothing here is used by `python main.py run`.
+format, the legacy Chater format, one asking for a JSON answer of a schema, one
+malformed message, and one photo analysis on the photo route, and prints every
+reply with its token usage. The local model reads no images, so the photo sent is a
+broken one: it shows the photo route's error reply, which never reaches the model.
+Nothing here is used by `python main.py run`.
 """
 
 from __future__ import annotations
@@ -26,10 +29,19 @@ from chater_gpt.service import Service, build_parts
 log = logging.getLogger("chater_gpt.demo")
 
 
+WEIGHT_SCHEMA = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "weight_kg": {"type": "number"}},
+    "required": ["name", "weight_kg"],
+    "additionalProperties": False,
+}
+
+
 def demo_requests(count: int) -> list[tuple[str, str, bytes]]:
-    """(Kafka key, request key, value): one remembered conversation, a legacy request and a
-    malformed one. The conversation's requests share a Kafka key (the user), so they land
-    on one partition and are answered in order, each seeing the turns before it."""
+    """(Kafka key, request key, value): one remembered conversation, a legacy request, a
+    JSON answer and a malformed one. The conversation's requests share a Kafka key (the
+    user), so they land on one partition and are answered in order, each seeing the turns
+    before it."""
     run = uuid.uuid4().hex[:6]
     user = f"demo-{run}@example.com"
     questions = [
@@ -46,8 +58,30 @@ def demo_requests(count: int) -> list[tuple[str, str, bytes]]:
     legacy_key = f"legacy-{run}"
     legacy = {"question": "And what is 2 + 2?", "context": "We were doing simple sums."}
     messages.append((legacy_key, legacy_key, orjson.dumps({"key": legacy_key, "value": legacy})))
+    json_key = f"json-{run}"
+    structured = {
+        "message": "Ada weighs 62 kg. Give her name and weight.",
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "weight", "schema": WEIGHT_SCHEMA},
+        },
+    }
+    messages.append((json_key, json_key, orjson.dumps({"key": json_key, "value": structured})))
     messages.append((f"broken-{run}", f"broken-{run}", b"{this is not json"))
     return messages
+
+
+def demo_photos() -> list[tuple[str, str, bytes]]:
+    """A photo analysis in the platform's shape, with a photo that is not an image."""
+    key = f"photo-{uuid.uuid4().hex[:6]}"
+    value = {
+        "prompt": "Analyse the food; answer as JSON with type = food_processing.",
+        "photo": "bm90IGFuIGltYWdl",  # base64 of "not an image"
+        "user_email": "ada@example.com",
+        "image_id": key,
+        "date": "2026-11-26",
+    }
+    return [(key, key, orjson.dumps({"key": key, "value": value}))]
 
 
 def run_demo(*, requests: int = 3, timeout: float = 300.0) -> int:
@@ -78,16 +112,24 @@ def run_demo(*, requests: int = 3, timeout: float = 300.0) -> int:
                 "kafka_extra_config": {"fetch.wait.max.ms": "10"},
             }
         )
-        broker.create_topics([settings.request_topic, settings.response_topic], partitions=3)
-        return asyncio.run(_demo(settings, demo_requests(requests), timeout))
+        topics = [t for route in settings.routes for t in (route.request_topic, route.reply_topic)]
+        broker.create_topics(topics, partitions=3)
+        return asyncio.run(_demo(settings, demo_requests(requests), demo_photos(), timeout))
 
 
-async def _demo(settings: Settings, messages: list[tuple[str, str, bytes]], timeout: float) -> int:
+async def _demo(
+    settings: Settings,
+    chats: list[tuple[str, str, bytes]],
+    photos: list[tuple[str, str, bytes]],
+    timeout: float,
+) -> int:
     service = Service(settings, build_parts(settings))
     running = asyncio.create_task(service.run(install_signal_handlers=False))
     started = time.monotonic()
+    messages = chats + photos
     try:
-        await asyncio.to_thread(_produce, settings, messages)
+        await asyncio.to_thread(_produce, settings, settings.request_topic, chats)
+        await asyncio.to_thread(_produce, settings, settings.photo_request_topic, photos)
         keys = {key for _, key, _ in messages}
         replies = await asyncio.to_thread(_collect, settings, keys, timeout)
     finally:
@@ -101,11 +143,11 @@ async def _demo(settings: Settings, messages: list[tuple[str, str, bytes]], time
     return exit_code
 
 
-def _produce(settings: Settings, messages: list[tuple[str, str, bytes]]) -> None:
+def _produce(settings: Settings, topic: str, messages: list[tuple[str, str, bytes]]) -> None:
     producer = Producer({**settings.kafka_common_config(), "enable.idempotence": True})
     # Same Kafka key, same partition: the conversation's requests stay in order.
     for kafka_key, _, value in messages:
-        producer.produce(settings.request_topic, key=kafka_key.encode(), value=value)
+        producer.produce(topic, key=kafka_key.encode(), value=value)
     producer.flush(30)
 
 
@@ -119,7 +161,7 @@ def _collect(settings: Settings, keys: set[str], timeout: float) -> dict[str, di
             "heartbeat.interval.ms": 300,
         }
     )
-    consumer.subscribe([settings.response_topic])
+    consumer.subscribe([settings.response_topic, settings.photo_response_topic])
     replies: dict[str, dict[str, Any]] = {}
     deadline = time.monotonic() + timeout
     try:
@@ -148,11 +190,13 @@ def _print_replies(
         value = reply.get("value", {})
         if "error" in value:
             error = value["error"]
-            print(f"  ERROR {error['code']}: {error['message']}\n")
+            about = f" (image_id {value['image_id']})" if "image_id" in value else ""
+            print(f"  ERROR {error['code']}: {error['message']}{about}\n")
             continue
         usage = value["usage"]
+        answer = value["analysis"] if "analysis" in value else value["response"]
         print(f"  {value['model']} ({value['finish_reason']}, {value['processing_time']:.2f} s)")
-        print(f"  answer: {value['response'].strip()}")
+        print(f"  answer: {' '.join(answer.split())}")  # one line, even for JSON
         print(
             f"  usage:  prompt={usage['prompt_tokens']} completion={usage['completion_tokens']} "
             f"total={usage['total_tokens']}\n"
@@ -162,6 +206,6 @@ def _print_replies(
 def _question(raw: bytes) -> str:
     try:
         value = orjson.loads(raw)["value"]
-        return str(value.get("message") or value.get("question"))
+        return str(value.get("message") or value.get("question") or value.get("prompt"))
     except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
         return repr(raw[:40])

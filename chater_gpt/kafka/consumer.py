@@ -16,7 +16,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import Any, Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -50,7 +50,7 @@ class KafkaIngress:
     def __init__(
         self,
         config: dict[str, Any],
-        topic: str,
+        topics: Sequence[str],
         handler: IngressHandler,
         loop: asyncio.AbstractEventLoop,
         *,
@@ -65,7 +65,7 @@ class KafkaIngress:
             "enable.partition.eof": False,
             **config,
         }
-        self._topic = topic
+        self._topics = list(topics)
         self._handler = handler
         self._loop = loop
         self._max_batch = max_batch
@@ -121,7 +121,7 @@ class KafkaIngress:
         consumer = Consumer({**self._config, "error_cb": self._on_error})
         try:
             consumer.subscribe(
-                [self._topic],
+                self._topics,
                 on_assign=self._on_assign,
                 on_revoke=self._on_revoke,
                 on_lost=self._on_lost,

@@ -21,7 +21,8 @@ from typing import Protocol
 
 from confluent_kafka import KafkaError
 
-from chater_gpt.contracts import ChatRequest, Job, RejectedRequest, RequestDecoder
+from chater_gpt.contracts import ChatRequest, Job, RejectedRequest
+from chater_gpt.decoder import RequestDecoder
 from chater_gpt.kafka.dispatcher import KeyedDispatcher
 from chater_gpt.kafka.offsets import OffsetTracker, TopicPartition
 from chater_gpt.kafka.producer import ReplySink
@@ -126,9 +127,19 @@ def propagated_headers(raw: RawHeaders | None) -> list[tuple[str, bytes]]:
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class RouteEndpoint:
+    """What the pipeline needs of a route: how to read its requests, where to reply."""
+
+    name: str
+    decoder: RequestDecoder
+    reply_topic: str
+
+
 @dataclass(slots=True)
 class InFlight:
     tp: TopicPartition
+    reply_topic: str
     epoch: int
     offset: int
     key: str
@@ -142,10 +153,9 @@ class Pipeline:
     def __init__(
         self,
         *,
-        decoder: RequestDecoder,
+        routes: Sequence[RouteEndpoint],
         processor: JobProcessor,
         sink: ReplySink,
-        response_topic: str,
         max_in_flight: int,
         revoke_grace_seconds: float,
         gate: PauseGate,
@@ -154,10 +164,10 @@ class Pipeline:
         on_assigned: Callable[[list[TopicPartition]], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._decoder = decoder
+        # By request topic: each topic is read by exactly one route.
+        self._routes = {route.decoder.route.request_topic: route for route in routes}
         self._processor = processor
         self._sink = sink
-        self._response_topic = response_topic
         self._max_unfinished = max_in_flight + max_queued
         self._slots = asyncio.Semaphore(max_in_flight)
         self._revoke_grace = revoke_grace_seconds
@@ -204,8 +214,9 @@ class Pipeline:
         epoch = self.tracker.track(tp, offset)
         if epoch is None:
             return  # from a partition revoked meanwhile: its new owner replays it
+        route = self._routes[topic]
         raw = message.value()
-        request = self._decoder.decode(message.key(), raw)
+        request = route.decoder.decode(message.key(), raw)
         if isinstance(request, RejectedRequest) and request.key is None:
             log.warning(
                 "dropping a message without a usable key at %s[%d]@%d: %s",
@@ -233,9 +244,11 @@ class Pipeline:
             ),
             received_at=now,
             correlation_id=correlation,
+            route=route.name,
         )
         ts_type, ts = message.timestamp()
-        item = InFlight(tp, epoch, offset, key, job, headers, ts if ts_type != 0 else None)
+        timestamp = ts if ts_type != 0 else None
+        item = InFlight(tp, route.reply_topic, epoch, offset, key, job, headers, timestamp)
         self._dispatcher.submit(request.ordering_key, item)
 
     async def assigned(self, partitions: list[TopicPartition]) -> None:
@@ -333,7 +346,7 @@ class Pipeline:
             loop = asyncio.get_running_loop()
             loop.call_later(min(30.0, 0.5 * 2**item.attempts), self._send, item, reply)
 
-        self._sink.send(self._response_topic, item.key, reply, item.headers, delivered)
+        self._sink.send(item.reply_topic, item.key, reply, item.headers, delivered)
 
     def _finish(self, tp: TopicPartition, offset: int, epoch: int) -> None:
         self.tracker.finish(tp, offset, epoch)

@@ -37,7 +37,10 @@ MAX_LABEL_VALUES = 50
 OTHER = "other"
 
 METRIC_DOCS: list[tuple[str, str]] = [
-    ("chater_gpt_requests_total", "Requests answered, by outcome, error code, model and backend."),
+    (
+        "chater_gpt_requests_total",
+        "Requests answered, by outcome, error code, model, backend and route.",
+    ),
     ("chater_gpt_error_replies_total", "Error replies published, by error code."),
     ("chater_gpt_replayed_total", "Replayed requests answered from their recorded outcome."),
     ("chater_gpt_prompt_tokens_total", "Prompt tokens used, by model."),
@@ -65,6 +68,7 @@ METRIC_DOCS: list[tuple[str, str]] = [
     ("chater_gpt_cache_hits_total", "Answers served from the response cache."),
     ("chater_gpt_cache_misses_total", "Response cache lookups that found nothing."),
     ("chater_gpt_store_errors_total", "Redis/store operations that failed, by store."),
+    ("chater_gpt_json_repairs_total", "JSON answers that failed their check and were re-asked."),
 ]
 
 
@@ -153,8 +157,11 @@ class Metrics:
         self._requests = Counter(
             "chater_gpt_requests",
             "Requests by outcome",
-            ["outcome", "code", "model", "backend"],
+            ["outcome", "code", "model", "backend", "route"],
             registry=r,
+        )
+        self._json_repairs = Counter(
+            "chater_gpt_json_repairs", "JSON answer repairs", ["route"], registry=r
         )
         self._error_replies = Counter(
             "chater_gpt_error_replies", "Error replies", ["code"], registry=r
@@ -232,12 +239,17 @@ class Metrics:
 
     # --- ProcessorObserver ----------------------------------------------------------
 
-    def request_done(self, *, outcome: str, code: str, model: str, backend: str) -> None:
+    def request_done(
+        self, *, outcome: str, code: str, model: str, backend: str, route: str
+    ) -> None:
         model, backend = self._model(model), self._backend(backend)
-        key = ("request", outcome, code, model, backend)
-        self._child(self._requests, key, outcome, code, model, backend).inc()
+        key = ("request", outcome, code, model, backend, route)
+        self._child(self._requests, key, outcome, code, model, backend, route).inc()
         if outcome == "error":
             self._child(self._error_replies, ("error_reply", code), code).inc()
+
+    def json_repaired(self, *, route: str) -> None:
+        self._child(self._json_repairs, ("json_repair", route), route).inc()
 
     def tokens(self, *, model: str, prompt: int, completion: int) -> None:
         model = self._model(model)

@@ -1,9 +1,9 @@
 """`InstanceSpec` -> the child manifests of one ChaterGpt (pure; no I/O).
 
-Children: ConfigMap (settings), Deployment, Service (metrics), PodDisruptionBudget
-and, when asked, a KEDA ScaledObject (Kafka lag) or an HPA (CPU). Secrets reach
-the pod only through `secretKeyRef` (or a Secret volume for Kafka TLS files):
-no rendered object ever holds a secret value.
+Children: ConfigMap (settings, and the routes file when there are routes), Deployment,
+Service (metrics), PodDisruptionBudget and, when asked, a KEDA ScaledObject (Kafka
+lag) or an HPA (CPU). Secrets reach the pod only through `secretKeyRef` (or a Secret
+volume for Kafka TLS files): no rendered object ever holds a secret value.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 from chater_operator import API_VERSION, KIND
 from chater_operator.drift import stamp
-from chater_operator.spec import InstanceSpec
+from chater_operator.spec import InstanceSpec, Route
 
 Manifest = dict[str, Any]
 
@@ -25,6 +25,10 @@ MANAGED_BY = "chater-operator"
 OWNER_UID_LABEL = "chater.example.com/owner-uid"
 CONFIG_HASH_ANNOTATION = "chater.example.com/config-hash"
 TLS_MOUNT = "/etc/kafka/tls"
+# The routes file: a key of the instance's ConfigMap, mounted read-only as a file.
+ROUTES_KEY = "routes.json"
+ROUTES_MOUNT = "/etc/chater-gpt/routes"
+ROUTES_FILE = f"{ROUTES_MOUNT}/{ROUTES_KEY}"
 DEFAULT_RESOURCES: Mapping[str, Mapping[str, str]] = {
     "requests": {"memory": "256Mi", "cpu": "250m"},
     "limits": {"memory": "512Mi", "cpu": "500m"},
@@ -95,7 +99,13 @@ def render_config_map(spec: InstanceSpec) -> Manifest:
 
 
 def config_data(spec: InstanceSpec) -> dict[str, str]:
-    """The non-secret settings, as the service's environment variables."""
+    """The non-secret settings, as the service's environment variables, and the routes file.
+
+    The pod takes its environment from these keys (envFrom) and reads `routes.json` as the
+    file ROUTES_FILE names (as an environment name it is skipped, or ignored by the
+    service). The pod template carries a hash of all of it, so a change of settings or
+    routes rolls the pods.
+    """
     optional: dict[str, object | None] = {
         "OPENAI_BASE_URL": spec.openai_base_url,
         "KOBOLDCPP_API_URL": spec.koboldcpp_url,
@@ -104,6 +114,8 @@ def config_data(spec: InstanceSpec) -> dict[str, str]:
         "REQUESTS_PER_MINUTE": spec.requests_per_minute,
         "DAILY_TOKEN_LIMIT": spec.daily_token_limit,
         "KAFKA_SASL_MECHANISM": spec.kafka.sasl_mechanism,
+        "IS_DEV": "true" if spec.is_dev else None,
+        "ROUTES_FILE": ROUTES_FILE if spec.routes else None,
     }
     tls = spec.kafka.tls
     if tls is not None:
@@ -122,10 +134,34 @@ def config_data(spec: InstanceSpec) -> dict[str, str]:
         "METRICS_PORT": str(METRICS_PORT),
         "SHUTDOWN_GRACE_SECONDS": str(spec.shutdown_grace_seconds),
         "KAFKA_SECURITY_PROTOCOL": spec.kafka.protocol,
+        "REDIS_KEY_PREFIX": spec.redis_key_prefix,
     }
     data.update({key: str(value) for key, value in optional.items() if value})
     data.update(spec.extra_config)
+    if spec.routes:
+        data[ROUTES_KEY] = routes_document(spec.routes)
     return data
+
+
+def routes_document(routes: tuple[Route, ...]) -> str:
+    """The service's routes file (snake_case keys; optional fields only when set)."""
+    entries = []
+    for route in routes:
+        entry: dict[str, Any] = {
+            "name": route.name,
+            "request_topic": route.request_topic,
+            "reply_topic": route.reply_topic,
+            "shape": route.shape,
+        }
+        optional: dict[str, Any] = {
+            "model": route.model,
+            "system_prompt": route.system_prompt,
+            "max_tokens": route.max_tokens,
+            "response_format": _copy(route.response_format),
+        }
+        entry.update({key: value for key, value in optional.items() if value is not None})
+        entries.append(entry)
+    return json.dumps({"routes": entries}, indent=2, ensure_ascii=False) + "\n"
 
 
 def secret_env(spec: InstanceSpec) -> list[dict[str, Any]]:
@@ -186,6 +222,10 @@ def _container(spec: InstanceSpec) -> dict[str, Any]:
         container["volumeMounts"].append(
             {"name": "kafka-tls", "mountPath": TLS_MOUNT, "readOnly": True}
         )
+    if spec.routes:
+        container["volumeMounts"].append(
+            {"name": "routes", "mountPath": ROUTES_MOUNT, "readOnly": True}
+        )
     return container
 
 
@@ -201,6 +241,17 @@ def _volumes(spec: InstanceSpec) -> list[dict[str, Any]]:
                     "secretName": tls.name,
                     "defaultMode": 0o440,
                     "items": [{"key": key, "path": key} for key in keys],
+                },
+            }
+        )
+    if spec.routes:
+        volumes.append(
+            {
+                "name": "routes",
+                "configMap": {
+                    "name": config_map_name(spec),
+                    "defaultMode": 0o444,
+                    "items": [{"key": ROUTES_KEY, "path": ROUTES_KEY}],
                 },
             }
         )
@@ -343,7 +394,7 @@ def render_autoscaler(spec: InstanceSpec) -> Manifest | None:
         "metadata": {
             "bootstrapServers": spec.bootstrap_server,
             "consumerGroup": spec.consumer_group,
-            "topic": spec.request_topic,
+            "topic": spec.chat_request_topic,
             "lagThreshold": str(scaling.lag_threshold),
             # The service starts new groups at the earliest offset; the scaler must agree.
             "offsetResetPolicy": "earliest",

@@ -8,6 +8,7 @@ written around the schema (an old CRD, a test) still renders predictably.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,15 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
 AUTOSCALERS = ("keda", "hpa")
+ROUTE_SHAPES = ("chat", "photo")
+RESPONSE_FORMAT_TYPES = ("json_object", "json_schema")
+# The service's built-in chat route reads spec.requestTopic; a route of this name replaces it.
+BUILTIN_CHAT_ROUTE = "chat"
+# IS_DEV: the service reads and writes every topic with this suffix.
+DEV_SUFFIX = "_dev"
+# The service refuses a REDIS_KEY_PREFIX longer than this (or empty).
+REDIS_KEY_PREFIX_MAX = 64
+ROUTE_MODEL_MAX = 100  # the service's limit on a route's model name
 # Secrets reach the pod only as secretKeyRef; extraConfig must never carry them.
 SECRET_VARIABLES = frozenset(
     {
@@ -57,10 +67,13 @@ MANAGED_VARIABLES = frozenset(
         "KAFKA_SSL_CA_LOCATION",
         "KAFKA_SSL_CERTIFICATE_LOCATION",
         "KAFKA_SSL_KEY_LOCATION",
+        "IS_DEV",
+        "ROUTES_FILE",
     }
 )
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_TOPIC = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")  # Kafka's legal topic names
 
 
 @dataclass(frozen=True)
@@ -115,6 +128,36 @@ class Autoscaling:
 
 
 @dataclass(frozen=True)
+class Route:
+    """One more request topic the service answers (its routes file, snake_case there)."""
+
+    name: str
+    request_topic: str
+    reply_topic: str
+    shape: str = "chat"
+    model: str | None = None
+    system_prompt: str | None = None
+    max_tokens: int | None = None
+    # The service's own format, passed through: {"type": "json_object"} or
+    # {"type": "json_schema", "json_schema": {"name", "schema", "strict"}}.
+    response_format: Mapping[str, Any] | None = None
+
+
+def default_redis_key_prefix(namespace: str, name: str) -> str:
+    """`chater:<namespace>:<name>:`, so instances sharing one Redis never share keys.
+
+    A CR name may be longer than the service allows for a prefix: then the head is cut
+    and a hash of the full identity keeps it unique.
+    """
+    prefix = f"chater:{namespace}:{name}:"
+    if len(prefix) <= REDIS_KEY_PREFIX_MAX:
+        return prefix
+    digest = hashlib.sha256(f"{namespace}/{name}".encode()).hexdigest()[:12]
+    head = prefix[: REDIS_KEY_PREFIX_MAX - len(digest) - 2]
+    return f"{head}~{digest}:"
+
+
+@dataclass(frozen=True)
 class InstanceSpec:
     """Everything the renderer needs, validated and defaulted."""
 
@@ -148,6 +191,21 @@ class InstanceSpec:
     tolerations: tuple[Mapping[str, Any], ...] = ()
     autoscaling: Autoscaling = field(default_factory=Autoscaling)
     kafka: KafkaSecurity = field(default_factory=KafkaSecurity)
+    routes: tuple[Route, ...] = ()
+    is_dev: bool = False
+    redis_key_prefix: str = "chater:"
+
+    def topic(self, name: str) -> str:
+        """A topic as the service uses it (IS_DEV appends `_dev`)."""
+        return name + DEV_SUFFIX if self.is_dev else name
+
+    @property
+    def chat_request_topic(self) -> str:
+        """What the built-in chat route reads: spec.requestTopic unless a route replaces it."""
+        for route in self.routes:
+            if route.name == BUILTIN_CHAT_ROUTE:
+                return self.topic(route.request_topic)
+        return self.topic(self.request_topic)
 
     @property
     def same_namespace(self) -> bool:
@@ -171,6 +229,7 @@ def parse_spec(raw: Mapping[str, Any], owner: Owner) -> InstanceSpec:
     if not _DNS_LABEL.match(namespace):
         raise InvalidSpecError(f"spec.namespace {namespace!r} is not a valid namespace name")
     backend = reader.choice("backend", BACKENDS, "openai")
+    extra_config = _extra_config(reader.mapping("extraConfig"))
     spec = InstanceSpec(
         owner=owner,
         namespace=namespace,
@@ -202,13 +261,18 @@ def parse_spec(raw: Mapping[str, Any], owner: Owner) -> InstanceSpec:
             "shutdownGraceSeconds", DEFAULT_SHUTDOWN_GRACE_SECONDS, minimum=0
         ),
         log_level=reader.choice("logLevel", LOG_LEVELS, "INFO"),
-        extra_config=_extra_config(reader.mapping("extraConfig")),
+        extra_config=extra_config,
         resources=reader.mapping("resources"),
         affinity=reader.mapping("affinity") or None,
         node_selector={str(k): str(v) for k, v in reader.mapping("nodeSelector").items()},
         tolerations=tuple(reader.list("tolerations")),
         autoscaling=_autoscaling(reader.mapping("autoscaling")),
         kafka=_kafka_security(reader.mapping("kafkaSecurity")),
+        routes=_routes(reader.list("routes")),
+        is_dev=reader.boolean("isDev", False),
+        # An explicit extraConfig.REDIS_KEY_PREFIX wins (e.g. "chater:" to keep older keys).
+        redis_key_prefix=extra_config.get("REDIS_KEY_PREFIX")
+        or default_redis_key_prefix(owner.namespace, owner.name),
     )
     _check_rules(spec)
     return spec
@@ -237,6 +301,29 @@ def _check_rules(spec: InstanceSpec) -> None:
         raise InvalidSpecError(
             "spec.kafkaSecurity.saslMechanism and saslSecretRef are required with a SASL protocol"
         )
+    _check_route_topics(spec)
+
+
+def _check_route_topics(spec: InstanceSpec) -> None:
+    """What the service refuses at start-up: two routes reading one topic, or a route
+    answering on a topic that a route reads (it would consume its own replies)."""
+    routes = [(f"route {r.name!r}", r.request_topic, r.reply_topic) for r in spec.routes]
+    if all(route.name != BUILTIN_CHAT_ROUTE for route in spec.routes):
+        builtin = "the built-in chat route (spec.requestTopic, spec.responseTopic)"
+        routes.insert(0, (builtin, spec.request_topic, spec.response_topic))
+    readers: dict[str, str] = {}
+    for label, request_topic, _ in routes:
+        other = readers.setdefault(request_topic, label)
+        if other != label:
+            raise InvalidSpecError(
+                f"spec.routes: {other} and {label} both read topic {request_topic!r}"
+            )
+    for label, _, reply_topic in routes:
+        if reply_topic in readers:
+            raise InvalidSpecError(
+                f"spec.routes: {label} replies on {reply_topic!r}, "
+                f"which {readers[reply_topic]} reads"
+            )
 
 
 def _extra_config(raw: Mapping[str, Any]) -> dict[str, str]:
@@ -251,7 +338,73 @@ def _extra_config(raw: Mapping[str, Any]) -> dict[str, str]:
         if name in MANAGED_VARIABLES:
             raise InvalidSpecError(f"spec.extraConfig.{name} is set by a spec field of its own")
         config[name] = value if isinstance(value, str) else str(value)
+    prefix = config.get("REDIS_KEY_PREFIX")
+    if prefix is not None and not 1 <= len(prefix) <= REDIS_KEY_PREFIX_MAX:
+        raise InvalidSpecError(
+            f"spec.extraConfig.REDIS_KEY_PREFIX must be 1 to {REDIS_KEY_PREFIX_MAX} characters"
+        )
     return config
+
+
+def _routes(items: list[Any]) -> tuple[Route, ...]:
+    routes: list[Route] = []
+    for index, item in enumerate(items):
+        path = f"spec.routes[{index}]"
+        reader = _Reader(item, path)
+        name = reader.required_string("name")
+        if not _DNS_LABEL.match(name):
+            raise InvalidSpecError(
+                f"{path}.name {name!r} must be lowercase letters, digits and dashes "
+                "(at most 63, starting and ending with a letter or digit)"
+            )
+        if any(route.name == name for route in routes):
+            raise InvalidSpecError(f"spec.routes: the name {name!r} is used twice")
+        routes.append(
+            Route(
+                name=name,
+                request_topic=_topic(reader, "requestTopic"),
+                reply_topic=_topic(reader, "replyTopic"),
+                shape=reader.choice("shape", ROUTE_SHAPES, "chat"),
+                model=_route_model(reader),
+                system_prompt=reader.string("systemPrompt"),
+                max_tokens=reader.optional_integer("maxTokens", minimum=1),
+                response_format=_response_format(
+                    reader.mapping("responseFormat"), f"{path}.responseFormat"
+                ),
+            )
+        )
+    return tuple(routes)
+
+
+def _route_model(reader: _Reader) -> str | None:
+    model = reader.string("model")
+    if model is not None and len(model) > ROUTE_MODEL_MAX:
+        raise reader.fail("model", f"at most {ROUTE_MODEL_MAX} characters")
+    return model
+
+
+def _topic(reader: _Reader, key: str) -> str:
+    topic = reader.required_string(key)
+    if not _TOPIC.match(topic):
+        raise reader.fail(key, "a Kafka topic name (letters, digits, '.', '_', '-'; at most 249)")
+    return topic
+
+
+def _response_format(raw: Mapping[str, Any], path: str) -> Mapping[str, Any] | None:
+    """The service's response_format, checked for its outline and passed on as written."""
+    if not raw:
+        return None
+    reader = _Reader(raw, path)
+    kind = reader.optional_choice("type", RESPONSE_FORMAT_TYPES)
+    if kind is None:
+        raise reader.fail("type", "one of " + ", ".join(RESPONSE_FORMAT_TYPES))
+    if kind == "json_schema":
+        schema = _Reader(raw.get("json_schema"), f"{path}.json_schema")
+        if not isinstance(raw["json_schema"].get("schema"), Mapping):
+            raise schema.fail("schema", "an object (the JSON Schema of the answer)")
+        schema.string("name")
+        schema.boolean("strict", False)
+    return dict(raw)
 
 
 def _autoscaling(raw: Mapping[str, Any]) -> Autoscaling:
@@ -306,7 +459,7 @@ class _Reader:
         self._raw: Mapping[str, Any] = raw
         self._path = path
 
-    def _fail(self, key: str, what: str) -> InvalidSpecError:
+    def fail(self, key: str, what: str) -> InvalidSpecError:
         return InvalidSpecError(f"{self._path}.{key} must be {what}")
 
     def string(self, key: str) -> str | None:
@@ -314,13 +467,13 @@ class _Reader:
         if value is None or value == "":
             return None
         if not isinstance(value, str):
-            raise self._fail(key, "a string")
+            raise self.fail(key, "a string")
         return value
 
     def required_string(self, key: str) -> str:
         value = self.string(key)
         if value is None:
-            raise self._fail(key, "a non-empty string")
+            raise self.fail(key, "a non-empty string")
         return value
 
     def choice(self, key: str, allowed: tuple[str, ...], default: str) -> str:
@@ -329,7 +482,7 @@ class _Reader:
     def optional_choice(self, key: str, allowed: tuple[str, ...]) -> str | None:
         value = self.string(key)
         if value is not None and value not in allowed:
-            raise self._fail(key, "one of " + ", ".join(allowed))
+            raise self.fail(key, "one of " + ", ".join(allowed))
         return value
 
     def optional_integer(
@@ -340,10 +493,10 @@ class _Reader:
             return None
         # bool is an int in Python, never in the schema.
         if not isinstance(value, int) or isinstance(value, bool):
-            raise self._fail(key, "an integer")
+            raise self.fail(key, "an integer")
         if value < minimum or (maximum is not None and value > maximum):
             bounds = f"at least {minimum}" + (f" and at most {maximum}" if maximum else "")
-            raise self._fail(key, bounds)
+            raise self.fail(key, bounds)
         return value
 
     def integer(
@@ -355,19 +508,19 @@ class _Reader:
     def boolean(self, key: str, default: bool) -> bool:
         value = self._raw.get(key, default)
         if not isinstance(value, bool):
-            raise self._fail(key, "true or false")
+            raise self.fail(key, "true or false")
         return value
 
     def mapping(self, key: str) -> Mapping[str, Any]:
         value = self._raw.get(key) or {}
         if not isinstance(value, Mapping):
-            raise self._fail(key, "an object")
+            raise self.fail(key, "an object")
         return value
 
     def list(self, key: str) -> list[Any]:
         value = self._raw.get(key) or []
         if not isinstance(value, list):
-            raise self._fail(key, "a list")
+            raise self.fail(key, "a list")
         return value
 
     def secret_key_ref(self, key: str, default: SecretKeyRef | None) -> SecretKeyRef | None:

@@ -78,13 +78,17 @@ class Topics:
     request: str
     response: str
     group: str
+    photo_request: str
+    photo_response: str
 
 
 @pytest.fixture
 def topics(broker: Broker) -> Topics:
     run = uuid.uuid4().hex[:10]
-    names = Topics(f"send-{run}", f"response-{run}", f"group-{run}")
-    broker.create_topics([names.request, names.response])
+    names = Topics(
+        f"send-{run}", f"response-{run}", f"group-{run}", f"photo-{run}", f"analysis-{run}"
+    )
+    broker.create_topics([names.request, names.response, names.photo_request, names.photo_response])
     return names
 
 
@@ -112,6 +116,8 @@ def service_config(
         "bootstrap_server": broker.bootstrap,
         "request_topic": topics.request,
         "response_topic": topics.response,
+        "photo_request_topic": topics.photo_request,
+        "photo_response_topic": topics.photo_response,
         "consumer_group": topics.group,
         "openai_base_url": server.base_url,
         "openai_api_key": FAKE_API_KEY,

@@ -86,7 +86,7 @@ async def test_partitions_paused_when_lost_are_consumed_again_once_reassigned(
             "heartbeat.interval.ms": 300,
             "fetch.wait.max.ms": 10,
         },
-        TOPIC,
+        [TOPIC],
         handler,
         asyncio.get_running_loop(),
     )

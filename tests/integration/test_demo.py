@@ -4,6 +4,7 @@ reply with its usage, on a machine with nothing else running and no keys."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -27,7 +28,12 @@ def test_the_demo_answers_every_request_and_prints_the_usage() -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
-    # Two conversation turns, the legacy request and the malformed message.
-    assert "4/4 replies" in out, out
-    assert out.count("usage:  prompt=") == 3, out
+    # Two conversation turns, the legacy request, the JSON answer, the malformed message
+    # and the broken photo.
+    assert "6/6 replies" in out, out
+    assert out.count("usage:  prompt=") == 4, out
     assert "ERROR invalid_json" in out, out
+    assert "ERROR invalid_image" in out, out
+    json_answer = next(line for line in out.splitlines() if '"weight_kg"' in line)
+    document = json.loads(json_answer.split("answer:", 1)[1])
+    assert set(document) == {"name", "weight_kg"}, out

@@ -184,7 +184,9 @@ async def test_healthz_reports_every_check_work_and_memory(served: Served) -> No
 
 
 async def test_metrics_serves_the_text_format_with_sampled_state(served: Served) -> None:
-    served.metrics.request_done(outcome="ok", code="", model="gpt-4o-mini", backend="openai")
+    served.metrics.request_done(
+        outcome="ok", code="", model="gpt-4o-mini", backend="openai", route="chat"
+    )
     served.metrics.tokens(model="gpt-4o-mini", prompt=50, completion=100)
     served.source.in_flight_count = 4
     served.source.reasons = frozenset({"breaker"})

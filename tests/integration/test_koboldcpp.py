@@ -5,12 +5,14 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from pydantic import SecretStr
 
 from chater_gpt.backends.base import ChatCall
-from chater_gpt.backends.koboldcpp import KoboldCppBackend
+from chater_gpt.backends.koboldcpp import JSON_OBJECT_GRAMMAR, KoboldCppBackend
+from chater_gpt.domain import ResponseFormat
 from chater_gpt.errors import (
     BackendAuthError,
     BackendBadResponse,
@@ -21,8 +23,9 @@ from chater_gpt.errors import (
     BackendTimeout,
     BackendUnavailable,
 )
+from chater_gpt.json_output import check_answer, json_instruction
 from chater_gpt.resilience.retry import RetryingBackend, RetryPolicy
-from tests.support.scripted_kobold import KoboldFault, ScriptedKobold
+from tests.support.scripted_kobold import KoboldFault, ScriptedKobold, grammar_for
 
 pytestmark = pytest.mark.integration
 
@@ -223,3 +226,87 @@ async def test_429_with_retry_after_is_retried_after_the_wait(
     assert result.text == "Hello from Kobold"
     assert elapsed >= 1.0
     assert native_server.paths().count("/api/v1/generate") == 3
+
+
+# --- JSON answers: each API in its own dialect ---------------------------------------------
+
+WEIGHT_SCHEMA = {
+    "type": "object",
+    "properties": {"weight": {"type": "number"}},
+    "required": ["weight"],
+    "additionalProperties": False,
+}
+
+
+def json_call(fmt: ResponseFormat) -> ChatCall:
+    return replace(chat_call(), response_format=fmt)
+
+
+@pytest.mark.parametrize(
+    "fmt",
+    [ResponseFormat(type="json_object"), ResponseFormat(type="json_schema", schema=WEIGHT_SCHEMA)],
+)
+async def test_the_chat_api_gets_openais_response_format(fmt: ResponseFormat) -> None:
+    with ScriptedKobold(answer='{"weight": 2}') as server:
+        backend = backend_for(server)
+        try:
+            result = await backend.complete(json_call(fmt))
+        finally:
+            await backend.aclose()
+    assert check_answer(result.text, fmt) == '{"weight": 2}'
+    [body] = server.bodies("/v1/chat/completions")
+    assert body["response_format"] == fmt.to_openai()
+    assert "/api/extra/json_to_grammar" not in server.paths()  # the server converts itself
+
+
+async def test_the_native_api_gets_a_grammar_for_any_object() -> None:
+    fmt = ResponseFormat(type="json_object")
+    with ScriptedKobold(chat_enabled=False, answer='{"weight": 2}') as server:
+        backend = backend_for(server)
+        try:
+            result = await backend.complete(json_call(fmt))
+        finally:
+            await backend.aclose()
+    assert check_answer(result.text, fmt) == '{"weight": 2}'
+    [body] = server.bodies("/api/v1/generate")
+    assert body["grammar"] == JSON_OBJECT_GRAMMAR
+    assert body["grammar_retain_state"] is False
+    assert body["prompt"] == (
+        f"System: Be brief.\nUser: Tell me a story\nSystem: {json_instruction(fmt)}\nAssistant:"
+    )
+    assert "/api/extra/json_to_grammar" not in server.paths()
+
+
+async def test_the_native_api_gets_the_servers_grammar_for_a_schema() -> None:
+    fmt = ResponseFormat(type="json_schema", schema=WEIGHT_SCHEMA)
+    with ScriptedKobold(chat_enabled=False, answer='{"weight": 2}', password=KEY) as server:
+        backend = backend_for(server)
+        try:
+            first = await backend.complete(json_call(fmt))
+            await backend.complete(json_call(fmt))
+        finally:
+            await backend.aclose()
+    assert check_answer(first.text, fmt) == '{"weight": 2}'
+    assert server.bodies("/api/extra/json_to_grammar") == [{"schema": WEIGHT_SCHEMA}]  # cached
+    converter = next(r for r in server.requests if r.path == "/api/extra/json_to_grammar")
+    assert converter.headers["Authorization"] == f"Bearer {KEY}"
+    generated = server.bodies("/api/v1/generate")
+    assert [body["grammar"] for body in generated] == [grammar_for(WEIGHT_SCHEMA)] * 2
+    assert json_instruction(fmt) in generated[0]["prompt"]
+
+
+@pytest.mark.parametrize("grammar_api", [False, True])
+async def test_an_old_or_unable_server_gets_the_object_grammar(grammar_api: bool) -> None:
+    schema = {**WEIGHT_SCHEMA, "x-unconvertible": True}
+    fmt = ResponseFormat(type="json_schema", schema=schema)
+    with ScriptedKobold(chat_enabled=False, grammar_api=grammar_api) as server:
+        backend = backend_for(server)
+        try:
+            await backend.complete(json_call(fmt))
+            await backend.complete(json_call(fmt))
+        finally:
+            await backend.aclose()
+    conversions = server.paths().count("/api/extra/json_to_grammar")
+    assert conversions == (2 if grammar_api else 1)  # a missing endpoint is remembered
+    grammars = [body["grammar"] for body in server.bodies("/api/v1/generate")]
+    assert grammars == [JSON_OBJECT_GRAMMAR] * 2

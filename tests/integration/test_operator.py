@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
@@ -31,7 +32,7 @@ from chater_operator import handlers
 from chater_operator.client import Connection, HttpKubeApi
 from chater_operator.reconcile import Reconciler
 
-from tests.unit.operator.samples import README_EXAMPLE, cr
+from tests.unit.operator.samples import README_EXAMPLE, ROUTES, cr
 
 pytestmark = pytest.mark.integration
 
@@ -233,6 +234,67 @@ async def test_replicas_3_to_5_patches_only_the_deployment(
     assert deployment["spec"]["replicas"] == 5
     assert body_of(api_mock, "chater-gpt")["status"]["observedGeneration"] == 2
     assert events.items[-1][2] == f"applied Deployment/{NAME} (changed)"
+
+
+async def test_create_with_routes_mounts_the_routes_file_and_a_routes_change_rolls_the_pods(
+    api_mock: Any, memo: kopf.Memo, events: RecordedEvents
+) -> None:
+    spec = {**README_EXAMPLE["spec"], "routes": ROUTES, "isDev": True}
+    put_cr(api_mock, spec, namespace="chater-gpt")
+    put_secret(api_mock, "chater-gpt")
+    await handlers.on_change(body=body_of(api_mock, "chater-gpt"), memo=memo)
+
+    config_map = live(api_mock, CONFIGMAPS, "chater-gpt", f"{NAME}-config")
+    assert config_map is not None
+    data = config_map["data"]
+    routes = json.loads(data["routes.json"])["routes"]
+    assert [(r["name"], r["request_topic"], r["reply_topic"]) for r in routes] == [
+        ("gemini", "gemini-send", "gemini-response"),
+        ("photo-eu", "photo-send-eu", "photo-response-eu"),
+    ]
+    assert data["ROUTES_FILE"] == "/etc/chater-gpt/routes/routes.json"
+    assert data["IS_DEV"] == "true"
+    assert data["REDIS_KEY_PREFIX"] == f"chater:chater-gpt:{NAME}:"
+    deployment = live(api_mock, DEPLOYMENTS, "chater-gpt", NAME)
+    assert deployment is not None
+    template = deployment["spec"]["template"]
+    (mount,) = [
+        m for m in template["spec"]["containers"][0]["volumeMounts"] if m["name"] == "routes"
+    ]
+    assert (mount["mountPath"], mount["readOnly"]) == ("/etc/chater-gpt/routes", True)
+    assert condition(body_of(api_mock, "chater-gpt")["status"], "Degraded")["status"] == "False"
+    hash_before = template["metadata"]["annotations"]["chater.example.com/config-hash"]
+
+    # One route less: the ConfigMap and the pod template change, so the pods roll.
+    start = len(list(api_mock))
+    put_cr(api_mock, {**spec, "routes": ROUTES[:1]}, "chater-gpt", generation=2)
+    await handlers.on_change(body=body_of(api_mock, "chater-gpt"), memo=memo)
+
+    assert writes_since(api_mock, start) == [
+        f"PATCH /api/v1/namespaces/chater-gpt/configmaps/{NAME}-config",
+        f"PATCH /apis/apps/v1/namespaces/chater-gpt/deployments/{NAME}",
+        f"PATCH /apis/chater.example.com/v1/namespaces/chater-gpt/chatergpts/{NAME}/status",
+    ]
+    config_map = live(api_mock, CONFIGMAPS, "chater-gpt", f"{NAME}-config")
+    assert config_map is not None
+    assert [r["name"] for r in json.loads(config_map["data"]["routes.json"])["routes"]] == [
+        "gemini"
+    ]
+    deployment = live(api_mock, DEPLOYMENTS, "chater-gpt", NAME)
+    assert deployment is not None
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["chater.example.com/config-hash"] != hash_before
+
+    # Routes removed: no routes file, no mount, no ROUTES_FILE.
+    put_cr(api_mock, README_EXAMPLE["spec"], "chater-gpt", generation=3)
+    await handlers.on_change(body=body_of(api_mock, "chater-gpt"), memo=memo)
+    config_map = live(api_mock, CONFIGMAPS, "chater-gpt", f"{NAME}-config")
+    assert config_map is not None
+    assert not {"routes.json", "ROUTES_FILE", "IS_DEV"} & set(config_map["data"])
+    deployment = live(api_mock, DEPLOYMENTS, "chater-gpt", NAME)
+    assert deployment is not None
+    mounts = deployment["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+    assert [m["name"] for m in mounts] == ["tmp"]
 
 
 async def test_the_timer_restores_a_deleted_or_edited_deployment(

@@ -64,6 +64,8 @@ def service_settings(bootstrap: str, base_url: str, overrides: Mapping[str, Any]
         "bootstrap_server": bootstrap,
         "request_topic": "gpt-send",
         "response_topic": "gpt-response",
+        "photo_request_topic": "eater-send-photo",
+        "photo_response_topic": "photo-analysis-response",
         "consumer_group": "chater-gpt-load",
         "openai_base_url": base_url,
         "openai_api_key": FAKE_KEY,
@@ -246,7 +248,15 @@ class EmbeddedStack:
             self._exit.callback(self._stop_backend, backend)
             self.settings = service_settings(broker.bootstrap, backend.base_url, self._overrides)
             broker.create_topics(
-                [self.settings["request_topic"], self.settings["response_topic"]],
+                [
+                    self.settings[name]
+                    for name in (
+                        "request_topic",
+                        "response_topic",
+                        "photo_request_topic",
+                        "photo_response_topic",
+                    )
+                ],
                 partitions=self._partitions,
             )
             child: ServiceProcess | SequentialProcess

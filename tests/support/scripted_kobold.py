@@ -8,10 +8,14 @@ Served on 127.0.0.1 from its own thread:
   "prompt_tokens", "completion_tokens"}]}`; the token counts only when `report_usage`),
 - `POST /api/extra/tokencount` (`{"prompt": text}` -> `{"value": n, "ids": [...]}`;
   here one token per whitespace-separated word),
+- `POST /api/extra/json_to_grammar` (`{"schema": {...}}` -> `{"result": "<GBNF>",
+  "success": true}`; here `grammar_for(schema)`, or `{"success": false}` when the
+  schema has `"x-unconvertible"`; 404 when not `grammar_api`, as on older servers),
 - `GET /api/v1/model`, `GET /api/extra/version`.
 With `password` set, requests need `Authorization: Bearer <password>` (else 401).
 Queued faults answer the next chat/generate requests with a status, headers and a
-raw body, or stall. Every request is recorded.
+raw body, or stall. Every request is recorded, body included (`bodies(path)`), so
+tests check what the backend sent (e.g. `response_format`, `grammar`).
 """
 
 from __future__ import annotations
@@ -47,6 +51,11 @@ def count_tokens(text: str) -> int:
     return len(text.split())
 
 
+def grammar_for(schema: dict[str, Any]) -> str:
+    """The scripted server's "conversion": a recognisable stand-in, not real GBNF."""
+    return "root ::= scripted-schema-grammar # " + orjson.dumps(schema).decode()
+
+
 class ScriptedKobold:
     def __init__(
         self,
@@ -55,8 +64,10 @@ class ScriptedKobold:
         report_usage: bool = True,
         password: str | None = None,
         answer: str = "Hello from Kobold",
+        grammar_api: bool = True,
     ) -> None:
         self.chat_enabled = chat_enabled
+        self.grammar_api = grammar_api
         self.report_usage = report_usage
         self.password = password
         self.answer = answer
@@ -74,6 +85,11 @@ class ScriptedKobold:
         with self._lock:
             return [r.path for r in self.requests]
 
+    def bodies(self, path: str) -> list[dict[str, Any]]:
+        """The bodies received on `path`, oldest first."""
+        with self._lock:
+            return [r.body for r in self.requests if r.path == path]
+
     def fail_next(self, *faults: KoboldFault) -> None:
         with self._lock:
             self.faults.extend(faults)
@@ -83,6 +99,7 @@ class ScriptedKobold:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/api/v1/generate", self._generate)
         app.router.add_post("/api/extra/tokencount", self._tokencount)
+        app.router.add_post("/api/extra/json_to_grammar", self._json_to_grammar)
         app.router.add_get("/api/v1/model", self._model)
         app.router.add_get("/api/extra/version", self._version)
         self._server = ThreadedApp(app, name="scripted-kobold")
@@ -158,6 +175,17 @@ class ScriptedKobold:
             return body
         n = count_tokens(str(body.get("prompt", "")))
         return web.json_response({"value": n, "ids": list(range(n))})
+
+    async def _json_to_grammar(self, request: web.Request) -> web.Response:
+        body = await self._admit(request, faults=False)
+        if isinstance(body, web.Response):
+            return body
+        if not self.grammar_api:
+            return web.Response(status=404, text="404: Not Found")
+        schema = body.get("schema")
+        if not isinstance(schema, dict) or "x-unconvertible" in schema:
+            return web.json_response({"result": "", "success": False})
+        return web.json_response({"result": grammar_for(schema), "success": True})
 
     async def _model(self, _request: web.Request) -> web.Response:
         return web.json_response({"result": "koboldcpp/scripted"})

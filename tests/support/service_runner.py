@@ -59,17 +59,21 @@ def settings_env(settings: Mapping[str, Any]) -> dict[str, str]:
 
 
 class ServiceProcess:
-    """`python main.py run` in a child process, its output kept in a log file."""
+    """`python main.py run` (or another command) in a child process, its output kept in a
+    log file."""
 
-    def __init__(self, settings: Mapping[str, Any], log_path: Path) -> None:
+    def __init__(
+        self, settings: Mapping[str, Any], log_path: Path, command: tuple[str, ...] = ("run",)
+    ) -> None:
         self._env = settings_env(settings)
+        self._command = command
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ServiceProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "main.py", "run"],
+            [sys.executable, "main.py", *self._command],
             cwd=ROOT,
             env=self._env,
             stdout=log,

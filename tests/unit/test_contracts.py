@@ -14,16 +14,14 @@ from chater_gpt.contracts import (
     ChatRequest,
     ForgetRequest,
     RejectedRequest,
-    RequestDecoder,
     RequestDefaults,
-    error_bytes,
-    forget_ack_bytes,
     json_schemas,
-    reply_bytes,
 )
+from chater_gpt.decoder import RequestDecoder
 from chater_gpt.domain import Turn
 from chater_gpt.errors import BackendRateLimited, InvalidRequest
 from chater_gpt.images import ImageLimits
+from chater_gpt.replies import error_bytes, forget_ack_bytes, reply_bytes
 from tests.support.images import b64, image_bytes, png_bomb
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"

@@ -38,6 +38,7 @@ def job(key: str) -> Job:
     request = ChatRequest(
         key=key,
         message="hello",
+        user=None,
         conversation=None,
         context=(),
         model="gpt-4o-mini",

@@ -48,8 +48,8 @@ def test_a_frozen_broker_is_reported_and_survived(
 ) -> None:
     embedded = private_broker.embedded
     assert embedded is not None
-    topics = Topics("stall-send", "stall-response", "stall-group")
-    private_broker.create_topics([topics.request, topics.response])
+    topics = Topics("stall-send", "stall-response", "stall-group", "stall-photo", "stall-analysis")
+    private_broker.create_topics([topics.request, topics.response, topics.photo_request])
     conversations = 100
     count = conversations * max(5, scaled(20))
     texts = [f"c{i % conversations:03d} #{i // conversations:04d}" for i in range(count)]
@@ -131,8 +131,14 @@ def test_a_stall_after_the_join_grace_is_reported_by_readyz(
 ) -> None:
     embedded = private_broker.embedded
     assert embedded is not None
-    topics = Topics("late-stall-send", "late-stall-response", "late-stall-group")
-    private_broker.create_topics([topics.request, topics.response])
+    topics = Topics(
+        "late-stall-send",
+        "late-stall-response",
+        "late-stall-group",
+        "late-stall-photo",
+        "late-stall-analysis",
+    )
+    private_broker.create_topics([topics.request, topics.response, topics.photo_request])
     with ScriptedOpenAI(record=False) as scripted:
         config = service_config(
             private_broker, topics, scripted, kafka_join_grace_seconds=JOIN_GRACE_SECONDS

@@ -9,13 +9,16 @@ from dataclasses import dataclass, field
 import orjson
 from confluent_kafka import KafkaError
 
-from chater_gpt.contracts import ChatRequest, Job, RequestDecoder, RequestDefaults
+from chater_gpt.contracts import ChatRequest, Job, RequestDefaults
+from chater_gpt.decoder import RequestDecoder
 from chater_gpt.images import ImageLimits
-from chater_gpt.kafka.pipeline import PauseGate, Pipeline
+from chater_gpt.kafka.pipeline import PauseGate, Pipeline, RouteEndpoint
 from chater_gpt.kafka.producer import DeliveryCallback, Headers
+from chater_gpt.routes import Route
 
 TOPIC = "gpt-send"
 TP = (TOPIC, 0)
+CHAT = Route("chat", TOPIC, "gpt-response")
 
 
 @dataclass
@@ -99,10 +102,9 @@ def make_pipeline(
 ) -> tuple[Pipeline, ManualSink, EchoProcessor]:
     sink, processor = ManualSink(), EchoProcessor()
     pipeline = Pipeline(
-        decoder=RequestDecoder(DEFAULTS),
+        routes=[RouteEndpoint("chat", RequestDecoder(DEFAULTS, CHAT), "gpt-response")],
         processor=processor,
         sink=sink,
-        response_topic="gpt-response",
         max_in_flight=max_in_flight,
         max_queued=max_queued,
         revoke_grace_seconds=1.0,

@@ -4,7 +4,8 @@ import orjson
 import pytest
 
 from chater_gpt.config import load_settings
-from chater_gpt.contracts import ChatRequest, RequestDecoder
+from chater_gpt.contracts import ChatRequest
+from chater_gpt.decoder import RequestDecoder
 from chater_gpt.service import request_defaults
 from tests.load._payloads import PAYLOADS, RequestFactory
 

@@ -29,12 +29,20 @@ def value(metrics: Metrics, name: str, **labels: str) -> float:
 
 def test_requests_by_outcome_code_model_and_backend() -> None:
     metrics = Metrics()
-    metrics.request_done(outcome="ok", code="", model="gpt-4o-mini", backend="openai")
-    metrics.request_done(outcome="ok", code="", model="gpt-4o-mini", backend="openai")
-    metrics.request_done(outcome="error", code="backend_timeout", model="gpt-4o", backend="")
+    metrics.request_done(outcome="ok", code="", model="gpt-4o-mini", backend="openai", route="chat")
+    metrics.request_done(outcome="ok", code="", model="gpt-4o-mini", backend="openai", route="chat")
+    metrics.request_done(
+        outcome="error", code="backend_timeout", model="gpt-4o", backend="", route="chat"
+    )
 
-    ok = {"outcome": "ok", "code": "", "model": "gpt-4o-mini", "backend": "openai"}
-    error = {"outcome": "error", "code": "backend_timeout", "model": "gpt-4o", "backend": ""}
+    ok = {"outcome": "ok", "code": "", "model": "gpt-4o-mini", "backend": "openai", "route": "chat"}
+    error = {
+        "outcome": "error",
+        "code": "backend_timeout",
+        "model": "gpt-4o",
+        "backend": "",
+        "route": "chat",
+    }
     assert value(metrics, "chater_gpt_requests_total", **ok) == 2
     assert value(metrics, "chater_gpt_requests_total", **error) == 1
     assert value(metrics, "chater_gpt_error_replies_total", code="backend_timeout") == 1
@@ -257,8 +265,10 @@ def test_no_label_or_value_carries_a_secret() -> None:
     secret = "sk-test-SECRET-metrics-4c1d9e"
     metrics = Metrics()
     # Realistic traffic, including an error path and statistics from a SASL client.
-    metrics.request_done(outcome="ok", code="", model="gpt-4o-mini", backend="openai")
-    metrics.request_done(outcome="error", code="backend_auth_error", model="gpt-4o", backend="")
+    metrics.request_done(outcome="ok", code="", model="gpt-4o-mini", backend="openai", route="chat")
+    metrics.request_done(
+        outcome="error", code="backend_auth_error", model="gpt-4o", backend="", route="chat"
+    )
     metrics.tokens(model="gpt-4o-mini", prompt=3, completion=4)
     metrics.backend_latency(backend="openai", seconds=0.3)
     metrics.store_error(store="outcomes")
@@ -269,7 +279,7 @@ def test_no_label_or_value_carries_a_secret() -> None:
     assert secret not in text
     assert "sk-" not in text
     allowed_labels = {"outcome", "code", "model", "backend", "reason", "topic", "partition"}
-    allowed_labels |= {"store", "scope", "le"}
+    allowed_labels |= {"store", "scope", "le", "route"}
     for family in metrics.registry.collect():
         for sample in family.samples:
             assert set(sample.labels) <= allowed_labels, (family.name, sample.labels)

@@ -19,7 +19,29 @@ README_EXAMPLE: dict[str, Any] = {
     },
 }
 
-# Every field set (HPA autoscaling, SASL + TLS Kafka, Secret-held Redis URL).
+# Two routes as users write them: every optional field on the first, none on the second.
+ROUTES: list[dict[str, Any]] = [
+    {
+        "name": "gemini",
+        "requestTopic": "gemini-send",
+        "replyTopic": "gemini-response",
+        "shape": "chat",
+        "model": "gemini-2.0-flash",
+        "systemPrompt": "Answer in one JSON object.",
+        "maxTokens": 800,
+        "responseFormat": {
+            "type": "json_schema",
+            "json_schema": {
+                "name": "answer",
+                "schema": {"type": "object", "properties": {"text": {"type": "string"}}},
+                "strict": True,
+            },
+        },
+    },
+    {"name": "photo-eu", "requestTopic": "photo-send-eu", "replyTopic": "photo-response-eu"},
+]
+
+# Every field set (HPA autoscaling, SASL + TLS Kafka, Secret-held Redis URL, routes, isDev).
 FULL_SPEC: dict[str, Any] = {
     "namespace": "chater",
     "bootstrapServer": "kafka-0:9093,kafka-1:9093",
@@ -71,6 +93,8 @@ FULL_SPEC: dict[str, Any] = {
         "saslSecretRef": {"name": "kafka-user", "usernameKey": "user", "passwordKey": "pass"},
         "tlsSecretRef": {"name": "kafka-tls", "caKey": "ca.crt", "keyPasswordKey": "key-pass"},
     },
+    "routes": ROUTES,
+    "isDev": True,
 }
 
 

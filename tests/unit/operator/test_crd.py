@@ -3,13 +3,16 @@
 jsonschema checks the schema as the API server does for these keywords. The
 Kubernetes extensions are mapped: `x-kubernetes-preserve-unknown-fields` keeps
 unknown fields; elsewhere unknown fields are refused, as `kubectl apply`
-(strict field validation, the default) refuses them. CEL rules
+(strict field validation, the default) refuses them; a list of
+`x-kubernetes-list-type: map` refuses two items with the same keys. CEL rules
 (`x-kubernetes-validations`) are left to the API server; spec.py repeats them.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +21,13 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.unit.operator.samples import FULL_SPEC, README_EXAMPLE
+from tests.unit.operator.samples import FULL_SPEC, README_EXAMPLE, ROUTES
 
 ROOT = Path(__file__).resolve().parents[3]
 CRD_PATH = ROOT / "deploy/k8s/operator/crd.yaml"
 EXAMPLE_PATH = ROOT / "deploy/k8s/examples/chatergpt.yaml"
+ROUTES_EXAMPLE_PATH = ROOT / "deploy/k8s/examples/chatergpt-routes.yaml"
+LIST_MAP_KEYS = "x-kubernetes-list-map-keys"
 
 
 def load_crd() -> dict[str, Any]:
@@ -46,14 +51,37 @@ def as_json_schema(node: Any) -> Any:
     closed = "properties" in node and "additionalProperties" not in node
     if closed and not node.get("x-kubernetes-preserve-unknown-fields") and node.get("type"):
         schema["additionalProperties"] = False
+    if node.get("x-kubernetes-list-type") == "map":
+        schema[LIST_MAP_KEYS] = node[LIST_MAP_KEYS]
     return schema
+
+
+def _unique_map_keys(
+    validator: Any, keys: list[str], instance: Any, schema: Any
+) -> Iterator[jsonschema.ValidationError]:
+    """`x-kubernetes-list-type: map`: the API server refuses a duplicate of the map keys."""
+    if not isinstance(instance, list):
+        return
+    seen: set[str] = set()
+    for item in instance:
+        if isinstance(item, dict):
+            key = json.dumps([item.get(name) for name in keys])
+            if key in seen:
+                yield jsonschema.ValidationError(f"duplicate entry with {keys} = {key}")
+            seen.add(key)
+
+
+CrdValidator = jsonschema.validators.extend(
+    jsonschema.Draft7Validator, {LIST_MAP_KEYS: _unique_map_keys}
+)
 
 
 @pytest.fixture(scope="module")
 def validator() -> jsonschema.Draft7Validator:
     schema = load_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     # metadata is the API server's own (ObjectMeta); only its presence is ours to check.
-    return jsonschema.Draft7Validator(as_json_schema(schema))
+    crd_validator: jsonschema.Draft7Validator = CrdValidator(as_json_schema(schema))
+    return crd_validator
 
 
 def errors(validator: jsonschema.Draft7Validator, obj: dict[str, Any]) -> list[str]:
@@ -76,6 +104,88 @@ def test_a_full_spec_is_accepted(validator: jsonschema.Draft7Validator) -> None:
     obj = copy.deepcopy(README_EXAMPLE)
     obj["spec"] = copy.deepcopy(FULL_SPEC)
     assert errors(validator, obj) == []
+
+
+def test_the_routes_example_is_accepted(validator: jsonschema.Draft7Validator) -> None:
+    example = yaml.safe_load(ROUTES_EXAMPLE_PATH.read_text())
+    assert errors(validator, example) == []
+    assert [route["name"] for route in example["spec"]["routes"]] == ["gemini", "meal-photo"]
+
+
+def with_route(**changes: Any) -> dict[str, Any]:
+    """The README example with one route: the first sample route, changed (None removes)."""
+    route = {**copy.deepcopy(ROUTES[0]), **changes}
+    return with_spec(routes=[{k: v for k, v in route.items() if v is not None}])
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        with_route(),
+        with_route(shape=None, model=None, systemPrompt=None, maxTokens=None, responseFormat=None),
+        with_route(shape="photo", responseFormat={"type": "json_object"}),
+        # The response format is the service's own: fields it may add later pass through.
+        with_route(responseFormat={"type": "json_object", "future": {"x": 1}}),
+        with_spec(routes=[]),
+        with_spec(routes=ROUTES, isDev=True),
+    ],
+    ids=["all-fields", "required-only", "photo", "unknown-format-field", "empty", "two-and-dev"],
+)
+def test_valid_routes_are_accepted(validator: jsonschema.Draft7Validator, obj: Any) -> None:
+    assert errors(validator, obj) == []
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        with_route(name="Gemini"),
+        with_route(name="gemini_2"),
+        with_route(name="-gemini"),
+        with_route(name="g" * 64),
+        with_route(name=None),
+        with_route(requestTopic=None),
+        with_route(replyTopic=None),
+        with_route(requestTopic=""),
+        with_route(replyTopic="gemini response"),
+        with_route(shape="video"),
+        with_route(maxTokens=0),
+        with_route(maxTokens="800"),
+        with_route(model=""),
+        with_route(responseFormat={"json_schema": {"schema": {}}}),
+        with_route(responseFormat={"type": "xml"}),
+        with_route(responseFormat={"type": "json_schema"}),
+        with_route(responseFormat={"type": "json_schema", "json_schema": {"name": "a"}}),
+        with_route(request_topic="gemini-send"),  # the service's spelling, not the CRD's
+        with_spec(routes=[ROUTES[0], {**ROUTES[1], "name": ROUTES[0]["name"]}]),
+        with_spec(routes={"gemini": ROUTES[0]}),
+        with_spec(isDev="true"),
+    ],
+    ids=[
+        "uppercase-name",
+        "underscore-name",
+        "leading-dash-name",
+        "name-too-long",
+        "no-name",
+        "no-request-topic",
+        "no-reply-topic",
+        "empty-request-topic",
+        "space-in-topic",
+        "unknown-shape",
+        "max-tokens-zero",
+        "max-tokens-as-string",
+        "empty-model",
+        "format-without-type",
+        "unknown-format-type",
+        "json-schema-without-schema-object",
+        "json-schema-without-schema",
+        "snake-case-key",
+        "duplicate-names",
+        "routes-as-object",
+        "is-dev-as-string",
+    ],
+)
+def test_invalid_routes_are_refused(validator: jsonschema.Draft7Validator, obj: Any) -> None:
+    assert errors(validator, obj) != []
 
 
 @pytest.mark.parametrize(

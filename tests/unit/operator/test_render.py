@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pytest
+import yaml
 from chater_operator.render import render_children
 from chater_operator.spec import SECRET_VARIABLES, InstanceSpec, Owner, parse_spec
 
-from tests.unit.operator.samples import FULL_SPEC, README_EXAMPLE
+from tests.unit.operator.samples import FULL_SPEC, README_EXAMPLE, ROUTES
 
 K8S_VERSION = "1.30"
 OWNER = Owner(name="chater-gpt-instance", namespace="chater-gpt", uid="uid-1", generation=1)
+ROUTES_EXAMPLE = yaml.safe_load(
+    (Path(__file__).resolve().parents[3] / "deploy/k8s/examples/chatergpt-routes.yaml").read_text()
+)
+WITH_ROUTES = {**README_EXAMPLE["spec"], "routes": ROUTES}
+CONFIG_HASH = "chater.example.com/config-hash"
 
 
 def parse(spec: dict[str, Any], owner: Owner = OWNER) -> InstanceSpec:
@@ -32,7 +39,11 @@ def container(children: list[dict[str, Any]]) -> dict[str, Any]:
     return main
 
 
-@pytest.mark.parametrize("spec", [README_EXAMPLE["spec"], FULL_SPEC], ids=["readme", "full"])
+@pytest.mark.parametrize(
+    "spec",
+    [README_EXAMPLE["spec"], FULL_SPEC, ROUTES_EXAMPLE["spec"]],
+    ids=["readme", "full", "routes-example"],
+)
 def test_children_validate_against_the_kubernetes_schemas(spec: dict[str, Any]) -> None:
     children = render_children(parse(spec))
     for child in children:
@@ -200,3 +211,129 @@ def test_rendering_is_deterministic() -> None:
     first = render_children(parse(FULL_SPEC))
     second = render_children(parse(FULL_SPEC))
     assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
+
+
+def pod_template(children: list[dict[str, Any]]) -> dict[str, Any]:
+    template: dict[str, Any] = by_kind(children)["Deployment"]["spec"]["template"]
+    return template
+
+
+def test_routes_become_the_services_routes_file_in_the_config_map() -> None:
+    data = by_kind(render_children(parse(WITH_ROUTES)))["ConfigMap"]["data"]
+    # The service's own format: snake_case keys, optional fields only when set.
+    assert json.loads(data["routes.json"]) == {
+        "routes": [
+            {
+                "name": "gemini",
+                "request_topic": "gemini-send",
+                "reply_topic": "gemini-response",
+                "shape": "chat",
+                "model": "gemini-2.0-flash",
+                "system_prompt": "Answer in one JSON object.",
+                "max_tokens": 800,
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {
+                        "name": "answer",
+                        "schema": {"type": "object", "properties": {"text": {"type": "string"}}},
+                        "strict": True,
+                    },
+                },
+            },
+            {
+                "name": "photo-eu",
+                "request_topic": "photo-send-eu",
+                "reply_topic": "photo-response-eu",
+                "shape": "chat",
+            },
+        ]
+    }
+    assert data["ROUTES_FILE"] == "/etc/chater-gpt/routes/routes.json"
+
+
+def test_the_routes_file_is_mounted_read_only_where_routes_file_points() -> None:
+    children = render_children(parse(WITH_ROUTES))
+    pod = pod_template(children)["spec"]
+    (volume,) = [v for v in pod["volumes"] if "configMap" in v]
+    assert volume["configMap"]["name"] == by_kind(children)["ConfigMap"]["metadata"]["name"]
+    assert volume["configMap"]["items"] == [{"key": "routes.json", "path": "routes.json"}]
+    (mount,) = [m for m in container(children)["volumeMounts"] if m["name"] == volume["name"]]
+    assert mount["readOnly"] is True
+    routes_file = by_kind(children)["ConfigMap"]["data"]["ROUTES_FILE"]
+    assert routes_file == f"{mount['mountPath']}/routes.json"
+    # ROUTES_FILE reaches the container through the ConfigMap it takes its environment from.
+    assert container(children)["envFrom"] == [
+        {"configMapRef": {"name": volume["configMap"]["name"]}}
+    ]
+
+
+def test_no_routes_no_routes_file() -> None:
+    for spec in (README_EXAMPLE["spec"], {**README_EXAMPLE["spec"], "routes": []}):
+        children = render_children(parse(spec))
+        data = by_kind(children)["ConfigMap"]["data"]
+        assert "ROUTES_FILE" not in data
+        assert "routes.json" not in data
+        assert [v["name"] for v in pod_template(children)["spec"]["volumes"]] == ["tmp"]
+        assert [m["name"] for m in container(children)["volumeMounts"]] == ["tmp"]
+
+
+def test_a_routes_change_rolls_the_pods() -> None:
+    before = by_kind(render_children(parse(WITH_ROUTES)))
+    changed_routes = [{**ROUTES[0], "maxTokens": 400}, ROUTES[1]]
+    after = by_kind(render_children(parse({**WITH_ROUTES, "routes": changed_routes})))
+    assert before["ConfigMap"]["data"]["routes.json"] != after["ConfigMap"]["data"]["routes.json"]
+    old = before["Deployment"]["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH]
+    new = after["Deployment"]["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH]
+    assert old != new
+
+
+def test_the_rendered_settings_and_routes_file_are_a_configuration_the_service_accepts(
+    tmp_path: Path,
+) -> None:
+    from chater_gpt.config import load_settings  # the service's own validation
+    from chater_gpt.routes import RouteShape
+
+    spec = {**ROUTES_EXAMPLE["spec"], "isDev": True}
+    owner = Owner(name="chater-gpt-routes", namespace="chater-gpt", uid="uid-1")
+    data = dict(by_kind(render_children(parse(spec, owner)))["ConfigMap"]["data"])
+    routes_file = tmp_path / "routes.json"  # what the pod sees at ROUTES_FILE
+    routes_file.write_text(data.pop("routes.json"))
+    values = {key.lower(): value for key, value in data.items()}
+    values |= {"routes_file": str(routes_file), "openai_api_key": "sk-test"}
+
+    settings = load_settings(values)  # raises ConfigError, naming the variable
+
+    assert settings.is_dev is True
+    assert settings.redis_key_prefix == "chater:chater-gpt:chater-gpt-routes:"
+    served = {route.name: route for route in settings.routes}
+    assert (served["gemini"].request_topic, served["gemini"].reply_topic) == (
+        "gemini-send_dev",
+        "gemini-response_dev",
+    )
+    assert served["gemini"].max_tokens == 800
+    assert served["meal-photo"].shape is RouteShape.PHOTO
+    assert served["meal-photo"].response_format is not None
+    assert served["meal-photo"].response_format.type == "json_schema"
+
+
+def test_is_dev_sets_is_dev_and_the_lag_trigger_watches_the_dev_topic() -> None:
+    plain = by_kind(render_children(parse(README_EXAMPLE["spec"])))
+    assert "IS_DEV" not in plain["ConfigMap"]["data"]
+
+    dev_spec = {**README_EXAMPLE["spec"], "isDev": True, "autoscaling": {"enabled": True}}
+    dev = by_kind(render_children(parse(dev_spec)))
+    assert dev["ConfigMap"]["data"]["IS_DEV"] == "true"
+    # The service reads gpt-send_dev: the lag that matters is that topic's.
+    assert dev["ScaledObject"]["spec"]["triggers"][0]["metadata"]["topic"] == "gpt-send_dev"
+
+
+def test_each_instance_gets_its_own_redis_key_prefix_unless_the_cr_sets_one() -> None:
+    data = by_kind(render_children(parse(README_EXAMPLE["spec"])))["ConfigMap"]["data"]
+    assert data["REDIS_KEY_PREFIX"] == "chater:chater-gpt:chater-gpt-instance:"
+    other = Owner(name="chater-gpt-instance", namespace="team-b", uid="uid-2")
+    data = by_kind(render_children(parse(README_EXAMPLE["spec"], other)))["ConfigMap"]["data"]
+    assert data["REDIS_KEY_PREFIX"] == "chater:team-b:chater-gpt-instance:"
+
+    explicit = {**README_EXAMPLE["spec"], "extraConfig": {"REDIS_KEY_PREFIX": "chater:"}}
+    data = by_kind(render_children(parse(explicit)))["ConfigMap"]["data"]
+    assert data["REDIS_KEY_PREFIX"] == "chater:"

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
 from chater_operator.errors import InvalidSpecError
-from chater_operator.spec import Owner, SecretKeyRef, parse_spec
+from chater_operator.spec import Owner, Route, SecretKeyRef, parse_spec
 
-from tests.unit.operator.samples import FULL_SPEC, README_EXAMPLE
+from tests.unit.operator.samples import FULL_SPEC, README_EXAMPLE, ROUTES
 
 OWNER = Owner(name="inst", namespace="team-a", uid="u")
 BASE = README_EXAMPLE["spec"]
@@ -29,6 +30,43 @@ BASE = README_EXAMPLE["spec"]
         ({"backend": "claude"}, "spec.backend"),
         ({"namespace": "Not_A_Namespace"}, "spec.namespace"),
         ({"bootstrapServer": ""}, "spec.bootstrapServer"),
+        ({"extraConfig": {"IS_DEV": "true"}}, "IS_DEV"),
+        ({"extraConfig": {"ROUTES_FILE": "/tmp/r.json"}}, "ROUTES_FILE"),
+        ({"extraConfig": {"REDIS_KEY_PREFIX": ""}}, "REDIS_KEY_PREFIX"),
+        ({"extraConfig": {"REDIS_KEY_PREFIX": "p" * 65}}, "REDIS_KEY_PREFIX"),
+        ({"isDev": "yes"}, "spec.isDev"),
+        ({"routes": {"gemini": ROUTES[0]}}, "spec.routes"),
+        ({"routes": [{**ROUTES[0], "name": "Gemini"}]}, "spec.routes[0].name"),
+        ({"routes": [ROUTES[0], {**ROUTES[1], "name": "gemini"}]}, "'gemini' is used twice"),
+        ({"routes": [{"name": "a", "requestTopic": "a-send"}]}, "spec.routes[0].replyTopic"),
+        ({"routes": [{**ROUTES[1], "requestTopic": "a b"}]}, "spec.routes[0].requestTopic"),
+        ({"routes": [{**ROUTES[1], "shape": "video"}]}, "spec.routes[0].shape"),
+        ({"routes": [{**ROUTES[1], "maxTokens": 0}]}, "spec.routes[0].maxTokens"),
+        ({"routes": [{**ROUTES[1], "model": "m" * 101}]}, "spec.routes[0].model"),
+        (
+            {"routes": [{**ROUTES[1], "responseFormat": {"type": "xml"}}]},
+            "spec.routes[0].responseFormat.type",
+        ),
+        (
+            {"routes": [{**ROUTES[1], "responseFormat": {"type": "json_schema"}}]},
+            "spec.routes[0].responseFormat.json_schema",
+        ),
+        (
+            {
+                "routes": [
+                    {**ROUTES[1], "responseFormat": {"type": "json_schema", "json_schema": {}}}
+                ]
+            },
+            "spec.routes[0].responseFormat.json_schema.schema",
+        ),
+        # What the service would refuse at start-up (and crash-loop on):
+        ({"routes": [{**ROUTES[1], "requestTopic": "gpt-send"}]}, "both read topic 'gpt-send'"),
+        (
+            {"routes": [ROUTES[0], {**ROUTES[1], "requestTopic": "gemini-send"}]},
+            "both read topic 'gemini-send'",
+        ),
+        ({"routes": [{**ROUTES[1], "replyTopic": "gpt-send"}]}, "replies on 'gpt-send'"),
+        ({"routes": [{**ROUTES[1], "requestTopic": "gpt-response"}]}, "replies on 'gpt-response'"),
     ],
 )
 def test_invalid_specs_are_refused_naming_the_field(change: dict[str, Any], field: str) -> None:
@@ -55,3 +93,57 @@ def test_api_key_reference_defaults_only_where_a_key_is_needed() -> None:
 def test_referenced_secrets_are_listed_once_each() -> None:
     spec = parse_spec(FULL_SPEC, OWNER)
     assert spec.referenced_secrets() == ("llm-keys", "redis", "kafka-user", "kafka-tls")
+
+
+def test_routes_are_read_with_their_defaults() -> None:
+    spec = parse_spec({**BASE, "routes": copy.deepcopy(ROUTES)}, OWNER)
+    gemini, photo = spec.routes
+    assert gemini == Route(
+        name="gemini",
+        request_topic="gemini-send",
+        reply_topic="gemini-response",
+        shape="chat",
+        model="gemini-2.0-flash",
+        system_prompt="Answer in one JSON object.",
+        max_tokens=800,
+        response_format=ROUTES[0]["responseFormat"],
+    )
+    assert photo == Route(
+        name="photo-eu", request_topic="photo-send-eu", reply_topic="photo-response-eu"
+    )
+    assert parse_spec(BASE, OWNER).routes == ()
+    assert parse_spec(BASE, OWNER).is_dev is False
+
+
+def test_a_route_named_chat_replaces_the_builtin_one() -> None:
+    # The service lets a route named "chat" take over spec.requestTopic's route.
+    chat = {"name": "chat", "requestTopic": "gpt-send", "replyTopic": "gpt-answers"}
+    spec = parse_spec({**BASE, "routes": [chat], "isDev": True}, OWNER)
+    assert spec.routes[0].reply_topic == "gpt-answers"
+    moved = {**chat, "requestTopic": "chat-send"}
+    assert parse_spec({**BASE, "routes": [moved], "isDev": True}, OWNER).chat_request_topic == (
+        "chat-send_dev"
+    )
+
+
+def test_each_instance_gets_its_own_redis_key_prefix() -> None:
+    assert parse_spec(BASE, OWNER).redis_key_prefix == "chater:team-a:inst:"
+    other = Owner(name="inst", namespace="team-b", uid="v")
+    assert parse_spec(BASE, other).redis_key_prefix == "chater:team-b:inst:"
+
+
+def test_an_explicit_redis_key_prefix_is_kept() -> None:
+    spec = parse_spec({**BASE, "extraConfig": {"REDIS_KEY_PREFIX": "chater:"}}, OWNER)
+    assert spec.redis_key_prefix == "chater:"
+
+
+def test_a_long_name_still_gets_a_unique_prefix_the_service_accepts() -> None:
+    # The service refuses a prefix over 64 characters; CR names may be much longer.
+    first = Owner(name="a" * 200 + "-one", namespace="n" * 63, uid="1")
+    second = Owner(name="a" * 200 + "-two", namespace="n" * 63, uid="2")
+    prefixes = {parse_spec(BASE, owner).redis_key_prefix for owner in (first, second)}
+    assert len(prefixes) == 2
+    for prefix in prefixes:
+        assert len(prefix) <= 64
+        assert prefix.startswith("chater:nnn")
+        assert prefix.endswith(":")
