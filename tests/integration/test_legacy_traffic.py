@@ -172,7 +172,10 @@ async def test_two_anonymous_users_never_share_a_conversation(
     scripted: ScriptedOpenAI,
     replies: ReplyCollector,
 ) -> None:
-    settings = make_settings(redis_url=redis_url, user_daily_token_limit=1_000_000)
+    # One request per user per minute: were the placeholder one user, B would be refused.
+    settings = make_settings(
+        redis_url=redis_url, user_daily_token_limit=1_000_000, user_requests_per_minute=1
+    )
     secret = f"my secret number is {uuid.uuid4().int % 10_000:04d}"
     async with running_service(settings):
         produce_requests(
@@ -187,8 +190,9 @@ async def test_two_anonymous_users_never_share_a_conversation(
                 topics.request,
                 [envelope(key, message="what is my secret number?", user_email=email)],
             )
-        await replies.await_keys({"anon-b", "anon-c", "anon-d"}, timeout=30)
+        answered = await replies.await_keys({"anon-b", "anon-c", "anon-d"}, timeout=30)
 
+    assert not [k for k, r in answered.items() if "error" in r[0].value]
     later_calls = [r for r in scripted.requests if r.last_user_text != secret]
     assert len(later_calls) == 3
     for call in later_calls:
