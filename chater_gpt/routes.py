@@ -27,7 +27,6 @@ at start-up so a bad file stops the service with one line naming the entry.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -36,10 +35,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from chater_gpt.config_files import describe_problems, parse_document, read_document
 from chater_gpt.domain import ResponseFormat
 from chater_gpt.errors import ChaterError, ConfigError
 from chater_gpt.json_output import parse_response_format
 
+VARIABLE = "ROUTES_FILE"
 DEV_SUFFIX = "_dev"
 
 PHOTO_SYSTEM_PROMPT = (
@@ -107,28 +108,22 @@ def builtin_routes(
 
 def parse_routes(text: str, *, yaml: bool) -> list[Route]:
     """The routes of a routes document, or ConfigError naming the first bad entry."""
-    try:
-        data: Any = _load_yaml(text) if yaml else json.loads(text)
-    except ValueError as exc:
-        raise ConfigError(f"ROUTES_FILE: not valid {'YAML' if yaml else 'JSON'}") from exc
+    data = parse_document(text, yaml=yaml, variable=VARIABLE)
     try:
         document = _RoutesDocument.model_validate(data if data is not None else {})
     except ValidationError as exc:
-        raise ConfigError(f"ROUTES_FILE: {_problems(exc)}") from None
+        raise ConfigError(f"{VARIABLE}: {describe_problems(exc)}") from None
     routes = [_route(index, entry) for index, entry in enumerate(document.routes)]
     names = [route.name for route in routes]
     for name in names:
         if names.count(name) > 1:
-            raise ConfigError(f"ROUTES_FILE: route {name!r} is defined twice")
+            raise ConfigError(f"{VARIABLE}: route {name!r} is defined twice")
     return routes
 
 
 def load_routes(path: Path) -> list[Route]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"ROUTES_FILE: cannot read {path.name}") from exc
-    return parse_routes(text, yaml=path.suffix.lower() in (".yaml", ".yml"))
+    text, yaml = read_document(path, variable=VARIABLE)
+    return parse_routes(text, yaml=yaml)
 
 
 def resolve_routes(builtin: Sequence[Route], extra: Iterable[Route], *, dev: bool) -> list[Route]:
@@ -169,13 +164,13 @@ def _route(index: int, raw: dict[str, Any]) -> Route:
     try:
         entry = _RouteEntry.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"ROUTES_FILE: {label}: {_problems(exc)}") from None
+        raise ConfigError(f"{VARIABLE}: {label}: {describe_problems(exc)}") from None
     response_format = None
     if entry.response_format is not None:
         try:
             response_format = parse_response_format(entry.response_format)
         except ChaterError as exc:
-            raise ConfigError(f"ROUTES_FILE: {label}: {exc.message}") from None
+            raise ConfigError(f"{VARIABLE}: {label}: {exc.message}") from None
     system_prompt = entry.system_prompt
     if system_prompt is None and entry.shape is RouteShape.PHOTO:
         system_prompt = PHOTO_SYSTEM_PROMPT
@@ -191,19 +186,3 @@ def _route(index: int, raw: dict[str, Any]) -> Route:
         max_tokens=entry.max_tokens,
         response_format=response_format,
     )
-
-
-def _problems(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'document'}: {e['msg']}"
-        for e in exc.errors(include_input=False, include_url=False)[:3]
-    )
-
-
-def _load_yaml(text: str) -> Any:
-    import yaml
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ValueError(str(exc)) from exc

@@ -15,13 +15,15 @@ Parsing and validation only; `admission` applies it.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from chater_gpt.config_files import describe_problems, parse_document, read_document
 from chater_gpt.errors import ConfigError
+
+VARIABLE = "TENANT_POLICY_FILE"
 
 
 class TenantPolicy(BaseModel):
@@ -45,32 +47,13 @@ class PolicyBook(BaseModel):
 
 def parse_policy(text: str, *, yaml: bool) -> PolicyBook:
     """Validate a policy document, or raise ConfigError naming what is wrong."""
-    try:
-        data: Any = _load_yaml(text) if yaml else json.loads(text)
-    except ValueError as exc:
-        raise ConfigError(f"TENANT_POLICY_FILE: not valid {'YAML' if yaml else 'JSON'}") from exc
+    data = parse_document(text, yaml=yaml, variable=VARIABLE)
     try:
         return PolicyBook.model_validate(data if data is not None else {})
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'document'}: {e['msg']}"
-            for e in exc.errors(include_input=False, include_url=False)
-        )
-        raise ConfigError(f"TENANT_POLICY_FILE: {problems}") from None
+        raise ConfigError(f"{VARIABLE}: {describe_problems(exc, limit=50)}") from None
 
 
 def load_policy(path: Path) -> PolicyBook:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"TENANT_POLICY_FILE: cannot read {path.name}") from exc
-    return parse_policy(text, yaml=path.suffix.lower() in (".yaml", ".yml"))
-
-
-def _load_yaml(text: str) -> Any:
-    import yaml
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ValueError(str(exc)) from exc
+    text, yaml = read_document(path, variable=VARIABLE)
+    return parse_policy(text, yaml=yaml)
