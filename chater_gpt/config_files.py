@@ -26,6 +26,8 @@ def read_document(path: Path, *, variable: str) -> tuple[str, bool]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{variable}: cannot read {path.name}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{variable}: {path.name} is not UTF-8 text") from exc
     return text, path.suffix.lower() in (".yaml", ".yml")
 
 

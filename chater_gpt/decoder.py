@@ -51,6 +51,7 @@ M = TypeVar("M", bound=BaseModel)
 PHOTO_ECHO_FIELDS = ("user_email", "image_id", "timestamp", "date")
 
 CHAT_ROUTE = Route("chat", "gpt-send", "gpt-response")
+PHOTO_STYLE = ReplyStyle(RouteShape.PHOTO)
 
 
 class RequestDecoder:
@@ -67,7 +68,10 @@ class RequestDecoder:
         try:
             return self._decode(key, raw)
         except _Rejected as rejected:
-            return RejectedRequest(key=rejected.key, error=rejected.error, style=rejected.style)
+            style = rejected.style
+            if self._route.shape is RouteShape.PHOTO and style.shape is not RouteShape.PHOTO:
+                style = PHOTO_STYLE  # unreadable: nothing to echo, but the photo shape
+            return RejectedRequest(key=rejected.key, error=rejected.error, style=style)
 
     def _decode(self, key: str | None, raw: bytes | None) -> Decoded:
         limits = self._defaults
@@ -113,10 +117,12 @@ class RequestDecoder:
         response_format = self._response_format(key, value.response_format, CHAT_STYLE)
         context = normalise_context(value.context)
         user = None if self._is_placeholder(value.user_email) else value.user_email
-        # The producer keeps the conversation when it sends one: stored history is not
-        # mixed in unless the request names a stored conversation as well.
+        # The producer keeps the conversation when it sends one (even an empty one, as the
+        # UI does for a first question): stored history is not mixed in unless the
+        # request names a stored conversation as well.
+        producer_kept = value.context is not None
         conversation = None
-        if user is not None and (value.conversation_id is not None or not context):
+        if user is not None and (value.conversation_id is not None or not producer_kept):
             conversation = ConversationRef(user, value.conversation_id)
         return ChatRequest(
             key=key,
@@ -232,7 +238,9 @@ def _photo_echo(value: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
     echo = []
     for name in PHOTO_ECHO_FIELDS:
         field = value.get(name)
-        if isinstance(field, str) or (isinstance(field, int) and not isinstance(field, bool)):
+        # Only what the reply schema allows: strings, and an integer image_id.
+        integer_id = name == "image_id" and isinstance(field, int) and not isinstance(field, bool)
+        if isinstance(field, str) or integer_id:
             echo.append((name, field))
     return tuple(echo)
 

@@ -14,29 +14,18 @@ from chater_gpt.contracts import (
     ChatRequest,
     ForgetRequest,
     RejectedRequest,
-    RequestDefaults,
     json_schemas,
 )
 from chater_gpt.decoder import RequestDecoder
 from chater_gpt.domain import Turn
 from chater_gpt.errors import BackendRateLimited, InvalidRequest
-from chater_gpt.images import ImageLimits
 from chater_gpt.replies import error_bytes, forget_ack_bytes, reply_bytes
 from tests.support.images import b64, image_bytes, png_bomb
+from tests.support.requests import BASE_DEFAULTS
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 
-DEFAULTS = RequestDefaults(
-    model="gpt-4o-mini",
-    vision_model="gpt-4o",
-    allowed_models=frozenset({"gpt-4o-mini", "gpt-4o"}),
-    max_tokens=500,
-    max_tokens_cap=4096,
-    temperature=0.7,
-    max_payload_bytes=64 * 1024,
-    max_message_chars=2000,
-    images=ImageLimits(max_images=2, max_image_bytes=200_000, max_image_pixels=4_000_000),
-)
+DEFAULTS = BASE_DEFAULTS
 decoder = RequestDecoder(DEFAULTS)
 
 
