@@ -255,20 +255,16 @@ class RequestProcessor:
             return await self._admitted_call(request, attempt, estimate)
 
         result = await ask(call, prompt_tokens)
-        if request.response_format is None:
-            self._observer.request_done(
-                outcome="ok", code="", model=result.model, backend=result.backend, route=route
+        if request.response_format is not None:
+            result = await enforce_json(
+                result,
+                call,
+                request.response_format,
+                prompt_tokens=prompt_tokens,
+                attempts=self._json_repair_attempts,
+                ask=ask,
+                on_repair=lambda: self._observer.json_repaired(route=route),
             )
-            return result
-        result = await enforce_json(
-            result,
-            call,
-            request.response_format,
-            prompt_tokens=prompt_tokens,
-            attempts=self._json_repair_attempts,
-            ask=ask,
-            on_repair=lambda: self._observer.json_repaired(route=route),
-        )
         self._observer.request_done(
             outcome="ok", code="", model=result.model, backend=result.backend, route=route
         )

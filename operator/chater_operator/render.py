@@ -394,7 +394,7 @@ def render_autoscaler(spec: InstanceSpec) -> Manifest | None:
         "metadata": {
             "bootstrapServers": spec.bootstrap_server,
             "consumerGroup": spec.consumer_group,
-            "topic": spec.chat_request_topic,
+            # No topic: KEDA sums the group's lag over every topic it reads (all routes).
             "lagThreshold": str(scaling.lag_threshold),
             # The service starts new groups at the earliest offset; the scaler must agree.
             "offsetResetPolicy": "earliest",

@@ -195,18 +195,6 @@ class InstanceSpec:
     is_dev: bool = False
     redis_key_prefix: str = "chater:"
 
-    def topic(self, name: str) -> str:
-        """A topic as the service uses it (IS_DEV appends `_dev`)."""
-        return name + DEV_SUFFIX if self.is_dev else name
-
-    @property
-    def chat_request_topic(self) -> str:
-        """What the built-in chat route reads: spec.requestTopic unless a route replaces it."""
-        for route in self.routes:
-            if route.name == BUILTIN_CHAT_ROUTE:
-                return self.topic(route.request_topic)
-        return self.topic(self.request_topic)
-
     @property
     def same_namespace(self) -> bool:
         """Children next to the CR can carry an owner reference; others cannot."""

@@ -51,7 +51,7 @@ _SCALING_RULES = {
 # rejected by its CRD.
 _KAFKA_TRIGGER_METADATA = {
     "type": "object",
-    "required": ["bootstrapServers", "consumerGroup", "topic", "lagThreshold"],
+    "required": ["bootstrapServers", "consumerGroup", "lagThreshold"],
     "properties": {
         "lagThreshold": {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$"},
         "activationLagThreshold": {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$"},

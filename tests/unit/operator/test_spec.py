@@ -120,10 +120,6 @@ def test_a_route_named_chat_replaces_the_builtin_one() -> None:
     chat = {"name": "chat", "requestTopic": "gpt-send", "replyTopic": "gpt-answers"}
     spec = parse_spec({**BASE, "routes": [chat], "isDev": True}, OWNER)
     assert spec.routes[0].reply_topic == "gpt-answers"
-    moved = {**chat, "requestTopic": "chat-send"}
-    assert parse_spec({**BASE, "routes": [moved], "isDev": True}, OWNER).chat_request_topic == (
-        "chat-send_dev"
-    )
 
 
 def test_each_instance_gets_its_own_redis_key_prefix() -> None:
