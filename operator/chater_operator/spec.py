@@ -27,8 +27,6 @@ ROUTE_SHAPES = ("chat", "photo")
 RESPONSE_FORMAT_TYPES = ("json_object", "json_schema")
 # The service's built-in chat route reads spec.requestTopic; a route of this name replaces it.
 BUILTIN_CHAT_ROUTE = "chat"
-# IS_DEV: the service reads and writes every topic with this suffix.
-DEV_SUFFIX = "_dev"
 # The service refuses a REDIS_KEY_PREFIX longer than this (or empty).
 REDIS_KEY_PREFIX_MAX = 64
 ROUTE_MODEL_MAX = 100  # the service's limit on a route's model name

@@ -220,6 +220,8 @@ class EmbeddedStack:
             self.settings["bootstrap_server"],
             self.settings["request_topic"],
             self.settings["response_topic"],
+            photo_request_topic=self.settings["photo_request_topic"],
+            photo_response_topic=self.settings["photo_response_topic"],
         )
 
     @property

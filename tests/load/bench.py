@@ -11,6 +11,13 @@ and the service all local; each of them a process of its own):
     python tests/load/bench.py                 # everything (~10 minutes)
     python tests/load/bench.py --quick         # a small version of each (~2 minutes)
     python tests/load/bench.py --only A,C
+    python tests/load/bench.py --only A,B --payload photo-mixed   # half photo analyses
+    python tests/load/bench.py --only B --payload photo           # the photo path alone
+
+`--payload` sets the traffic of A's chater-gpt runs and of B: `text` (the default),
+`photo-mixed` (every other request a photo analysis on `eater-send-photo`, answered
+on `photo-analysis-response`) or `photo` (photo analyses only). A's sequential
+reference serves the chat topic only, so it always gets text.
 
 Prints a table against the targets and writes bench-results/bench.json.
 """
@@ -39,11 +46,12 @@ from rich.console import Console
 from rich.table import Table
 
 from chater_gpt.dev.ports import free_port
+from tests.load._payloads import Payload, uses_photos
 from tests.load._procstats import ProcessStats
 from tests.load._report import RichProgress
 from tests.load._stack import BackendShape, Consumer, EmbeddedStack
 from tests.load._stats import LoadResult, summarize
-from tests.load.load_test import LoadClients, LoadSpec, run_load, warm_up
+from tests.load.load_test import LoadClients, LoadSpec, parse_size, run_load, warm_up
 
 ROOT = Path(__file__).resolve().parents[2]
 BACKEND_LATENCY = 0.2
@@ -61,6 +69,9 @@ class Scale:
     d_rounds: int = 3
     e_iterations: int = 1000
     openai_client: str = "sdk"  # OPENAI_CLIENT of the service in A, C and D
+    payload: Payload = "text"  # A's chater-gpt runs and B: text, photo-mixed or photo
+    photo_size: tuple[int, int] = (64, 48)  # the photo payloads' JPEG
+    b_clients: tuple[str, ...] = ("sdk", "aiohttp")  # OPENAI_CLIENT values B measures
 
 
 FULL = Scale()
@@ -148,7 +159,7 @@ def measure(
         EmbeddedStack(
             backend=backend, consumer=consumer, settings=settings, workdir=workdir
         ) as stack,
-        LoadClients(stack.target) as clients,
+        LoadClients(stack.target, photos=uses_photos(spec.payload)) as clients,
     ):
         warm_up(clients, 90, stack.check_alive)
         stats = ProcessStats(stack.consumer_pid)
@@ -178,6 +189,7 @@ def bench_a(scale: Scale, out: Path, console: Console) -> tuple[list[Check], dic
         requests=scale.a_requests, concurrent=512, users=scale.a_users, timeout=120, settle=1
     )
     console.print(f"A: sequential reference, {scale.a_sequential_requests} requests ...")
+    # The reference serves the chat topic only: it always gets text.
     # At ~5 msg/s the backlog drains slowly: the timeout covers the whole run.
     sequential = measure(
         consumer="sequential",
@@ -192,13 +204,17 @@ def bench_a(scale: Scale, out: Path, console: Console) -> tuple[list[Check], dic
         console=console,
     )
     runs = {}
+    chater_spec = replace(spec, payload=scale.payload, photo_size=scale.photo_size)
     for in_flight in (256, 512):
-        console.print(f"A: chater-gpt, MAX_IN_FLIGHT={in_flight}, {scale.a_requests} requests ...")
+        console.print(
+            f"A: chater-gpt, MAX_IN_FLIGHT={in_flight}, {scale.a_requests} requests "
+            f"({scale.payload}) ..."
+        )
         runs[in_flight] = measure(
             consumer="chater-gpt",
             backend=backend,
             settings={"max_in_flight": in_flight, "openai_client": scale.openai_client},
-            spec=spec,
+            spec=chater_spec,
             workdir=out / f"a-chater-{in_flight}",
             console=console,
         )
@@ -226,13 +242,23 @@ def bench_b(scale: Scale, out: Path, console: Console) -> tuple[list[Check], dic
     """CPU per message with each OpenAI client (OPENAI_CLIENT): the SDK and plain aiohttp."""
     checks: list[Check] = []
     runs: dict[str, Any] = {}
-    for client in ("sdk", "aiohttp"):
-        console.print(f"B: zero-latency backend, {scale.b_requests} requests, {client} client ...")
+    payload = "" if scale.payload == "text" else f", {scale.payload}"
+    for client in scale.b_clients:
+        console.print(
+            f"B: zero-latency backend, {scale.b_requests} requests, {client} client{payload} ..."
+        )
         run = measure(
             consumer="chater-gpt",
             backend=BackendShape(latency="fixed:0"),
             settings={"max_in_flight": 256, "openai_client": client},
-            spec=LoadSpec(requests=scale.b_requests, concurrent=256, users=1000, timeout=120),
+            spec=LoadSpec(
+                requests=scale.b_requests,
+                concurrent=256,
+                users=1000,
+                timeout=120,
+                payload=scale.payload,
+                photo_size=scale.photo_size,
+            ),
             workdir=out / f"b-cpu-{client}",
             console=console,
         )
@@ -240,14 +266,17 @@ def bench_b(scale: Scale, out: Path, console: Console) -> tuple[list[Check], dic
         checks += [
             Check(
                 "B",
-                f"service CPU per message ({client})",
+                f"service CPU per message ({client}{payload})",
                 per_message,
                 "ms",
                 "<= 1.0",
                 per_message <= 1.0,
             ),
             Check(
-                "B", f"throughput, zero-latency backend ({client})", run.result.throughput, "msg/s"
+                "B",
+                f"throughput, zero-latency backend ({client}{payload})",
+                run.result.throughput,
+                "msg/s",
             ),
         ]
         checks += _clean_checks("B", [run])
@@ -414,11 +443,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="sdk",
         help="OPENAI_CLIENT of the service in A, C and D (B measures both)",
     )
+    parser.add_argument(
+        "--payload",
+        choices=["text", "photo-mixed", "photo"],
+        default="text",
+        help="traffic of A's chater-gpt runs and of B: text, half photo analyses, or photos",
+    )
+    parser.add_argument(
+        "--photo-size", default="64x48", metavar="WxH", help="the photo payloads' JPEG"
+    )
+    parser.add_argument(
+        "--b-clients",
+        default="sdk,aiohttp",
+        help="the OPENAI_CLIENT values B measures, comma-separated (default both)",
+    )
     args = parser.parse_args(argv)
     args.only = [name.strip().upper() for name in args.only.split(",") if name.strip()]
     unknown = set(args.only) - BENCHES.keys()
     if unknown:
         parser.error(f"unknown benchmarks: {', '.join(sorted(unknown))}")
+    args.b_clients = tuple(c.strip() for c in args.b_clients.split(",") if c.strip())
+    if not args.b_clients or set(args.b_clients) - {"sdk", "aiohttp"}:
+        parser.error("--b-clients: sdk and/or aiohttp")
+    try:
+        args.photo_size = parse_size(args.photo_size)
+    except ValueError as exc:
+        parser.error(str(exc))
     return args
 
 
@@ -428,7 +478,13 @@ def main(argv: list[str] | None = None) -> int:
     scale = QUICK if args.quick else FULL
     if args.seq_requests:
         scale = replace(scale, a_sequential_requests=args.seq_requests)
-    scale = replace(scale, openai_client=args.openai_client)
+    scale = replace(
+        scale,
+        openai_client=args.openai_client,
+        payload=args.payload,
+        photo_size=args.photo_size,
+        b_clients=args.b_clients,
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -8,8 +8,9 @@ process of its own, so its CPU never counts against the service. Latency is
 `fixed:S`, `normal:MEAN,SD` (clipped at 0) or `longtail:MEDIAN[,SIGMA]` (log-normal),
 plus `answer-tokens / tokens-per-second` of generation time. `--error-rate` answers
 that share with HTTP 500; `--burst-429 PERIOD:LENGTH` answers 429 (with Retry-After)
-for the first LENGTH seconds of every PERIOD. It serves until SIGTERM/SIGINT, then
-writes its call count and peak concurrency to `--stats-file`.
+for the first LENGTH seconds of every PERIOD. A request with `response_format` (JSON
+mode, as the photo route sends) is answered with one JSON object. It serves until
+SIGTERM/SIGINT, then writes its call count and peak concurrency to `--stats-file`.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import Any
 
 import orjson
 
-from tests.support.scripted_openai import Fault, ScriptedOpenAI, echo_answer
+from tests.support.scripted_openai import Fault, ScriptedOpenAI, echo_answer, user_text
 
 
 def parse_latency(spec: str, rng: random.Random) -> Callable[[], float]:
@@ -108,14 +109,29 @@ class FaultPlan:
 
 def padded_answer(answer_tokens: int) -> Callable[[dict[str, Any]], str]:
     """The echo answer (so replies still match requests), padded to about
-    `answer_tokens` completion tokens (the scripted server counts 4 characters each)."""
+    `answer_tokens` completion tokens (the scripted server counts 4 characters each).
+
+    A request that asks for JSON (`response_format` in the body, as the photo route
+    does) gets one JSON object as text instead, padded the same way in a `note`
+    field: the service rejects an answer that is not a JSON object."""
 
     def answer(body: dict[str, Any]) -> str:
+        if body.get("response_format"):
+            return json_answer(body, answer_tokens)
         text = echo_answer(body)
         missing = answer_tokens - len(text) // 4
         return text + " tok" * missing if missing > 0 else text
 
     return answer
+
+
+def json_answer(body: dict[str, Any], answer_tokens: int) -> str:
+    """`{"type": "food_processing", "ok": true, "echo": ..., "note": "tok tok ..."}`."""
+    value: dict[str, Any] = {"type": "food_processing", "ok": True, "echo": user_text(body)}
+    missing = answer_tokens - len(orjson.dumps(value)) // 4 - 3  # 3: the note's own frame
+    if missing > 0:
+        value["note"] = " ".join(["tok"] * missing)
+    return orjson.dumps(value).decode()
 
 
 def build_server(args: argparse.Namespace) -> ScriptedOpenAI:

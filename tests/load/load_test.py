@@ -3,6 +3,7 @@ the response topic, match them by key, and report what came back and how fast.
 
     python tests/load/load_test.py --concurrent=10 --requests=1000
     python tests/load/load_test.py --rate=100 --requests=3000 --payload=mixed --plot=run.png
+    python tests/load/load_test.py --payload=photo-mixed --requests=2000 --backend-latency=fixed:0
     python tests/load/load_test.py --bootstrap=kafka:9093 --security-protocol=SASL_SSL \
         --sasl-mechanism=SCRAM-SHA-512 --sasl-username=u --sasl-password=p --requests=500
 
@@ -11,6 +12,12 @@ load backend, `python main.py run`) and tears it down afterwards. Closed loop
 (default): --concurrent callers, each waiting for its reply before sending again.
 Open loop: --rate requests per second whatever the replies do. Exit code 1 when a
 request was lost (no reply within --timeout) or could not be sent.
+
+`--payload=photo` sends photo analyses (a small JPEG) to the photo request topic
+(`eater-send-photo`) and reads their replies from the photo response topic
+(`photo-analysis-response`); `--payload=photo-mixed` sends every other request
+there and the rest as chat text. A photo reply counts as an answer when it carries
+`analysis`, as an error otherwise.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ import orjson
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from rich.console import Console
 
-from tests.load._payloads import PAYLOADS, Payload, RequestFactory
+from tests.load._payloads import PAYLOADS, Payload, RequestFactory, uses_photos
 from tests.load._report import RichProgress, plot, print_result, run_json
 from tests.load._stats import LoadResult, Sample
 from tests.load._target import KafkaTarget
@@ -52,6 +59,7 @@ class LoadSpec:
     rate: float | None = None  # requests/s: open loop when set
     users: int = 100
     payload: Payload = "text"
+    photo_size: tuple[int, int] = (64, 48)  # the photo payloads' JPEG, width x height
     timeout: float = 60.0
     settle: float = 1.0  # keep reading after the run, to count duplicates
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
@@ -68,11 +76,11 @@ class ProgressSink(Protocol):
 Watchdog = Callable[[], None]  # raises to abort the run (e.g. the service died)
 
 
-def reply_consumer(target: KafkaTarget, since_ms: int, group: str) -> Any:
-    """A consumer assigned (no group join) to every partition of the response topic,
-    from the first reply written since `since_ms`. Offsets by time, not "latest":
-    Tansu's latest offsets are wrong, and a time that is past the end of a partition
-    simply yields its beginning there."""
+def reply_consumer(target: KafkaTarget, since_ms: int, group: str, *, photos: bool = False) -> Any:
+    """A consumer assigned (no group join) to every partition of the response topic
+    (and of the photo response topic with `photos`), from the first reply written
+    since `since_ms`. Offsets by time, not "latest": Tansu's latest offsets are wrong,
+    and a time that is past the end of a partition simply yields its beginning there."""
     consumer = Consumer(
         target.config(
             {
@@ -83,12 +91,13 @@ def reply_consumer(target: KafkaTarget, since_ms: int, group: str) -> Any:
             }
         )
     )
-    topic = target.response_topic
-    metadata = consumer.list_topics(topic, timeout=15).topics.get(topic)
-    if metadata is None or metadata.error is not None or not metadata.partitions:
-        consumer.close()
-        raise RuntimeError(f"response topic {topic!r} not found")
-    wanted = [TopicPartition(topic, p, since_ms) for p in sorted(metadata.partitions)]
+    wanted = []
+    for topic in target.response_topics(photos):
+        metadata = consumer.list_topics(topic, timeout=15).topics.get(topic)
+        if metadata is None or metadata.error is not None or not metadata.partitions:
+            consumer.close()
+            raise RuntimeError(f"response topic {topic!r} not found")
+        wanted += [TopicPartition(topic, p, since_ms) for p in sorted(metadata.partitions)]
     positions = consumer.offsets_for_times(wanted, timeout=15)
     for tp in positions:
         if tp.offset < 0:  # real Kafka: nothing since then, start at the end
@@ -108,15 +117,31 @@ def _error_code(value: bytes | None) -> str | None:
         return "unreadable_reply"
 
 
+def _photo_error_code(value: bytes | None) -> str | None:
+    """A photo reply is an answer when its value has `analysis` (text); otherwise the
+    code of its `error`, or `no_analysis` when it has neither."""
+    try:
+        reply = orjson.loads(value or b"")
+        body = reply.get("value", reply)
+        if isinstance(body.get("analysis"), str):
+            return None
+        error = body.get("error")
+        return str(error.get("code", "unknown")) if isinstance(error, dict) else "no_analysis"
+    except (orjson.JSONDecodeError, AttributeError):
+        return "unreadable_reply"
+
+
 class LoadClients:
     """The producer and the reply consumer, created once and shared by the warm-up and
     the runs after it, so a measured run never pays for client start-up (the
     idempotent producer's first send waits ~0.5 s for its producer id)."""
 
-    def __init__(self, target: KafkaTarget) -> None:
+    def __init__(self, target: KafkaTarget, *, photos: bool = False) -> None:
         self.target = target
+        self.photos = photos  # the reply consumer reads the photo response topic too
         since = int(time.time() * 1000) - REPLY_LOOKBACK_MS
-        self.consumer = reply_consumer(target, since, f"load-test-{uuid.uuid4().hex[:10]}")
+        group = f"load-test-{uuid.uuid4().hex[:10]}"
+        self.consumer = reply_consumer(target, since, group, photos=photos)
         self.producer = Producer(
             target.config({"enable.idempotence": True, "linger.ms": 1, "acks": "all"})
         )
@@ -148,7 +173,10 @@ class LoadRun:
         self._target, self._spec, self._clock = clients.target, spec, clock
         self._producer, self._consumer = clients.producer, clients.consumer
         self._progress, self._watchdog = progress, watchdog
-        self._factory = RequestFactory(spec.run_id, spec.payload, spec.users)
+        if uses_photos(spec.payload) and not clients.photos:
+            raise ValueError(f"payload {spec.payload!r} needs LoadClients(..., photos=True)")
+        self._factory = RequestFactory(spec.run_id, spec.payload, spec.users, spec.photo_size)
+        self._photo_replies = clients.target.photo_response_topic
         self._prefix = self._factory.key_prefix.encode()
         self.result = LoadResult(requested=spec.requests)
         self._pending: dict[bytes, float] = {}  # key -> send time, in send order
@@ -198,12 +226,12 @@ class LoadRun:
 
     def _send(self, index: int) -> None:
         key, value = self._factory.build(index)
+        photo = self._factory.is_photo(index)
+        topic = self._target.photo_request_topic if photo else self._target.request_topic
         while True:
             try:
                 self._pending[key] = self._clock()
-                self._producer.produce(
-                    self._target.request_topic, key=key, value=value, on_delivery=self._delivered
-                )
+                self._producer.produce(topic, key=key, value=value, on_delivery=self._delivered)
                 return
             except BufferError:  # the local queue is full: let it drain
                 self._producer.poll(0.05)
@@ -233,16 +261,19 @@ class LoadRun:
         now = self._clock()
         for message in [first, *self._consumer.consume(1000, 0)]:
             if message.error() is None:
-                self._on_reply(message.key(), message.value(), now)
+                photo = message.topic() == self._photo_replies
+                self._on_reply(message.key(), message.value(), now, photo=photo)
 
-    def _on_reply(self, key: bytes | None, value: bytes | None, now: float) -> None:
+    def _on_reply(
+        self, key: bytes | None, value: bytes | None, now: float, *, photo: bool = False
+    ) -> None:
         if not key or not key.startswith(self._prefix):
             return  # another run's reply
         sent_at = self._pending.pop(key, None)
         if sent_at is not None:
             self._answered.add(key)
             self.result.answered += 1
-            code = _error_code(value)
+            code = _photo_error_code(value) if photo else _error_code(value)
             if code is not None:
                 self.result.record_error(code)
             self.result.samples.append(Sample(sent_at - self._t0, now - sent_at, code))
@@ -311,6 +342,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     load.add_argument("--users", type=int, default=100, help="distinct conversations (user_email)")
     load.add_argument("--payload", choices=PAYLOADS, default="text")
     load.add_argument(
+        "--photo-size",
+        default="64x48",
+        metavar="WxH",
+        help="the photo payloads' JPEG size in pixels (default 64x48, ~1 KB)",
+    )
+    load.add_argument(
         "--timeout", type=float, default=60.0, help="seconds before a request is lost"
     )
     load.add_argument("--settle", type=float, default=1.0, help="seconds to watch for duplicates")
@@ -324,6 +361,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     kafka.add_argument("--bootstrap", help="Kafka bootstrap servers (else: the embedded stack)")
     kafka.add_argument("--request-topic", default="gpt-send")
     kafka.add_argument("--response-topic", default="gpt-response")
+    kafka.add_argument("--photo-request-topic", default="eater-send-photo")
+    kafka.add_argument("--photo-response-topic", default="photo-analysis-response")
     kafka.add_argument(
         "--security-protocol", choices=["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
     )
@@ -361,7 +400,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for pair in [*args.kafka_config, *args.service_setting]:
         if "=" not in pair:
             parser.error(f"expected NAME=VALUE, not {pair!r}")
+    try:
+        args.photo_size = parse_size(args.photo_size)
+    except ValueError as exc:
+        parser.error(str(exc))
     return args
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """`640x480` → (640, 480)."""
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"expected WIDTHxHEIGHT, not {text!r}") from None
+    if not (0 < width <= 8192 and 0 < height <= 8192):
+        raise ValueError(f"photo size {text!r}: each side must be within 1..8192")
+    return width, height
 
 
 def target_from_args(args: argparse.Namespace) -> KafkaTarget:
@@ -374,7 +428,14 @@ def target_from_args(args: argparse.Namespace) -> KafkaTarget:
         "ssl.ca.location": args.ssl_ca_location,
     }
     config.update({k: v for k, v in named.items() if v is not None})
-    return KafkaTarget(args.bootstrap, args.request_topic, args.response_topic, config)
+    return KafkaTarget(
+        args.bootstrap,
+        args.request_topic,
+        args.response_topic,
+        config,
+        photo_request_topic=args.photo_request_topic,
+        photo_response_topic=args.photo_response_topic,
+    )
 
 
 def spec_from_args(args: argparse.Namespace) -> LoadSpec:
@@ -384,6 +445,7 @@ def spec_from_args(args: argparse.Namespace) -> LoadSpec:
         rate=args.rate,
         users=args.users,
         payload=args.payload,
+        photo_size=args.photo_size,
         timeout=args.timeout,
         settle=args.settle,
     )
@@ -396,7 +458,7 @@ def measure(
     console: Console,
     watchdog: Watchdog | None = None,
 ) -> LoadResult:
-    with LoadClients(target) as clients:
+    with LoadClients(target, photos=uses_photos(spec.payload)) as clients:
         if not args.no_warmup:
             took = warm_up(clients, args.warmup_timeout, watchdog)
             console.print(f"warm-up answered in {took:.1f} s", style="dim")
@@ -417,6 +479,8 @@ def main(argv: list[str] | None = None) -> int:
         target = target_from_args(args)
         result = measure(target, spec, args, console)
         extra["target"] = {"bootstrap": target.bootstrap, "request_topic": target.request_topic}
+        if uses_photos(spec.payload):
+            extra["target"]["photo_request_topic"] = target.photo_request_topic
     else:
         shape = BackendShape(
             latency=args.backend_latency,

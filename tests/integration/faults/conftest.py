@@ -60,9 +60,12 @@ TopicsFactory = Callable[[int], Topics]
 def make_topics(broker: Broker) -> TopicsFactory:
     def make(partitions: int) -> Topics:
         run = uuid.uuid4().hex[:10]
-        names = Topics(f"send-{run}", f"response-{run}", f"group-{run}")
-        broker.create_topics([names.request], partitions=partitions)
-        broker.create_topics([names.response], partitions=3)
+        names = Topics(
+            f"send-{run}", f"response-{run}", f"group-{run}", f"photo-{run}", f"analysis-{run}"
+        )
+        # Both routes' request topics (the service reads the photo route's by default).
+        broker.create_topics([names.request, names.photo_request], partitions=partitions)
+        broker.create_topics([names.response, names.photo_response], partitions=3)
         return names
 
     return make

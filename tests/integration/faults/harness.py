@@ -145,6 +145,22 @@ def wait_answered(
             collector.wait_for(len(replies) + 1, min(remaining, 2.0))
 
 
+def wait_total(collectors: Sequence[ReplyCollector], count: int, timeout: float) -> int:
+    """Block until the collectors together hold at least `count` replies (several reply
+    topics); returns the total seen, AssertionError after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        total = sum(len(collector.replies) for collector in collectors)
+        if total >= count:
+            return total
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{total} replies of {count} within {timeout} s")
+        # Wake on the first collector's next reply, or soon to look at the others.
+        first = collectors[0]
+        with contextlib.suppress(AssertionError):
+            first.wait_for(len(first.replies) + 1, 0.005)
+
+
 def echoed(reply: Reply) -> str | None:
     """The request text a normal reply answers (the scripted server echoes it)."""
     text = reply.value.get("response")

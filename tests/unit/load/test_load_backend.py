@@ -3,8 +3,11 @@
 import random
 import statistics
 
+import orjson
 import pytest
 
+from chater_gpt.domain import ResponseFormat
+from chater_gpt.json_output import check_answer
 from tests.load.load_backend import Bursts, FaultPlan, padded_answer, parse_latency
 
 
@@ -55,3 +58,16 @@ def test_answers_echo_the_question_and_are_padded_to_the_token_count() -> None:
     answer = padded_answer(40)(body)
     assert answer.startswith("echo: hi")
     assert len(answer) // 4 == 40
+
+
+def test_json_mode_requests_get_one_json_object() -> None:
+    body = {
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "what food?"}]}],
+        "response_format": {"type": "json_object"},
+    }
+    text = padded_answer(40)(body)
+    assert check_answer(text, ResponseFormat("json_object")) == text  # the service accepts it
+    document = orjson.loads(text)
+    assert document["type"] == "food_processing"
+    assert document["echo"] == "what food?"
+    assert abs(len(text) // 4 - 40) <= 2

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from tests.load._report import plot, result_rows
 from tests.load._stats import LoadResult, Sample
-from tests.load.load_test import _error_code
+from tests.load.load_test import _error_code, _photo_error_code
 
 
 def result() -> LoadResult:
@@ -36,3 +36,12 @@ def test_error_codes_are_read_from_error_replies_only() -> None:
         "backend_timeout"
     )
     assert _error_code(b'{"error" broken') == "unreadable_reply"
+
+
+def test_photo_replies_are_answers_only_with_an_analysis() -> None:
+    answer = b'{"key":"k","value":{"analysis":"{\\"ok\\": true}","image_id":"i"}}'
+    assert _photo_error_code(answer) is None
+    error = b'{"key":"k","value":{"error":{"code":"invalid_model_output"},"image_id":"i"}}'
+    assert _photo_error_code(error) == "invalid_model_output"
+    assert _photo_error_code(b'{"key":"k","value":{"image_id":"i"}}') == "no_analysis"
+    assert _photo_error_code(b"not json") == "unreadable_reply"
