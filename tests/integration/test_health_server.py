@@ -203,7 +203,13 @@ async def test_metrics_serves_the_text_format_with_sampled_state(served: Served)
         for family in text_string_to_metric_families(text)
         for s in family.samples
     }
-    ok = (("backend", "openai"), ("code", ""), ("model", "gpt-4o-mini"), ("outcome", "ok"))
+    ok = (
+        ("backend", "openai"),
+        ("code", ""),
+        ("model", "gpt-4o-mini"),
+        ("outcome", "ok"),
+        ("route", "chat"),
+    )
     assert samples[("chater_gpt_requests_total", ok)] == 1
     assert samples[("chater_gpt_completion_tokens_total", (("model", "gpt-4o-mini"),))] == 100
     assert samples[("chater_gpt_in_flight_requests", ())] == 4

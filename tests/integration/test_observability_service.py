@@ -363,7 +363,8 @@ async def test_livez_and_healthz_describe_the_running_service(
     assert health.status == 200
     assert {"kafka", "redis", "breaker", "heartbeat", "draining", "budget"} <= set(body["checks"])
     assert all(check["ok"] for check in body["checks"].values())
-    assert body["checks"]["kafka"]["detail"] == "3 partition(s) assigned"
+    # Three partitions of the chat topic and three of the photo topic: both routes.
+    assert body["checks"]["kafka"]["detail"] == "6 partition(s) assigned"
     assert body["breakers"] == {"openai": "closed"}
     assert body["in_flight"] == 0
     assert body["paused_partitions"] == 0
