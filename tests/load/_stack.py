@@ -249,18 +249,19 @@ class EmbeddedStack:
             backend = BackendProcess(self._shape, self.workdir).start()
             self._exit.callback(self._stop_backend, backend)
             self.settings = service_settings(broker.bootstrap, backend.base_url, self._overrides)
-            broker.create_topics(
-                [
-                    self.settings[name]
-                    for name in (
-                        "request_topic",
-                        "response_topic",
-                        "photo_request_topic",
-                        "photo_response_topic",
-                    )
-                ],
-                partitions=self._partitions,
-            )
+            topics = [
+                self.settings[name]
+                for name in (
+                    "request_topic",
+                    "response_topic",
+                    "photo_request_topic",
+                    "photo_response_topic",
+                )
+            ]
+            # An empty photo request topic turns the photo route off (PHOTO_REQUEST_TOPIC="").
+            if not self.settings["photo_request_topic"]:
+                topics = topics[:2]
+            broker.create_topics(topics, partitions=self._partitions)
             child: ServiceProcess | SequentialProcess
             if self._consumer_kind == "chater-gpt":
                 child = ServiceProcess(self.settings, self.consumer_log)
