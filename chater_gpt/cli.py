@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from chater_gpt.allocator import tune_malloc
 from chater_gpt.config import Settings, load_settings
 from chater_gpt.contracts import json_schemas
 from chater_gpt.errors import ConfigError
@@ -31,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     add_usage_parser(commands)
     args = parser.parse_args(argv)
 
+    if args.command in (None, "run", "demo"):
+        tune_malloc()
     if args.command in (None, "run"):
         return run_service()
     if args.command == "demo":
