@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     # Not in repr: it may carry secrets (e.g. sasl.oauthbearer.client.secret); the log
     # redactor treats values of secret-looking properties as secrets.
     kafka_extra_config: dict[str, str] = Field(default_factory=dict, repr=False)
+    # The same, for one client only (e.g. fetch.wait.max.ms is a consumer property:
+    # given to the producer too, librdkafka warns that it ignores it).
+    kafka_consumer_config: dict[str, str] = Field(default_factory=dict, repr=False)
+    kafka_producer_config: dict[str, str] = Field(default_factory=dict, repr=False)
     kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000)
     kafka_heartbeat_interval_ms: int = Field(default=1_000, ge=100)
     kafka_max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
@@ -198,7 +202,9 @@ class Settings(BaseSettings):
             table[small] = large
         return table
 
-    @field_validator("kafka_extra_config", mode="before")
+    @field_validator(
+        "kafka_extra_config", "kafka_consumer_config", "kafka_producer_config", mode="before"
+    )
     @classmethod
     def _parse_json_object(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -284,6 +290,14 @@ class Settings(BaseSettings):
                 conf[key] = value
         conf.update(self.kafka_extra_config)
         return conf
+
+    def kafka_consumer_properties(self) -> dict[str, str | int | float | bool]:
+        """The common properties plus KAFKA_CONSUMER_CONFIG (which wins)."""
+        return {**self.kafka_common_config(), **self.kafka_consumer_config}
+
+    def kafka_producer_properties(self) -> dict[str, str | int | float | bool]:
+        """The common properties plus KAFKA_PRODUCER_CONFIG (which wins)."""
+        return {**self.kafka_common_config(), **self.kafka_producer_config}
 
 
 def describe_validation_error(error: ValidationError) -> str:

@@ -215,10 +215,11 @@ class Service:
         """Run until a stop is requested (SIGTERM/SIGINT) or the consumer fails."""
         settings = self._settings
         loop = asyncio.get_running_loop()
-        common = settings.kafka_common_config()
         parts = self._parts
         metrics = parts.metrics
-        producer = KafkaReplyProducer(common, loop, on_fatal=self.fail)
+        producer = KafkaReplyProducer(
+            settings.kafka_producer_properties(), loop, on_fatal=self.fail
+        )
         gate = PauseGate()
         processor = RequestProcessor(
             backend=parts.backend,
@@ -248,7 +249,7 @@ class Service:
         )
         ingress = KafkaIngress(
             {
-                **common,
+                **settings.kafka_consumer_properties(),
                 "group.id": settings.consumer_group,
                 "session.timeout.ms": settings.kafka_session_timeout_ms,
                 "heartbeat.interval.ms": settings.kafka_heartbeat_interval_ms,

@@ -109,7 +109,7 @@ def run_demo(*, requests: int = 3, timeout: float = 300.0) -> int:
                 "metrics_port": 0,
                 "tokenizer": "llamacpp",
                 # Tansu answers a waiting fetch only when this runs out (BENCHMARKS.md).
-                "kafka_extra_config": {"fetch.wait.max.ms": "10"},
+                "kafka_consumer_config": {"fetch.wait.max.ms": "10"},
             }
         )
         topics = [t for route in settings.routes for t in (route.request_topic, route.reply_topic)]
@@ -144,17 +144,18 @@ async def _demo(
 
 
 def _produce(settings: Settings, topic: str, messages: list[tuple[str, str, bytes]]) -> None:
-    producer = Producer({**settings.kafka_common_config(), "enable.idempotence": True})
+    producer = Producer({**settings.kafka_producer_properties(), "enable.idempotence": True})
     # Same Kafka key, same partition: the conversation's requests stay in order.
     for kafka_key, _, value in messages:
         producer.produce(topic, key=kafka_key.encode(), value=value)
     producer.flush(30)
+    producer.close()
 
 
 def _collect(settings: Settings, keys: set[str], timeout: float) -> dict[str, dict[str, Any]]:
     consumer = Consumer(
         {
-            **settings.kafka_common_config(),
+            **settings.kafka_consumer_properties(),
             "group.id": f"demo-reader-{uuid.uuid4().hex[:8]}",
             "auto.offset.reset": "earliest",
             "session.timeout.ms": 3000,

@@ -70,9 +70,15 @@ def secret_values(settings: Settings) -> list[str]:
             password = urlsplit(secret).password if "://" in secret else None
             if password:
                 values.extend({password, unquote(password)})
+    extras = (
+        settings.kafka_extra_config,
+        settings.kafka_consumer_config,
+        settings.kafka_producer_config,
+    )
     values.extend(
         value
-        for prop, value in settings.kafka_extra_config.items()
+        for properties in extras
+        for prop, value in properties.items()
         if _SECRET_PROPERTY.search(prop) and value
     )
     return values

@@ -137,7 +137,7 @@ def service_config(
         "requests_per_minute": 1_000_000,
         "daily_token_limit": 1_000_000_000,
         # Tansu answers a waiting fetch only when fetch.wait.max.ms runs out (BENCHMARKS.md).
-        "kafka_extra_config": {"fetch.wait.max.ms": "10"},
+        "kafka_consumer_config": {"fetch.wait.max.ms": "10"},
         **overrides,
     }
 

@@ -74,7 +74,7 @@ def service_settings(bootstrap: str, base_url: str, overrides: Mapping[str, Any]
         "redis_url": None,
         "kafka_session_timeout_ms": 3000,
         "kafka_heartbeat_interval_ms": 300,
-        "kafka_extra_config": {"fetch.wait.max.ms": TANSU_FETCH_WAIT_MS},
+        "kafka_consumer_config": {"fetch.wait.max.ms": TANSU_FETCH_WAIT_MS},
         "metrics_port": 0,
         "log_format": "text",
         "log_level": "WARNING",
