@@ -38,7 +38,8 @@ import pybreaker
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from chater_gpt.backends.base import ChatCall, ChatResult, LLMBackend
+from chater_gpt.backends.base import LLMBackend
+from chater_gpt.domain import ChatCall, ChatResult
 from chater_gpt.errors import BackendError, CircuitOpen
 from chater_gpt.observability.logging import warn_degraded
 

@@ -18,7 +18,8 @@ from typing import TypeVar
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_base
 
-from chater_gpt.backends.base import ChatCall, ChatResult, LLMBackend
+from chater_gpt.backends.base import LLMBackend
+from chater_gpt.domain import ChatCall, ChatResult
 from chater_gpt.errors import BackendError, BackendTimeout, ChaterError, CircuitOpen
 
 T = TypeVar("T")

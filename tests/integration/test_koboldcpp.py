@@ -10,9 +10,8 @@ from dataclasses import replace
 import pytest
 from pydantic import SecretStr
 
-from chater_gpt.backends.base import ChatCall
 from chater_gpt.backends.koboldcpp import JSON_OBJECT_GRAMMAR, KoboldCppBackend
-from chater_gpt.domain import ResponseFormat
+from chater_gpt.domain import ChatCall, ResponseFormat
 from chater_gpt.errors import (
     BackendAuthError,
     BackendBadResponse,

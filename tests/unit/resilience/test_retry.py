@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from chater_gpt.backends.base import ChatCall, ChatResult
+from chater_gpt.domain import ChatCall, ChatResult
 from chater_gpt.errors import (
     BackendAuthError,
     BackendError,
