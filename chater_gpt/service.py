@@ -34,8 +34,9 @@ from chater_gpt.images import ImageLimits
 from chater_gpt.kafka.consumer import KafkaIngress
 from chater_gpt.kafka.pipeline import PauseGate, Pipeline, RouteEndpoint
 from chater_gpt.kafka.producer import KafkaReplyProducer
-from chater_gpt.observability.health import HealthServer, Heartbeat, RedisCheck, ServiceHealth
+from chater_gpt.observability.health import HealthServer
 from chater_gpt.observability.metrics import Metrics
+from chater_gpt.observability.probes import Heartbeat, RedisCheck, ServiceHealth
 from chater_gpt.outcomes import InMemoryOutcomeStore, OutcomeStore, RedisOutcomeStore
 from chater_gpt.processor import RequestProcessor
 from chater_gpt.resilience.admission import AdmissionControl, build_admission

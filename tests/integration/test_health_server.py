@@ -13,14 +13,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
-from chater_gpt.observability.health import (
-    ROUTES,
-    CheckResult,
-    HealthServer,
-    HealthSource,
-    RedisCheck,
-)
+from chater_gpt.observability.health import ROUTES, CheckResult, HealthServer, HealthSource
 from chater_gpt.observability.metrics import Metrics
+from chater_gpt.observability.probes import RedisCheck
 
 pytestmark = pytest.mark.integration
 

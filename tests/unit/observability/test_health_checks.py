@@ -6,15 +6,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from chater_gpt.observability.health import (
-    READINESS_CHECKS,
-    CheckResult,
-    Heartbeat,
-    RedisCheck,
-    ServiceHealth,
-    readiness,
-    rss_bytes,
-)
+from chater_gpt.observability.health import READINESS_CHECKS, CheckResult, readiness, rss_bytes
+from chater_gpt.observability.probes import Heartbeat, RedisCheck, ServiceHealth
 
 OK = CheckResult(True, "fine")
 
