@@ -9,10 +9,29 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant"]
 ImageDetail = Literal["low", "high", "auto"]
+
+
+class BreakerState(StrEnum):
+    """A backend's circuit breaker state, as `/healthz`, the breaker listeners and the
+    replicas' shared Redis hash spell it."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class PauseReason(StrEnum):
+    """Why consumption is paused: `/healthz`'s `pause_reasons` and the `reason` label of
+    `chater_gpt_paused_partitions`."""
+
+    CAPACITY = "capacity"  # MAX_IN_FLIGHT + MAX_QUEUED unfinished messages
+    BREAKER = "breaker"  # a request waits for an open breaker
+    BUDGET = "budget"  # the global daily token budget is spent
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,7 @@ from chater_gpt.context.server_tokens import (
 from chater_gpt.context.tokens import BpeTokenCounters, TokenCounters
 from chater_gpt.contracts import RequestDefaults
 from chater_gpt.decoder import RequestDecoder
+from chater_gpt.domain import BreakerState
 from chater_gpt.images import ImageLimits
 from chater_gpt.kafka.consumer import KafkaIngress
 from chater_gpt.kafka.pipeline import PauseGate, Pipeline, RouteEndpoint
@@ -55,7 +56,7 @@ class ServiceParts:
     metrics: Metrics
     admission: AdmissionControl | None = None
     cache: ResponseCache | None = None
-    breaker_states: Callable[[], dict[str, str]] = dict
+    breaker_states: Callable[[], Mapping[str, BreakerState]] = dict
     redis: Redis | None = None
     redact: Callable[[str], str] = str
     closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)

@@ -24,6 +24,7 @@ from chater_gpt.backends.base import LLMBackend
 from chater_gpt.backends.fallback import FallbackBackend, FallbackHook, FallbackLink
 from chater_gpt.backends.openai_direct import OpenAIDirectBackend
 from chater_gpt.config import BackendKind, Settings
+from chater_gpt.domain import BreakerState
 from chater_gpt.resilience.admission import rate_store
 from chater_gpt.resilience.breaker import Breaker, BreakerBackend, RedisBreakerStore, StateListener
 from chater_gpt.resilience.rate_limit import Pacer, Rate, RateStore
@@ -37,7 +38,7 @@ class BackendStack:
     backend: LLMBackend
     breakers: dict[str, Breaker] = field(default_factory=dict)
 
-    def breaker_states(self) -> dict[str, str]:
+    def breaker_states(self) -> dict[str, BreakerState]:
         return {name: breaker.state for name, breaker in self.breakers.items()}
 
     async def aclose(self) -> None:

@@ -24,6 +24,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from chater_gpt.domain import BreakerState, PauseReason
 from chater_gpt.observability.metrics import Metrics
 
 ROUTES = ("/livez", "/readyz", "/healthz", "/metrics")
@@ -54,15 +55,15 @@ class HealthSource(Protocol):
         """Ok when Redis answers a ping, or is not configured."""
         ...
 
-    def breaker_states(self) -> Mapping[str, str]:
-        """Backend name → "closed", "half-open" or "open"."""
+    def breaker_states(self) -> Mapping[str, BreakerState]:
+        """Backend name → its breaker's state."""
         ...
 
     def draining(self) -> bool: ...
 
     def in_flight(self) -> int: ...
 
-    def pause_reasons(self) -> frozenset[str]: ...
+    def pause_reasons(self) -> frozenset[PauseReason]: ...
 
     def paused_partitions(self) -> int: ...
 
@@ -73,12 +74,12 @@ def readiness(
     stale_after: float,
     kafka: CheckResult,
     redis: CheckResult,
-    breakers: Mapping[str, str],
+    breakers: Mapping[str, BreakerState],
     draining: bool,
-    pause_reasons: frozenset[str],
+    pause_reasons: frozenset[PauseReason],
 ) -> dict[str, CheckResult]:
     """Every readiness check by name (see READINESS_CHECKS)."""
-    open_breakers = sorted(name for name, state in breakers.items() if state.lower() == "open")
+    open_breakers = sorted(name for name, state in breakers.items() if state == BreakerState.OPEN)
     return {
         "heartbeat": _heartbeat_check(heartbeat_age, stale_after),
         "kafka": kafka,
@@ -93,7 +94,7 @@ def readiness(
         ),
         "budget": (
             CheckResult(False, "daily token budget spent; consumption paused")
-            if "budget" in pause_reasons
+            if PauseReason.BUDGET in pause_reasons
             else CheckResult(True, "within budget")
         ),
     }

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from chater_gpt.domain import BreakerState, PauseReason
 from chater_gpt.observability.health import CheckResult
 
 
@@ -91,7 +92,7 @@ class PipelineView(Protocol):
     """The parts of `kafka.pipeline.Pipeline` the probes read."""
 
     @property
-    def pause_reasons(self) -> frozenset[str]: ...
+    def pause_reasons(self) -> frozenset[PauseReason]: ...
 
     @property
     def tracker(self) -> TrackerView: ...
@@ -123,7 +124,7 @@ class ServiceView(Protocol):
     def ingress(self) -> IngressView | None: ...
 
 
-def _no_breakers() -> Mapping[str, str]:
+def _no_breakers() -> Mapping[str, BreakerState]:
     return {}
 
 
@@ -137,7 +138,7 @@ class ServiceHealth:
         heartbeat: Heartbeat,
         redis: RedisCheck,
         draining: Callable[[], bool],
-        breakers: Callable[[], Mapping[str, str]] = _no_breakers,
+        breakers: Callable[[], Mapping[str, BreakerState]] = _no_breakers,
         poll_stale_after: float = 30.0,
         join_grace: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
@@ -177,7 +178,7 @@ class ServiceHealth:
     async def redis_check(self) -> CheckResult:
         return await self._redis()
 
-    def breaker_states(self) -> Mapping[str, str]:
+    def breaker_states(self) -> Mapping[str, BreakerState]:
         return self._breakers()
 
     def draining(self) -> bool:
@@ -187,7 +188,7 @@ class ServiceHealth:
         pipeline = self._service.pipeline
         return 0 if pipeline is None else pipeline.tracker.in_flight
 
-    def pause_reasons(self) -> frozenset[str]:
+    def pause_reasons(self) -> frozenset[PauseReason]:
         pipeline = self._service.pipeline
         return frozenset() if pipeline is None else pipeline.pause_reasons
 
