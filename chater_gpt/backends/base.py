@@ -2,8 +2,8 @@
 
 A backend turns a `ChatCall` (OpenAI-style chat messages plus parameters, see
 `chater_gpt.domain`) into a `ChatResult`, or raises a `chater_gpt.errors.BackendError`
-subclass. Backends do not retry and do not rate-limit: the resilience layer
-wraps them.
+subclass. Backends do not retry and do not rate-limit: `resilience.guards` wraps
+them (that dependency is one-way: no backend imports resilience).
 """
 
 from __future__ import annotations

@@ -292,7 +292,7 @@ class Metrics:
         self._child(self._retries, ("retry", backend), backend).inc()
 
     def retry_hook(self, backend: str, attempt: int, exc: BaseException) -> None:
-        """`resilience.retry.RetryHook`: pass it as `RetryingBackend(on_retry=...)`."""
+        """`resilience.guards.RetryHook`: pass it as `GuardHooks(on_retry=...)`."""
         self.retried(backend=backend)
 
     def rate_limit_waited(self, seconds: float, *, scope: str = "global") -> None:

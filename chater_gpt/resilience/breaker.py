@@ -38,8 +38,7 @@ import pybreaker
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from chater_gpt.backends.base import LLMBackend
-from chater_gpt.domain import BreakerState, ChatCall, ChatResult
+from chater_gpt.domain import BreakerState
 from chater_gpt.errors import BackendError, CircuitOpen
 from chater_gpt.observability.logging import warn_degraded
 
@@ -382,33 +381,3 @@ class RedisBreakerStore:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
-
-
-class BreakerBackend:
-    """An `LLMBackend` guarded by a breaker; `pace` (the rate-limit wait) runs once admitted."""
-
-    def __init__(
-        self,
-        inner: LLMBackend,
-        breaker: Breaker,
-        *,
-        pace: Callable[[], Awaitable[None]] | None = None,
-    ) -> None:
-        self._inner = inner
-        self._breaker = breaker
-        self._pace = pace
-
-    @property
-    def name(self) -> str:
-        return self._inner.name
-
-    async def complete(self, call: ChatCall) -> ChatResult:
-        async def attempt() -> ChatResult:
-            if self._pace is not None:
-                await self._pace()
-            return await self._inner.complete(call)
-
-        return await self._breaker.call(attempt)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()

@@ -23,7 +23,8 @@ from chater_gpt.errors import (
     BackendUnavailable,
 )
 from chater_gpt.json_output import check_answer, json_instruction
-from chater_gpt.resilience.retry import RetryingBackend, RetryPolicy
+from chater_gpt.resilience.guards import RetryingBackend
+from chater_gpt.resilience.retry import RetryPolicy
 from tests.support.scripted_kobold import KoboldFault, ScriptedKobold, grammar_for
 
 pytestmark = pytest.mark.integration
