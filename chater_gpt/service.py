@@ -1,4 +1,4 @@
-"""Wiring: builds every part from Settings, runs the service, shuts it down cleanly.
+"""The service: builds every part from Settings, runs it, shuts it down cleanly.
 
 `Service` receives its parts (`ServiceParts`), so tests can swap any of them;
 `build_parts` turns configuration into concrete adapters (the backend stack through
