@@ -13,12 +13,12 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from chater_gpt.backends.base import ChatCall, ChatResult, LLMBackend
+from chater_gpt.backends.base import LLMBackend
 from chater_gpt.context.builder import BuiltContext, ContextBuilder
 from chater_gpt.context.cache import CachedAnswer, ResponseCache, cache_key, is_cacheable
 from chater_gpt.context.history import HistoryStore
 from chater_gpt.contracts import ChatRequest, ForgetRequest, Job, RejectedRequest
-from chater_gpt.domain import Turn
+from chater_gpt.domain import ChatCall, ChatResult, PauseReason, Turn
 from chater_gpt.errors import BackendError, ChaterError, CircuitOpen, ContextTooLong, ErrorCode
 from chater_gpt.json_repair import enforce_json, with_json_instruction
 from chater_gpt.observability.logging import warn_degraded
@@ -143,8 +143,8 @@ class RequestProcessor:
         self._max_pause_wait = max_pause_wait
         self._context_fallbacks = dict(context_fallbacks or {})
         self._json_repair_attempts = json_repair_attempts
-        self._breaker_waiters = WaitingRoom(pauser, "breaker")
-        self._budget_waiters = WaitingRoom(pauser, "budget")
+        self._breaker_waiters = WaitingRoom(pauser, PauseReason.BREAKER)
+        self._budget_waiters = WaitingRoom(pauser, PauseReason.BUDGET)
 
     async def process(self, job: Job) -> bytes:
         request = job.request

@@ -1,7 +1,8 @@
-"""Wiring: builds every part from Settings, runs the service, shuts it down cleanly.
+"""The service: builds every part from Settings, runs it, shuts it down cleanly.
 
 `Service` receives its parts (`ServiceParts`), so tests can swap any of them;
-`build_parts` is the one place that turns configuration into concrete adapters.
+`build_parts` turns configuration into concrete adapters (the backend stack through
+`chater_gpt.wiring`).
 """
 
 from __future__ import annotations
@@ -10,14 +11,13 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from chater_gpt.backends.base import LLMBackend
-from chater_gpt.backends.factory import build_backend_stack
 from chater_gpt.config import BackendKind, Settings
 from chater_gpt.context.builder import ContextBuilder
 from chater_gpt.context.cache import InMemoryResponseCache, RedisResponseCache, ResponseCache
@@ -30,15 +30,19 @@ from chater_gpt.context.server_tokens import (
 from chater_gpt.context.tokens import BpeTokenCounters, TokenCounters
 from chater_gpt.contracts import RequestDefaults
 from chater_gpt.decoder import RequestDecoder
+from chater_gpt.domain import BreakerState
 from chater_gpt.images import ImageLimits
 from chater_gpt.kafka.consumer import KafkaIngress
 from chater_gpt.kafka.pipeline import PauseGate, Pipeline, RouteEndpoint
 from chater_gpt.kafka.producer import KafkaReplyProducer
-from chater_gpt.observability.health import HealthServer, Heartbeat, RedisCheck, ServiceHealth
+from chater_gpt.observability.health import HealthServer
 from chater_gpt.observability.metrics import Metrics
+from chater_gpt.observability.probes import Heartbeat, RedisCheck, ServiceHealth
 from chater_gpt.outcomes import InMemoryOutcomeStore, OutcomeStore, RedisOutcomeStore
 from chater_gpt.processor import RequestProcessor
 from chater_gpt.resilience.admission import AdmissionControl, build_admission
+from chater_gpt.resilience.guards import GuardHooks
+from chater_gpt.wiring import build_backend_stack
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +58,7 @@ class ServiceParts:
     metrics: Metrics
     admission: AdmissionControl | None = None
     cache: ResponseCache | None = None
-    breaker_states: Callable[[], dict[str, str]] = dict
+    breaker_states: Callable[[], Mapping[str, BreakerState]] = dict
     redis: Redis | None = None
     redact: Callable[[str], str] = str
     closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
@@ -143,13 +147,12 @@ def build_parts(settings: Settings, *, redact: Callable[[str], str] = str) -> Se
         for model in (settings.model, settings.vision_model):
             counters.for_model(model)
     metrics = Metrics()
-    stack = build_backend_stack(
-        settings,
-        redis,
+    hooks = GuardHooks(
         on_retry=metrics.retry_hook,
         on_breaker_state=metrics.set_breaker_state,
         on_rate_wait=metrics.rate_limit_waited,
     )
+    stack = build_backend_stack(settings, redis, hooks=hooks)
     parts = ServiceParts(
         backend=stack.backend,
         history=history,

@@ -32,30 +32,29 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import pybreaker
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from chater_gpt.backends.base import ChatCall, ChatResult, LLMBackend
+from chater_gpt.domain import BreakerState
 from chater_gpt.errors import BackendError, CircuitOpen
 from chater_gpt.observability.logging import warn_degraded
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-BreakerState = Literal["closed", "open", "half_open"]
 # Called with (breaker name, new state) on every state change this process sees.
 StateListener = Callable[[str, BreakerState], None]
 
 _TO_OURS: dict[str, BreakerState] = {
-    pybreaker.STATE_CLOSED: "closed",
-    pybreaker.STATE_OPEN: "open",
-    pybreaker.STATE_HALF_OPEN: "half_open",
+    pybreaker.STATE_CLOSED: BreakerState.CLOSED,
+    pybreaker.STATE_OPEN: BreakerState.OPEN,
+    pybreaker.STATE_HALF_OPEN: BreakerState.HALF_OPEN,
 }
 _TO_PYBREAKER = {ours: theirs for theirs, ours in _TO_OURS.items()}
-_BY_NAME: dict[str, BreakerState] = {ours: ours for ours in _TO_OURS.values()}
+_STATES = frozenset(state.value for state in BreakerState)
 
 
 def counts_as_failure(exc: BaseException) -> bool:
@@ -142,7 +141,7 @@ class _Relay(pybreaker.CircuitBreakerListener):
         self._listeners = listeners
 
     def state_change(self, cb: Any, old_state: Any, new_state: Any) -> None:
-        state = _TO_OURS.get(new_state.name, "closed")
+        state = _TO_OURS.get(new_state.name, BreakerState.CLOSED)
         for listener in self._listeners:
             try:
                 listener(self._name, state)
@@ -185,7 +184,7 @@ class Breaker:
     @property
     def state(self) -> BreakerState:
         """The state as last seen (call `refresh()` first for the replicas' latest)."""
-        return _TO_OURS.get(self._cb.current_state, "closed")
+        return _TO_OURS.get(self._cb.current_state, BreakerState.CLOSED)
 
     def add_listener(self, listener: StateListener) -> None:
         self._listeners.append(listener)
@@ -220,9 +219,9 @@ class Breaker:
     async def _admit(self) -> bool:
         """Raise CircuitOpen, or return whether this call is the half-open probe."""
         state = self.state
-        if state == "closed":
+        if state is BreakerState.CLOSED:
             return False
-        if state == "open":
+        if state is BreakerState.OPEN:
             remaining = self._opened_at() + self._cb.reset_timeout - self._clock()
             if remaining > 0:
                 raise CircuitOpen(f"the {self._name} backend is unavailable", retry_after=remaining)
@@ -235,9 +234,9 @@ class Breaker:
         if not claimed:
             self._probing = False
             raise self._probe_running()
-        if state == "open":
+        if state is BreakerState.OPEN:
             self._cb.half_open()
-            await self._save("half_open")
+            await self._save(BreakerState.HALF_OPEN)
         return True
 
     async def _failed(self, probe: bool) -> None:
@@ -247,17 +246,17 @@ class Breaker:
         else:
             self._storage.set_counter(failures)
         state = self.state
-        if probe or (state == "closed" and self._storage.counter >= self._cb.fail_max):
+        if probe or (state is BreakerState.CLOSED and self._storage.counter >= self._cb.fail_max):
             self._cb.open()
             opened_at = self._clock()
             self._storage.opened_at = datetime.fromtimestamp(opened_at, UTC)
-            await self._save("open", opened_at=opened_at)
+            await self._save(BreakerState.OPEN, opened_at=opened_at)
 
     async def _succeeded(self, probe: bool) -> None:
-        if probe and self.state == "half_open":
+        if probe and self.state is BreakerState.HALF_OPEN:
             self._cb.close()
-            await self._save("closed")
-        elif self.state == "closed" and self._storage.counter:
+            await self._save(BreakerState.CLOSED)
+        elif self.state is BreakerState.CLOSED and self._storage.counter:
             self._storage.reset_counter()
             if self._store is not None:
                 await self._store.reset_failures()
@@ -326,10 +325,10 @@ class RedisBreakerStore:
             self._unreachable(exc)
             return None
         fields = {_text(k): _text(v) for k, v in raw.items()}
-        state = fields.get("state", "closed")
+        state = fields.get("state", BreakerState.CLOSED)
         opened_at = fields.get("opened_at")
         return SharedState(
-            state=_BY_NAME.get(state, "closed"),
+            state=BreakerState(state) if state in _STATES else BreakerState.CLOSED,
             opened_at=float(opened_at) if opened_at else None,
             failures=int(fields.get("failures") or 0),
         )
@@ -342,8 +341,8 @@ class RedisBreakerStore:
             return None
 
     async def save(self, state: BreakerState, *, opened_at: float | None = None) -> None:
-        mapping: dict[str, str | int] = {"state": state}
-        if state != "half_open":
+        mapping: dict[str, str | int] = {"state": state.value}
+        if state is not BreakerState.HALF_OPEN:
             mapping["failures"] = 0
         if opened_at is not None:
             mapping["opened_at"] = repr(opened_at)
@@ -382,33 +381,3 @@ class RedisBreakerStore:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
-
-
-class BreakerBackend:
-    """An `LLMBackend` guarded by a breaker; `pace` (the rate-limit wait) runs once admitted."""
-
-    def __init__(
-        self,
-        inner: LLMBackend,
-        breaker: Breaker,
-        *,
-        pace: Callable[[], Awaitable[None]] | None = None,
-    ) -> None:
-        self._inner = inner
-        self._breaker = breaker
-        self._pace = pace
-
-    @property
-    def name(self) -> str:
-        return self._inner.name
-
-    async def complete(self, call: ChatCall) -> ChatResult:
-        async def attempt() -> ChatResult:
-            if self._pace is not None:
-                await self._pace()
-            return await self._inner.complete(call)
-
-        return await self._breaker.call(attempt)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()

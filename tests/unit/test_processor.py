@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 
-from chater_gpt.backends.base import ChatCall, ChatResult
 from chater_gpt.context.builder import ContextBuilder
 from chater_gpt.context.history import InMemoryHistoryStore
 from chater_gpt.contracts import ChatRequest, Job
+from chater_gpt.domain import ChatCall, ChatResult
 from chater_gpt.errors import BackendUnavailable, CircuitOpen
 from chater_gpt.kafka.pipeline import PauseGate
 from chater_gpt.outcomes import InMemoryOutcomeStore

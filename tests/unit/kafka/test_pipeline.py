@@ -11,6 +11,7 @@ from confluent_kafka import KafkaError
 
 from chater_gpt.contracts import ChatRequest, Job, RequestDefaults
 from chater_gpt.decoder import RequestDecoder
+from chater_gpt.domain import PauseReason
 from chater_gpt.images import ImageLimits
 from chater_gpt.kafka.pipeline import PauseGate, Pipeline, RouteEndpoint
 from chater_gpt.kafka.producer import DeliveryCallback, Headers
@@ -163,9 +164,9 @@ async def test_capacity_counts_unacknowledged_work_and_the_gate() -> None:
     gate = PauseGate()
     paused, _, _ = make_pipeline()
     paused._gate = gate
-    gate.pause("breaker")
+    gate.pause(PauseReason.BREAKER)
     assert paused.capacity() == 0
-    gate.resume("breaker")
+    gate.resume(PauseReason.BREAKER)
     assert paused.capacity() == 10
 
 
