@@ -14,18 +14,26 @@ import aiohttp
 import anthropic
 import httpx2
 import pytest
+from google import genai
+from google.genai import errors as genai_errors
+from google.genai import types as genai_types
 
-from tests.support import scripted_anthropic
+from tests.support import scripted_anthropic, scripted_gemini
 from tests.support.images import image_bytes
 from tests.support.scripted_anthropic import ScriptedAnthropic
 from tests.support.scripted_common import Fault, StreamFault
+from tests.support.scripted_gemini import ScriptedGemini
 
 pytestmark = [
     pytest.mark.integration,
+    # google-genai 3.6.1 subclasses aiohttp.ClientSession for each async session it opens
+    pytest.mark.filterwarnings("ignore:Inheritance class AiohttpClientSession:DeprecationWarning"),
 ]
 
 ANTHROPIC_KEY = "sk-ant-test-SCRIPTED-0123456789"
+GEMINI_KEY = "AIza-test-SCRIPTED-0123456789"
 CLAUDE = "claude-haiku-5-5"
+GEMINI = "gemini-3.5-flash"
 
 
 def png_b64(size: tuple[int, int] = (32, 16)) -> str:
@@ -405,4 +413,287 @@ async def test_anthropic_stream_cut_mid_way(
     )
     with pytest.raises((anthropic.APIConnectionError, httpx2.TransportError)):
         async for _event in stream:
+            pass
+
+
+# --- Gemini -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def gemini_server() -> Iterator[ScriptedGemini]:
+    with ScriptedGemini(api_key=GEMINI_KEY, models={GEMINI}) as server:
+        yield server
+
+
+def gemini_client(server: ScriptedGemini, *, key: str = GEMINI_KEY, **options: Any) -> genai.Client:
+    return genai.Client(
+        api_key=key,
+        http_options=genai_types.HttpOptions(
+            base_url=server.base_url,
+            # attempts=1: no retries, and none of the client's implicit retry of a
+            # refused connection (a 1..10 s sleep) either
+            retry_options=genai_types.HttpRetryOptions(attempts=1),
+            timeout=5000,
+            **options,
+        ),
+    )
+
+
+@pytest.fixture
+async def gemini(gemini_server: ScriptedGemini) -> AsyncIterator[genai.Client]:
+    client = gemini_client(gemini_server)
+    yield client
+    await client.aio.aclose()
+
+
+async def test_gemini_text_with_a_system_instruction(
+    gemini: genai.Client, gemini_server: ScriptedGemini
+) -> None:
+    response = await gemini.aio.models.generate_content(
+        model=GEMINI,
+        contents="hello there",
+        config=genai_types.GenerateContentConfig(
+            system_instruction="Be brief.", max_output_tokens=50, temperature=0.3
+        ),
+    )
+    assert response.text == "echo: hello there"
+    candidate = response.candidates[0]  # type: ignore[index]
+    assert candidate.finish_reason == genai_types.FinishReason.STOP
+    assert candidate.content.role == "model"  # type: ignore[union-attr]
+    assert response.model_version == GEMINI
+    usage = response.usage_metadata
+    assert usage is not None
+    # ceil(11/4)=3 + ceil(9/4)=3; the answer's 17 chars -> 5
+    assert (usage.prompt_token_count, usage.candidates_token_count) == (6, 5)
+    assert usage.total_token_count == 11
+    sent = gemini_server.requests[-1]
+    assert sent.path == f"/v1/models/{GEMINI}:generateContent"  # google-genai 3.6.1: v1
+    assert (sent.api_version, sent.model, sent.method) == ("v1", GEMINI, "generateContent")
+    assert sent.body == {
+        "contents": [{"parts": [{"text": "hello there"}], "role": "user"}],
+        "systemInstruction": {"parts": [{"text": "Be brief."}], "role": "user"},
+        "generationConfig": {"temperature": 0.3, "maxOutputTokens": 50},
+    }
+    assert lower(sent.headers)["x-goog-api-key"] == GEMINI_KEY
+    assert scripted_gemini.count_prompt_tokens(sent.body) == 6
+
+
+async def test_gemini_v1beta_turns_and_an_image(gemini_server: ScriptedGemini) -> None:
+    client = gemini_client(gemini_server, api_version="v1beta")
+    contents = [
+        genai_types.Content(role="user", parts=[genai_types.Part(text="hi")]),
+        genai_types.Content(role="model", parts=[genai_types.Part(text="Hello.")]),
+        genai_types.Content(
+            role="user",
+            parts=[
+                genai_types.Part.from_bytes(
+                    data=image_bytes("PNG", (800, 400)), mime_type="image/png"
+                ),
+                genai_types.Part(text="What is in it?"),
+            ],
+        ),
+    ]
+    response = await client.aio.models.generate_content(model=GEMINI, contents=contents)
+    await client.aio.aclose()
+    assert response.text == "echo: What is in it?"
+    sent = gemini_server.requests[-1]
+    assert sent.api_version == "v1beta"
+    image_part = sent.body["contents"][2]["parts"][0]
+    blob = image_part.get("inlineData") or image_part["inline_data"]
+    # google-genai 3.6.1 sends the bytes url-safe base64 encoded, beside `mime_type`
+    assert base64.urlsafe_b64decode(blob["data"]) == image_bytes("PNG", (800, 400))
+    # 800x400: two 768-pixel tiles of 258 tokens
+    usage = response.usage_metadata
+    assert usage is not None
+    assert usage.prompt_token_count == 1 + 2 + 516 + 4
+    details = {d.modality: d.token_count for d in usage.prompt_tokens_details or []}
+    assert details == {genai_types.MediaModality.IMAGE: 516, genai_types.MediaModality.TEXT: 7}
+
+
+async def test_gemini_max_output_tokens_cuts_the_answer(gemini: genai.Client) -> None:
+    response = await gemini.aio.models.generate_content(
+        model=GEMINI,
+        contents="a long question",
+        config=genai_types.GenerateContentConfig(max_output_tokens=2),
+    )
+    assert response.text == "echo: a "
+    assert response.candidates[0].finish_reason == genai_types.FinishReason.MAX_TOKENS  # type: ignore[index]
+
+
+async def test_gemini_json_answers(gemini: genai.Client) -> None:
+    schema = {"type": "object", "properties": {"answer": {"type": "string"}}}
+    response = await gemini.aio.models.generate_content(
+        model=GEMINI,
+        contents="hi",
+        config=genai_types.GenerateContentConfig(
+            response_mime_type="application/json", response_json_schema=schema
+        ),
+    )
+    assert response.parsed == {"answer": "echo: hi"}
+    with pytest.raises(genai_errors.ClientError) as caught:
+        await gemini.aio.models.generate_content(
+            model=GEMINI, contents="hi", config={"response_json_schema": schema}
+        )
+    assert (caught.value.code, caught.value.status) == (400, "INVALID_ARGUMENT")
+
+
+async def test_gemini_streaming(gemini: genai.Client, gemini_server: ScriptedGemini) -> None:
+    chunks = [
+        chunk
+        async for chunk in await gemini.aio.models.generate_content_stream(
+            model=GEMINI, contents="one two three"
+        )
+    ]
+    assert [c.text for c in chunks] == ["echo: ", "one ", "two ", "three"]
+    last = chunks[-1]
+    assert last.candidates[0].finish_reason == genai_types.FinishReason.STOP  # type: ignore[index]
+    assert chunks[0].candidates[0].finish_reason is None  # type: ignore[index]
+    assert last.usage_metadata is not None
+    assert (last.usage_metadata.prompt_token_count, last.usage_metadata.candidates_token_count) == (
+        4,
+        5,
+    )
+    sent = gemini_server.requests[-1]
+    assert (sent.method, sent.query) == ("streamGenerateContent", {"alt": "sse"})
+
+
+async def test_gemini_count_tokens_matches_the_usage(
+    gemini: genai.Client, gemini_server: ScriptedGemini
+) -> None:
+    counted = await gemini.aio.models.count_tokens(model=GEMINI, contents="count me, please")
+    assert gemini_server.requests[-1].method == "countTokens"
+    assert gemini_server.requests[-1].body == {
+        "contents": [{"parts": [{"text": "count me, please"}], "role": "user"}]
+    }
+    used = await gemini.aio.models.generate_content(model=GEMINI, contents="count me, please")
+    assert used.usage_metadata is not None
+    assert counted.total_tokens == used.usage_metadata.prompt_token_count == 4
+
+
+async def test_gemini_documented_wire_without_the_sdk(gemini_server: ScriptedGemini) -> None:
+    """The key as a `key` query parameter; no key at all (403); streamGenerateContent
+    without alt=sse (one JSON array); countTokens of a whole generateContentRequest."""
+    base = f"{gemini_server.base_url}/v1beta/models/{GEMINI}"
+    body = {"contents": [{"parts": [{"text": "hi"}]}]}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{base}:generateContent?key={GEMINI_KEY}", json=body) as response:
+            assert response.status == 200
+            answer = await response.json()
+        assert answer["candidates"][0]["content"] == {
+            "role": "model",
+            "parts": [{"text": "echo: hi"}],
+        }
+        assert answer["usageMetadata"]["totalTokenCount"] == 1 + 2
+        async with session.post(f"{base}:generateContent", json=body) as response:
+            assert response.status == 403
+            assert (await response.json())["error"]["status"] == "PERMISSION_DENIED"
+        async with session.post(
+            f"{base}:streamGenerateContent?key={GEMINI_KEY}", json=body
+        ) as response:
+            chunks = await response.json()
+        assert [c["candidates"][0]["content"]["parts"][0]["text"] for c in chunks] == [
+            "echo: ",
+            "hi",
+        ]
+        wrapped = {
+            "generateContentRequest": {
+                "model": f"models/{GEMINI}",
+                "systemInstruction": {"parts": [{"text": "Be brief."}]},
+                **body,
+            }
+        }
+        async with session.post(f"{base}:countTokens?key={GEMINI_KEY}", json=wrapped) as response:
+            assert await response.json() == {
+                "totalTokens": 1 + 3,  # "hi" and "Be brief."
+                "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 4}],
+            }
+        async with session.post(
+            f"{base}:generateContent?key={GEMINI_KEY}", json={**body, "temprature": 1}
+        ) as response:
+            assert response.status == 400
+            assert "Unknown name" in (await response.json())["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("status", "exception", "google_status"),
+    [
+        (400, genai_errors.ClientError, "INVALID_ARGUMENT"),
+        (401, genai_errors.ClientError, "UNAUTHENTICATED"),
+        (403, genai_errors.ClientError, "PERMISSION_DENIED"),
+        (404, genai_errors.ClientError, "NOT_FOUND"),
+        (429, genai_errors.ClientError, "RESOURCE_EXHAUSTED"),
+        (500, genai_errors.ServerError, "INTERNAL"),
+        (503, genai_errors.ServerError, "UNAVAILABLE"),
+        (504, genai_errors.ServerError, "DEADLINE_EXCEEDED"),
+    ],
+)
+async def test_gemini_errors_surface_as_the_sdk_exceptions(
+    gemini: genai.Client,
+    gemini_server: ScriptedGemini,
+    status: int,
+    exception: type[genai_errors.APIError],
+    google_status: str,
+) -> None:
+    gemini_server.fail_next(Fault(status=status))
+    with pytest.raises(exception) as caught:
+        await gemini.aio.models.generate_content(model=GEMINI, contents="hi")
+    error = caught.value
+    assert (error.code, error.status) == (status, google_status)
+    assert error.message
+    assert error.details["error"]["code"] == status
+
+
+async def test_gemini_rate_limit_carries_the_retry_delay(
+    gemini: genai.Client, gemini_server: ScriptedGemini
+) -> None:
+    gemini_server.fail_next(scripted_gemini.rate_limited(retry_delay=17, retry_after=5))
+    with pytest.raises(genai_errors.ClientError) as caught:
+        await gemini.aio.models.generate_content(model=GEMINI, contents="hi")
+    error = caught.value
+    assert (error.code, error.status) == (429, "RESOURCE_EXHAUSTED")
+    delays = [d["retryDelay"] for d in error.details["error"]["details"] if "retryDelay" in d]
+    assert delays == ["17s"]
+    assert error.response.headers["retry-after"] == "5"  # type: ignore[union-attr]
+
+
+async def test_gemini_refusals_of_key_and_model(gemini_server: ScriptedGemini) -> None:
+    wrong = gemini_client(gemini_server, key="AIza-wrong")
+    with pytest.raises(genai_errors.ClientError) as caught:
+        await wrong.aio.models.generate_content(model=GEMINI, contents="hi")
+    await wrong.aio.aclose()
+    assert (caught.value.code, caught.value.status) == (400, "INVALID_ARGUMENT")
+    assert caught.value.details["error"]["details"][0]["reason"] == "API_KEY_INVALID"
+    client = gemini_client(gemini_server)
+    with pytest.raises(genai_errors.ClientError) as missing:
+        await client.aio.models.generate_content(model="gemini-nope", contents="hi")
+    await client.aio.aclose()
+    assert (missing.value.code, missing.value.status) == (404, "NOT_FOUND")
+
+
+async def test_gemini_error_mid_stream(gemini: genai.Client, gemini_server: ScriptedGemini) -> None:
+    gemini_server.fail_stream_next(StreamFault(after=2, status=503))
+    texts: list[str | None] = []
+
+    async def read() -> None:
+        async for chunk in await gemini.aio.models.generate_content_stream(
+            model=GEMINI, contents="a b c"
+        ):
+            texts.append(chunk.text)
+
+    with pytest.raises(genai_errors.ServerError) as caught:
+        await read()
+    assert texts == ["echo: ", "a "]
+    assert (caught.value.code, caught.value.status) == (503, "UNAVAILABLE")
+
+
+async def test_gemini_stream_cut_mid_way(
+    gemini: genai.Client, gemini_server: ScriptedGemini
+) -> None:
+    """A connection closed mid-stream: google-genai 3.6.1 (on aiohttp, since aiohttp is
+    installed) lets aiohttp's own error through (ClientPayloadError)."""
+    gemini_server.fail_stream_next(StreamFault(after=1, cut=True))
+    with pytest.raises((genai_errors.APIError, aiohttp.ClientError)):
+        async for _chunk in await gemini.aio.models.generate_content_stream(
+            model=GEMINI, contents="a b"
+        ):
             pass
