@@ -416,6 +416,25 @@ async def test_anthropic_stream_cut_mid_way(
             pass
 
 
+async def test_anthropic_timeouts_are_per_read(claude_server: ScriptedAnthropic) -> None:
+    """The SDK's `timeout` bounds each wait for bytes (httpx semantics): a slow answer is
+    an APITimeoutError (an APIConnectionError), a stream slower in total still ends."""
+    claude_server.stream_interval = 0.15
+    async with anthropic.AsyncAnthropic(
+        base_url=claude_server.base_url, api_key=ANTHROPIC_KEY, max_retries=0, timeout=0.5
+    ) as client:
+        async with client.messages.stream(
+            model=CLAUDE, max_tokens=100, messages=[{"role": "user", "content": "a b c d e f"}]
+        ) as stream:
+            final = await stream.get_final_message()
+        assert final.stop_reason == "end_turn"  # 7 deltas, 0.9 s in all
+        claude_server.latency = 1.0
+        with pytest.raises(anthropic.APITimeoutError):
+            await client.messages.create(
+                model=CLAUDE, max_tokens=10, messages=[{"role": "user", "content": "hi"}]
+            )
+
+
 # --- Gemini -----------------------------------------------------------------------
 
 
@@ -697,3 +716,28 @@ async def test_gemini_stream_cut_mid_way(
             model=GEMINI, contents="a b"
         ):
             pass
+
+
+async def test_gemini_timeout_is_a_whole_request_deadline(gemini_server: ScriptedGemini) -> None:
+    """`HttpOptions.timeout` (milliseconds) bounds the whole call, a stream's reading
+    included, and surfaces as the builtin TimeoutError, not a google.genai error."""
+    gemini_server.stream_interval = 0.15
+    client = genai.Client(
+        api_key=GEMINI_KEY,
+        http_options=genai_types.HttpOptions(
+            base_url=gemini_server.base_url,
+            retry_options=genai_types.HttpRetryOptions(attempts=1),
+            timeout=500,
+        ),
+    )
+
+    async def read() -> None:
+        async for _chunk in await client.aio.models.generate_content_stream(
+            model=GEMINI, contents="a b c d e f"
+        ):
+            pass
+
+    with pytest.raises(TimeoutError):
+        await read()
+    assert lower(gemini_server.requests[-1].headers)["x-server-timeout"] == "1"
+    await client.aio.aclose()

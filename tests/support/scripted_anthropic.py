@@ -515,48 +515,52 @@ class ScriptedAnthropic(ScriptedServer[AnthropicRequest]):
             }
         )
         await response.prepare(request)
+        try:
 
-        async def send(event: str, data: dict[str, Any]) -> None:
-            await response.write(
-                b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
-            )
+            async def send(event: str, data: dict[str, Any]) -> None:
+                await response.write(
+                    b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+                )
 
-        await send(
-            "message_start",
-            {"type": "message_start", "message": self._skeleton(body, input_tokens)},
-        )
-        await send(
-            "content_block_start",
-            {
-                "type": "content_block_start",
-                "index": 0,
-                "content_block": {"type": "text", "text": ""},
-            },
-        )
-        await send("ping", {"type": "ping"})
-        for sent, piece in enumerate(split_for_stream(text)):
-            if fault is not None and sent == fault.after:
-                return await self._break(request, response, fault, send)
-            if sent and self.stream_interval > 0:
-                await asyncio.sleep(self.stream_interval)
-            delta = {"type": "text_delta", "text": piece}
             await send(
-                "content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}
+                "message_start",
+                {"type": "message_start", "message": self._skeleton(body, input_tokens)},
             )
-        if fault is not None:
-            return await self._break(request, response, fault, send)
-        await send("content_block_stop", {"type": "content_block_stop", "index": 0})
-        await send(
-            "message_delta",
-            {
-                "type": "message_delta",
-                "delta": {"stop_reason": stop_reason, "stop_sequence": None},
-                "usage": {"output_tokens": output_tokens},
-            },
-        )
-        await send("message_stop", {"type": "message_stop"})
-        await response.write_eof()
-        return response
+            await send(
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
+            )
+            await send("ping", {"type": "ping"})
+            for sent, piece in enumerate(split_for_stream(text)):
+                if fault is not None and sent == fault.after:
+                    return await self._break(request, response, fault, send)
+                if sent and self.stream_interval > 0:
+                    await asyncio.sleep(self.stream_interval)
+                delta = {"type": "text_delta", "text": piece}
+                await send(
+                    "content_block_delta",
+                    {"type": "content_block_delta", "index": 0, "delta": delta},
+                )
+            if fault is not None:
+                return await self._break(request, response, fault, send)
+            await send("content_block_stop", {"type": "content_block_stop", "index": 0})
+            await send(
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                    "usage": {"output_tokens": output_tokens},
+                },
+            )
+            await send("message_stop", {"type": "message_stop"})
+            await response.write_eof()
+            return response
+        except ConnectionResetError:  # the client went away (its timeout, a cut)
+            return response
 
     async def _break(
         self,

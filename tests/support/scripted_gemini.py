@@ -541,16 +541,19 @@ class ScriptedGemini(ScriptedServer[GeminiRequest]):
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
         await response.prepare(request)
-        for sent, chunk in enumerate(chunks):
-            if fault is not None and sent == fault.after:
+        try:
+            for sent, chunk in enumerate(chunks):
+                if fault is not None and sent == fault.after:
+                    return await self._break(request, response, fault)
+                if sent and self.stream_interval > 0:
+                    await asyncio.sleep(self.stream_interval)
+                await response.write(b"data: " + orjson.dumps(chunk) + b"\r\n\r\n")
+            if fault is not None:
                 return await self._break(request, response, fault)
-            if sent and self.stream_interval > 0:
-                await asyncio.sleep(self.stream_interval)
-            await response.write(b"data: " + orjson.dumps(chunk) + b"\r\n\r\n")
-        if fault is not None:
-            return await self._break(request, response, fault)
-        await response.write_eof()
-        return response
+            await response.write_eof()
+            return response
+        except ConnectionResetError:  # the client went away (its timeout, a cut)
+            return response
 
     async def _break(
         self, request: web.Request, response: web.StreamResponse, fault: StreamFault
