@@ -32,7 +32,7 @@ from chater_gpt.contracts import RequestDefaults
 from chater_gpt.decoder import RequestDecoder
 from chater_gpt.images import ImageLimits
 from chater_gpt.kafka.consumer import KafkaIngress
-from chater_gpt.kafka.pipeline import PauseGate, Pipeline, RouteEndpoint
+from chater_gpt.kafka.pipeline import PauseGate, Pipeline, PipelineConfig, RouteEndpoint
 from chater_gpt.kafka.producer import KafkaReplyProducer
 from chater_gpt.observability.health import HealthServer, Heartbeat, RedisCheck, ServiceHealth
 from chater_gpt.observability.metrics import Metrics
@@ -239,9 +239,11 @@ class Service:
             routes=routes,
             processor=processor,
             sink=producer,
-            max_in_flight=settings.max_in_flight,
-            max_queued=settings.max_queued,
-            revoke_grace_seconds=settings.shutdown_grace_seconds,
+            config=PipelineConfig(
+                max_in_flight=settings.max_in_flight,
+                revoke_grace_seconds=settings.shutdown_grace_seconds,
+                max_queued=settings.max_queued,
+            ),
             gate=gate,
             observer=metrics,
             on_assigned=lambda partitions: self._assigned.set() if partitions else None,
