@@ -37,7 +37,7 @@ from chater_gpt.kafka.producer import KafkaReplyProducer
 from chater_gpt.observability.health import HealthServer, Heartbeat, RedisCheck, ServiceHealth
 from chater_gpt.observability.metrics import Metrics
 from chater_gpt.outcomes import InMemoryOutcomeStore, OutcomeStore, RedisOutcomeStore
-from chater_gpt.processor import RequestProcessor
+from chater_gpt.processing.build import ProcessingConfig, ProcessingStores, build_processor
 from chater_gpt.resilience.admission import AdmissionControl, build_admission
 
 log = logging.getLogger(__name__)
@@ -220,19 +220,19 @@ class Service:
         metrics = parts.metrics
         producer = KafkaReplyProducer(common, loop, on_fatal=self.fail)
         gate = PauseGate()
-        processor = RequestProcessor(
+        processor = build_processor(
+            ProcessingConfig(
+                system_prompt=settings.system_prompt,
+                seed=settings.seed,
+                context_fallbacks=settings.context_fallback_models,
+                json_repair_attempts=settings.json_repair_attempts,
+            ),
+            ProcessingStores(history=parts.history, outcomes=parts.outcomes, cache=parts.cache),
             backend=parts.backend,
             builder=parts.builder,
-            history=parts.history,
-            outcomes=parts.outcomes,
             pauser=gate,
-            system_prompt=settings.system_prompt,
             admission=parts.admission,
-            cache=parts.cache,
-            seed=settings.seed,
             observer=metrics,
-            context_fallbacks=settings.context_fallback_models,
-            json_repair_attempts=settings.json_repair_attempts,
         )
         routes = route_endpoints(settings)
         pipeline = Pipeline(
