@@ -33,13 +33,13 @@ from chater_gpt.decoder import RequestDecoder
 from chater_gpt.domain import BreakerState
 from chater_gpt.images import ImageLimits
 from chater_gpt.kafka.consumer import KafkaIngress
-from chater_gpt.kafka.pipeline import PauseGate, Pipeline, RouteEndpoint
+from chater_gpt.kafka.pipeline import PauseGate, Pipeline, PipelineConfig, RouteEndpoint
 from chater_gpt.kafka.producer import KafkaReplyProducer
 from chater_gpt.observability.health import HealthServer
 from chater_gpt.observability.metrics import Metrics
 from chater_gpt.observability.probes import Heartbeat, RedisCheck, ServiceHealth
 from chater_gpt.outcomes import InMemoryOutcomeStore, OutcomeStore, RedisOutcomeStore
-from chater_gpt.processor import RequestProcessor
+from chater_gpt.processing.build import ProcessingConfig, ProcessingStores, build_processor
 from chater_gpt.resilience.admission import AdmissionControl, build_admission
 from chater_gpt.resilience.guards import GuardHooks
 from chater_gpt.wiring import build_backend_stack
@@ -224,28 +224,30 @@ class Service:
             settings.kafka_producer_properties(), loop, on_fatal=self.fail
         )
         gate = PauseGate()
-        processor = RequestProcessor(
+        processor = build_processor(
+            ProcessingConfig(
+                system_prompt=settings.system_prompt,
+                seed=settings.seed,
+                context_fallbacks=settings.context_fallback_models,
+                json_repair_attempts=settings.json_repair_attempts,
+            ),
+            ProcessingStores(history=parts.history, outcomes=parts.outcomes, cache=parts.cache),
             backend=parts.backend,
             builder=parts.builder,
-            history=parts.history,
-            outcomes=parts.outcomes,
             pauser=gate,
-            system_prompt=settings.system_prompt,
             admission=parts.admission,
-            cache=parts.cache,
-            seed=settings.seed,
             observer=metrics,
-            context_fallbacks=settings.context_fallback_models,
-            json_repair_attempts=settings.json_repair_attempts,
         )
         routes = route_endpoints(settings)
         pipeline = Pipeline(
             routes=routes,
             processor=processor,
             sink=producer,
-            max_in_flight=settings.max_in_flight,
-            max_queued=settings.max_queued,
-            revoke_grace_seconds=settings.shutdown_grace_seconds,
+            config=PipelineConfig(
+                max_in_flight=settings.max_in_flight,
+                revoke_grace_seconds=settings.shutdown_grace_seconds,
+                max_queued=settings.max_queued,
+            ),
             gate=gate,
             observer=metrics,
             on_assigned=lambda partitions: self._assigned.set() if partitions else None,

@@ -102,14 +102,12 @@ class PauseGate:
     def reasons(self) -> frozenset[PauseReason]:
         return self._reasons
 
-    def pause(self, reason: str) -> None:
-        cause = PauseReason(reason)
+    def pause(self, cause: PauseReason) -> None:
         if cause not in self._reasons:
             log.warning("pausing consumption: %s", cause)
             self._set(self._reasons | {cause})
 
-    def resume(self, reason: str) -> None:
-        cause = PauseReason(reason)
+    def resume(self, cause: PauseReason) -> None:
         if cause in self._reasons:
             log.info("resuming consumption: %s cleared", cause)
             self._set(self._reasons - {cause})
@@ -141,6 +139,15 @@ class RouteEndpoint:
     reply_topic: str
 
 
+@dataclass(frozen=True, slots=True)
+class PipelineConfig:
+    """How much work the pipeline takes on, and how long a revocation waits for it."""
+
+    max_in_flight: int  # processed at once
+    revoke_grace_seconds: float  # started work of revoked partitions may finish meanwhile
+    max_queued: int = 0  # more that may wait for a processing slot
+
+
 @dataclass(slots=True)
 class InFlight:
     tp: TopicPartition
@@ -161,10 +168,8 @@ class Pipeline:
         routes: Sequence[RouteEndpoint],
         processor: JobProcessor,
         sink: ReplySink,
-        max_in_flight: int,
-        revoke_grace_seconds: float,
+        config: PipelineConfig,
         gate: PauseGate,
-        max_queued: int = 0,
         observer: PipelineObserver | None = None,
         on_assigned: Callable[[list[TopicPartition]], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -173,9 +178,9 @@ class Pipeline:
         self._routes = {route.decoder.route.request_topic: route for route in routes}
         self._processor = processor
         self._sink = sink
-        self._max_unfinished = max_in_flight + max_queued
-        self._slots = asyncio.Semaphore(max_in_flight)
-        self._revoke_grace = revoke_grace_seconds
+        self._max_unfinished = config.max_in_flight + config.max_queued
+        self._slots = asyncio.Semaphore(config.max_in_flight)
+        self._revoke_grace = config.revoke_grace_seconds
         self._gate = gate
         self._on_assigned = on_assigned
         self._observer = observer or NullPipelineObserver()

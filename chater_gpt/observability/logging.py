@@ -161,10 +161,13 @@ def configure_logging(settings: Settings, *, stream: object = None) -> Redactor:
     return redactor
 
 
-def warn_degraded(logger: logging.Logger, message: str, exc: BaseException) -> None:
+def warn_degraded(
+    logger: logging.Logger, message: str, exc: BaseException, *, stacklevel: int = 2
+) -> None:
     """A dependency failed and the service carries on without it: one WARNING line naming
     the error's class, the traceback only at DEBUG, so an outage does not flood the log
     (and the client's message, which may carry an address, stays out of it)."""
-    # stacklevel: the line is the caller's, so each call site is throttled on its own.
-    logger.warning("%s (%s)", message, type(exc).__name__, stacklevel=2)
-    logger.debug("%s", message, exc_info=exc, stacklevel=2)
+    # stacklevel: the line is the caller's, so each call site is throttled on its own (a
+    # helper that calls this on its callers' behalf passes 3: the line is its caller's).
+    logger.warning("%s (%s)", message, type(exc).__name__, stacklevel=stacklevel)
+    logger.debug("%s", message, exc_info=exc, stacklevel=stacklevel)
