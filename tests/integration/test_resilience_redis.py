@@ -18,7 +18,7 @@ from chater_gpt.errors import BackendError, BudgetExhausted, CircuitOpen
 from chater_gpt.resilience.breaker import Breaker, RedisBreakerStore
 from chater_gpt.resilience.budget import RedisBudgetStore, TokenBudget, global_scope, user_scope
 from chater_gpt.resilience.rate_limit import Pacer, Rate, RateLimiter, RedisRateStore
-from tests.unit.resilience.fakes import FakeClock
+from tests.support.fakes import FakeClock
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ from chater_gpt.config import BackendKind, Settings, load_settings
 from chater_gpt.errors import BackendError, BackendRejected
 from chater_gpt.resilience.guards import GuardHooks
 from chater_gpt.wiring import build_backend_stack
-from tests.unit.resilience.fakes import ScriptedBackend, call
+from tests.support.fakes import ScriptedBackend, call
 
 
 def settings(**overrides: Any) -> Settings:

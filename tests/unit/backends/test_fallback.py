@@ -7,7 +7,7 @@ from chater_gpt.backends.fallback import (
     FallbackLink,
 )
 from chater_gpt.errors import BackendError, BackendRejected, CircuitOpen
-from tests.unit.resilience.fakes import ScriptedBackend, call
+from tests.support.fakes import ScriptedBackend, call
 
 
 async def test_fallback_models_are_tried_in_order_and_the_reply_names_the_one_that_answered() -> (

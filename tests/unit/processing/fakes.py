@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from chater_gpt.contracts import ChatRequest, Job
@@ -45,17 +44,6 @@ class RecordingObserver:
 
     def json_repaired(self, *, route: str) -> None:
         self.events.append(("json_repaired", {"route": route}))
-
-
-class RecordingSleep:
-    """An injected sleep that returns at once (after one loop turn) and remembers."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
-        await asyncio.sleep(0)
 
 
 def chat_request(key: str = "k", **changes: Any) -> ChatRequest:

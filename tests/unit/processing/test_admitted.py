@@ -13,13 +13,8 @@ from chater_gpt.kafka.pipeline import PauseGate
 from chater_gpt.processing.admitted import Admitted
 from chater_gpt.processing.waiting import PausedWait
 from chater_gpt.resilience.budget import GlobalBudgetExhausted
-from tests.unit.processing.fakes import (
-    RecordingObserver,
-    RecordingSleep,
-    chat_request,
-    prompt_for,
-    result,
-)
+from tests.support.fakes import RecordingSleep
+from tests.unit.processing.fakes import RecordingObserver, chat_request, prompt_for, result
 
 
 class FakeAdmission:

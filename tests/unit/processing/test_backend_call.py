@@ -7,7 +7,8 @@ from chater_gpt.errors import CircuitOpen
 from chater_gpt.kafka.pipeline import PauseGate
 from chater_gpt.processing.backend_call import BackendCall
 from chater_gpt.processing.waiting import PausedWait
-from tests.unit.processing.fakes import RecordingObserver, RecordingSleep, prompt_for, result
+from tests.support.fakes import RecordingSleep
+from tests.unit.processing.fakes import RecordingObserver, prompt_for, result
 
 
 class Clock:

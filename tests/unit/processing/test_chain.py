@@ -18,26 +18,8 @@ from chater_gpt.kafka.pipeline import PauseGate
 from chater_gpt.outcomes import InMemoryOutcomeStore
 from chater_gpt.processing.build import ProcessingConfig, ProcessingStores, build_processor
 from chater_gpt.processing.dispatch import Dispatch
+from tests.support.fakes import ScriptedBackend
 from tests.unit.processing.fakes import RecordingObserver
-
-
-class ScriptedBackend:
-    """Raises the scripted errors in turn, then answers."""
-
-    name = "scripted"
-
-    def __init__(self, *errors: Exception) -> None:
-        self.errors = list(errors)
-        self.calls = 0
-
-    async def complete(self, call: ChatCall) -> ChatResult:
-        self.calls += 1
-        if self.errors:
-            raise self.errors.pop(0)
-        return ChatResult("fine", call.model, 5, 1, "stop", self.name)
-
-    async def aclose(self) -> None:
-        pass
 
 
 def job(key: str) -> Job:
@@ -78,17 +60,19 @@ def processor(backend: ScriptedBackend, gate: PauseGate) -> Dispatch:
 
 async def test_the_breaker_pause_lasts_while_a_request_waits_and_ends_when_it_is_answered() -> None:
     gate = PauseGate()
-    backend = ScriptedBackend(CircuitOpen("open", retry_after=0.0))
+    backend = ScriptedBackend(outcomes=[CircuitOpen("open", retry_after=0.0)])
     reply = await processor(backend, gate).process(job("a"))
-    assert b'"response":"fine"' in reply
-    assert backend.calls == 2
+    assert b'"response":"ok from fake"' in reply
+    assert len(backend.calls) == 2
     assert gate.reasons == frozenset()
 
 
 async def test_the_pause_is_lifted_even_when_the_waiting_request_fails() -> None:
     seen: list[frozenset[str]] = []
     gate = PauseGate(on_change=seen.append)
-    backend = ScriptedBackend(CircuitOpen("open", retry_after=0.0), BackendUnavailable("down"))
+    backend = ScriptedBackend(
+        outcomes=[CircuitOpen("open", retry_after=0.0), BackendUnavailable("down")]
+    )
     reply = await processor(backend, gate).process(job("b"))
     assert b'"code":"backend_unavailable"' in reply
     assert seen == [frozenset({"breaker"}), frozenset()]  # paused, then lifted
@@ -134,7 +118,7 @@ async def test_a_replayed_job_is_answered_from_its_record_without_a_second_call(
     )
     first = await chain.process(job("a"))
     assert await chain.process(job("a")) == first
-    assert backend.calls == 1
+    assert len(backend.calls) == 1
     assert [event for event, _ in observer.events] == [
         "backend_latency",
         "tokens",
@@ -155,7 +139,7 @@ async def test_with_a_response_cache_a_deterministic_prompt_is_answered_once() -
     )
     await chain.process(job("a"))
     again = orjson.loads(await chain.process(job("b")))  # another request, the same prompt
-    assert backend.calls == 1
+    assert len(backend.calls) == 1
     assert again["value"]["cached"] is True
     assert again["value"]["usage"]["total_tokens"] == 0
     outcomes = [done["outcome"] for done in observer.named("request_done")]

@@ -11,7 +11,7 @@ from chater_gpt.errors import BackendUnavailable, CircuitOpen
 from chater_gpt.kafka.pipeline import PauseGate
 from chater_gpt.processing.waiting import PausedWait
 from chater_gpt.resilience.budget import GlobalBudgetExhausted
-from tests.unit.processing.fakes import RecordingSleep
+from tests.support.fakes import RecordingSleep
 
 
 class Pauses:

@@ -7,7 +7,7 @@ from chater_gpt.resilience.admission import AdmissionControl, AdmissionLimits
 from chater_gpt.resilience.budget import GlobalBudgetExhausted, MemoryBudgetStore, TokenBudget
 from chater_gpt.resilience.policy import parse_policy
 from chater_gpt.resilience.rate_limit import MemoryRateStore, RateLimiter
-from tests.unit.resilience.fakes import FakeClock
+from tests.support.fakes import FakeClock
 
 POLICY = parse_policy(
     '{"tenants": {"shop": {"allowed_models": ["gpt-4o-mini"], "max_tokens": 100,'

@@ -7,7 +7,7 @@ import pytest
 from chater_gpt.errors import BackendAuthError, BackendError, BackendRejected, CircuitOpen
 from chater_gpt.resilience.breaker import Breaker
 from chater_gpt.resilience.guards import BreakerBackend
-from tests.unit.resilience.fakes import FakeClock, ScriptedBackend, call
+from tests.support.fakes import FakeClock, ScriptedBackend, call
 
 
 def state_of(breaker: Breaker) -> str:

@@ -14,7 +14,7 @@ from chater_gpt.resilience.budget import (
     tenant_scope,
     user_scope,
 )
-from tests.unit.resilience.fakes import FakeClock
+from tests.support.fakes import FakeClock
 
 ELEVEN_PM = datetime(2026, 3, 1, 23, 0, tzinfo=UTC).timestamp()
 

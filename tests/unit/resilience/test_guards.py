@@ -8,7 +8,7 @@ from chater_gpt.domain import BreakerState
 from chater_gpt.errors import BackendError, CircuitOpen
 from chater_gpt.resilience.guards import GuardConfig, GuardHooks, guarded_stack
 from chater_gpt.resilience.rate_limit import MemoryRateStore
-from tests.unit.resilience.fakes import ScriptedBackend, call
+from tests.support.fakes import ScriptedBackend, call
 
 CONFIG = GuardConfig(
     timeout=5.0,

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from chater_gpt.resilience.rate_limit import MemoryRateStore, Pacer, Rate, RateLimiter, gcra_step
-from tests.unit.resilience.fakes import FakeClock, RecordingSleep
+from tests.support.fakes import FakeClock, RecordingSleep
 
 
 def test_rate_arithmetic() -> None:

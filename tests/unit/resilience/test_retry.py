@@ -17,7 +17,7 @@ from chater_gpt.errors import (
 )
 from chater_gpt.resilience.guards import RetryingBackend, TimeoutBackend
 from chater_gpt.resilience.retry import RetryPolicy
-from tests.unit.resilience.fakes import RecordingSleep, ScriptedBackend, call
+from tests.support.fakes import RecordingSleep, ScriptedBackend, call
 
 POLICY = RetryPolicy(max_retries=3, retry_after_cap=5.0, backoff_initial=0.5, jitter=0.0)
 

@@ -1,7 +1,9 @@
-"""Small fakes shared by the resilience and backend unit tests."""
+"""The test doubles shared by the unit tests (each written once): a scripted backend,
+a call, a clock, an injected sleep."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import Iterable
 
@@ -36,6 +38,7 @@ class RecordingSleep:
         self.delays.append(seconds)
         if self._clock is not None:
             self._clock.advance(seconds)
+        await asyncio.sleep(0)  # one loop turn, as a real sleep gives other tasks
 
 
 class ScriptedBackend:
