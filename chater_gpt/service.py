@@ -332,10 +332,10 @@ class Service:
         await consumer_done
         await asyncio.to_thread(producer.close, 5.0)
         log.info(
-            "stopped: drained=%s undelivered=%d in_flight=%d",
+            "stopped: drained=%s undelivered=%d unfinished=%d",
             drained,
             undelivered,
-            pipeline.tracker.in_flight,
+            pipeline.tracker.unfinished,
         )
         return 0
 

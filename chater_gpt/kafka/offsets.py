@@ -44,7 +44,7 @@ class PartitionOffsets:
             self.finished.add(offset)
 
     @property
-    def in_flight(self) -> int:
+    def unfinished(self) -> int:
         return len(self.pending) - len(self.finished)
 
 
@@ -53,13 +53,14 @@ class OffsetTracker:
 
     def __init__(self) -> None:
         self._partitions: dict[TopicPartition, PartitionOffsets] = {}
-        self._in_flight = 0
+        self._unfinished = 0
         self._epochs = itertools.count(1)
 
     @property
-    def in_flight(self) -> int:
-        """Messages consumed and not yet finished, over all partitions."""
-        return self._in_flight
+    def unfinished(self) -> int:
+        """Messages consumed and not yet finished (replied and acknowledged), over all
+        partitions. Not MAX_IN_FLIGHT's count, which is of requests being processed."""
+        return self._unfinished
 
     def assign(self, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
@@ -71,7 +72,7 @@ class OffsetTracker:
         for tp in partitions:
             state = self._partitions.pop(tp, None)
             if state is not None:
-                self._in_flight -= state.in_flight
+                self._unfinished -= state.unfinished
 
     def owns(self, tp: TopicPartition, epoch: int) -> bool:
         """Whether work tracked under `epoch` still belongs to the current assignment."""
@@ -85,14 +86,14 @@ class OffsetTracker:
         if state is None:
             return None
         state.track(offset)
-        self._in_flight += 1
+        self._unfinished += 1
         return state.epoch
 
     def finish(self, tp: TopicPartition, offset: int, epoch: int) -> None:
         if not self.owns(tp, epoch):
             return  # revoked or lost meanwhile: the partition's owner replays it
         self._partitions[tp].finish(offset)
-        self._in_flight -= 1
+        self._unfinished -= 1
 
     def to_commit(
         self, partitions: list[TopicPartition] | None = None

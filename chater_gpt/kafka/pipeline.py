@@ -198,12 +198,12 @@ class Pipeline:
         slot, or replied but not yet acknowledged) stay within in-flight + queued."""
         if self._gate.reasons:
             return 0
-        return self._max_unfinished - self.tracker.in_flight
+        return self._max_unfinished - self.tracker.unfinished
 
     @property
     def pause_reasons(self) -> frozenset[PauseReason]:
         """Why consumption is paused now (empty when it is not)."""
-        if self.tracker.in_flight >= self._max_unfinished:
+        if self.tracker.unfinished >= self._max_unfinished:
             return self._gate.reasons | {PauseReason.CAPACITY}
         return self._gate.reasons
 
@@ -298,7 +298,7 @@ class Pipeline:
         if not await self._dispatcher.wait_idle(timeout):
             return False
         return await self._wait_for(
-            lambda: self.tracker.in_flight == 0, max(0.0, deadline - self._clock())
+            lambda: self.tracker.unfinished == 0, max(0.0, deadline - self._clock())
         )
 
     async def _wait_for(self, condition: Callable[[], bool], timeout: float) -> bool:

@@ -61,7 +61,7 @@ class HealthSource(Protocol):
 
     def draining(self) -> bool: ...
 
-    def in_flight(self) -> int: ...
+    def unfinished(self) -> int: ...
 
     def pause_reasons(self) -> frozenset[PauseReason]: ...
 
@@ -201,7 +201,7 @@ class HealthServer:
                     name: {"ok": c.ok, "detail": self._redact(c.detail)}
                     for name, c in checks.items()
                 },
-                "in_flight": source.in_flight(),
+                "unfinished": source.unfinished(),
                 "pause_reasons": sorted(source.pause_reasons()),
                 "paused_partitions": source.paused_partitions(),
                 "breakers": dict(source.breaker_states()),
@@ -211,7 +211,7 @@ class HealthServer:
 
     async def _metrics_text(self, _: web.Request) -> web.Response:
         source = self._source
-        self._metrics.set_in_flight(source.in_flight())
+        self._metrics.set_unfinished(source.unfinished())
         self._metrics.set_paused(source.pause_reasons(), source.paused_partitions())
         self._metrics.set_breaker_states(source.breaker_states())
         return web.Response(

@@ -58,7 +58,14 @@ METRIC_DOCS: list[tuple[str, str]] = [
     ("chater_gpt_rejected_without_key_total", "Messages dropped because no key could be found."),
     ("chater_gpt_replies_total", "Replies (answers and error replies) acknowledged by the broker."),
     ("chater_gpt_reply_delivery_failures_total", "Reply deliveries that failed and are retried."),
-    ("chater_gpt_in_flight_requests", "Requests consumed and not yet acknowledged."),
+    (
+        "chater_gpt_unfinished_requests",
+        "Requests consumed and not yet answered (reply acknowledged).",
+    ),
+    (
+        "chater_gpt_in_flight_requests",
+        "Deprecated: the same value as chater_gpt_unfinished_requests.",
+    ),
     ("chater_gpt_paused_partitions", "Partitions paused, by reason (capacity, breaker, budget)."),
     ("chater_gpt_consumer_lag", "Messages behind the partition end, per topic and partition."),
     ("chater_gpt_breaker_state", "Circuit breaker per backend: 0 closed, 1 half-open, 2 open."),
@@ -200,7 +207,18 @@ class Metrics:
         self._delivery_failures = Counter(
             "chater_gpt_reply_delivery_failures", "Reply delivery failures", registry=r
         )
-        self._in_flight = Gauge("chater_gpt_in_flight_requests", "In-flight requests", registry=r)
+        self._unfinished = Gauge(
+            "chater_gpt_unfinished_requests",
+            "Requests consumed, reply not acknowledged",
+            registry=r,
+        )
+        # The old name, kept for existing dashboards; it counted the same, but "in flight"
+        # is MAX_IN_FLIGHT's word for requests being processed.
+        self._in_flight_deprecated = Gauge(
+            "chater_gpt_in_flight_requests",
+            "Deprecated: chater_gpt_unfinished_requests",
+            registry=r,
+        )
         self._paused = Gauge(
             "chater_gpt_paused_partitions", "Paused partitions", ["reason"], registry=r
         )
@@ -308,8 +326,9 @@ class Metrics:
 
     # --- state gauges (set at scrape time, or whenever the state changes) -----------
 
-    def set_in_flight(self, count: int) -> None:
-        self._in_flight.set(count)
+    def set_unfinished(self, count: int) -> None:
+        self._unfinished.set(count)
+        self._in_flight_deprecated.set(count)
 
     def set_paused(self, reasons: Iterable[PauseReason], partitions: int) -> None:
         """Every paused partition counts once under each reason that holds it paused."""

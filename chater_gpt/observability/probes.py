@@ -85,7 +85,7 @@ class RedisCheck:
 
 class TrackerView(Protocol):
     @property
-    def in_flight(self) -> int: ...
+    def unfinished(self) -> int: ...
 
 
 class PipelineView(Protocol):
@@ -184,9 +184,9 @@ class ServiceHealth:
     def draining(self) -> bool:
         return self._draining()
 
-    def in_flight(self) -> int:
+    def unfinished(self) -> int:
         pipeline = self._service.pipeline
-        return 0 if pipeline is None else pipeline.tracker.in_flight
+        return 0 if pipeline is None else pipeline.tracker.unfinished
 
     def pause_reasons(self) -> frozenset[PauseReason]:
         pipeline = self._service.pipeline

@@ -36,7 +36,7 @@ class FakeSource:
     )
     is_draining: bool = False
     reasons: frozenset[PauseReason] = frozenset()
-    in_flight_count: int = 0
+    unfinished_count: int = 0
     paused: int = 0
     redis: RedisCheck | None = None  # a real check instead of `redis_up`
 
@@ -57,8 +57,8 @@ class FakeSource:
     def draining(self) -> bool:
         return self.is_draining
 
-    def in_flight(self) -> int:
-        return self.in_flight_count
+    def unfinished(self) -> int:
+        return self.unfinished_count
 
     def pause_reasons(self) -> frozenset[PauseReason]:
         return self.reasons
@@ -154,7 +154,7 @@ async def test_readyz_lists_every_failing_check_at_once(served: Served) -> None:
 
 
 async def test_healthz_reports_every_check_work_and_memory(served: Served) -> None:
-    served.source.in_flight_count = 12
+    served.source.unfinished_count = 12
     served.source.reasons = frozenset({PauseReason.CAPACITY})
     served.source.paused = 3
     served.source.breakers = {"openai": BreakerState.HALF_OPEN}
@@ -166,7 +166,7 @@ async def test_healthz_reports_every_check_work_and_memory(served: Served) -> No
     assert isinstance(checks, dict)
     assert set(checks) == {"heartbeat", "kafka", "redis", "breaker", "draining", "budget"}
     assert all(c["ok"] for c in checks.values())
-    assert body["in_flight"] == 12
+    assert body["unfinished"] == 12
     assert body["pause_reasons"] == ["capacity"]
     assert body["paused_partitions"] == 3
     assert body["breakers"] == {"openai": "half_open"}
@@ -186,7 +186,7 @@ async def test_metrics_serves_the_text_format_with_sampled_state(served: Served)
         outcome="ok", code="", model="gpt-4o-mini", backend="openai", route="chat"
     )
     served.metrics.tokens(model="gpt-4o-mini", prompt=50, completion=100)
-    served.source.in_flight_count = 4
+    served.source.unfinished_count = 4
     served.source.reasons = frozenset({PauseReason.BREAKER})
     served.source.paused = 2
     served.source.breakers = {"openai": BreakerState.OPEN}
@@ -210,7 +210,8 @@ async def test_metrics_serves_the_text_format_with_sampled_state(served: Served)
     )
     assert samples[("chater_gpt_requests_total", ok)] == 1
     assert samples[("chater_gpt_completion_tokens_total", (("model", "gpt-4o-mini"),))] == 100
-    assert samples[("chater_gpt_in_flight_requests", ())] == 4
+    assert samples[("chater_gpt_unfinished_requests", ())] == 4
+    assert samples[("chater_gpt_in_flight_requests", ())] == 4  # the deprecated name
     assert samples[("chater_gpt_paused_partitions", (("reason", "breaker"),))] == 2
     assert samples[("chater_gpt_paused_partitions", (("reason", "capacity"),))] == 0
     assert samples[("chater_gpt_breaker_state", (("backend", "openai"),))] == 2

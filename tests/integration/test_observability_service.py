@@ -196,7 +196,7 @@ async def test_metrics_count_exactly_what_the_traffic_did(
         metrics = await endpoints.metrics_until(
             lambda m: (
                 m.value("chater_gpt_replies_total") >= len(requests)
-                and m.value("chater_gpt_in_flight_requests") == 0
+                and m.value("chater_gpt_unfinished_requests") == 0
             )
         )
 
@@ -245,7 +245,7 @@ async def test_metrics_count_exactly_what_the_traffic_did(
     # The one retry, nothing left in flight, the breaker closed, no delivery failure.
     assert metrics.by("chater_gpt_retries_total", "backend") == {"openai": 1}
     assert scripted.calls == 6 + 1 + 2  # six answers, the failed first try, two failures
-    assert metrics.value("chater_gpt_in_flight_requests") == 0
+    assert metrics.value("chater_gpt_unfinished_requests") == 0
     assert metrics.value("chater_gpt_breaker_state", backend="openai") == 0
     assert metrics.value("chater_gpt_reply_delivery_failures_total") == 0
     assert metrics.value("chater_gpt_paused_partitions") == 0
@@ -366,6 +366,6 @@ async def test_livez_and_healthz_describe_the_running_service(
     # Three partitions of the chat topic and three of the photo topic: both routes.
     assert body["checks"]["kafka"]["detail"] == "6 partition(s) assigned"
     assert body["breakers"] == {"openai": "closed"}
-    assert body["in_flight"] == 0
+    assert body["unfinished"] == 0
     assert body["paused_partitions"] == 0
     assert body["memory"]["rss_bytes"] > 10 * 1024 * 1024  # a real Python process

@@ -26,7 +26,7 @@ def test_nothing_to_commit_until_the_first_offset_finishes() -> None:
     assert tracker.to_commit() == []
     tracker.finish(TP, 5, EPOCH)
     assert tracker.to_commit() == [(TP, 8)]
-    assert tracker.in_flight == 0
+    assert tracker.unfinished == 0
 
 
 def test_a_gap_holds_the_position_back() -> None:
@@ -35,7 +35,7 @@ def test_a_gap_holds_the_position_back() -> None:
     tracker.finish(TP, 2, EPOCH)
     tracker.finish(TP, 3, EPOCH)
     assert tracker.to_commit() == [(TP, 1)]
-    assert tracker.in_flight == 1
+    assert tracker.unfinished == 1
 
 
 def test_committed_positions_are_not_offered_again() -> None:
@@ -51,7 +51,7 @@ def test_committed_positions_are_not_offered_again() -> None:
 def test_revoked_partitions_stop_counting_and_refuse_new_offsets() -> None:
     tracker = tracker_with([0, 1, 2])
     tracker.revoke([TP])
-    assert tracker.in_flight == 0
+    assert tracker.unfinished == 0
     assert tracker.track(TP, 3) is None
     tracker.finish(TP, 0, EPOCH)  # a late completion of revoked work is ignored
     assert tracker.to_commit() == []
@@ -69,11 +69,11 @@ def test_work_from_before_a_loss_cannot_finish_the_new_assignment() -> None:
     tracker.finish(TP, 0, EPOCH)  # the old attempt's reply: must not count for the replay
     tracker.finish(TP, 1, epoch)
     assert tracker.to_commit() == []
-    assert tracker.in_flight == 1
+    assert tracker.unfinished == 1
     assert not tracker.owns(TP, EPOCH)
     tracker.finish(TP, 0, epoch)
     assert tracker.to_commit() == [(TP, 2)]
-    assert tracker.in_flight == 0
+    assert tracker.unfinished == 0
 
 
 @given(st.integers(1, 60).flatmap(lambda n: st.permutations(list(range(n)))), st.data())
@@ -91,4 +91,4 @@ def test_position_is_one_past_the_longest_finished_prefix(
         prefix += 1
     expected = [(TP, 100 + prefix)] if prefix else []
     assert tracker.to_commit() == expected
-    assert tracker.in_flight == count - finished_count
+    assert tracker.unfinished == count - finished_count

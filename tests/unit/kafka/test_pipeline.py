@@ -221,7 +221,7 @@ async def test_revocation_waits_for_started_work_then_offers_its_commit() -> Non
     # The queued second message was abandoned: its new owner will replay it.
     await settle()
     assert len(sink.sent) == 1
-    assert pipeline.tracker.in_flight == 0
+    assert pipeline.tracker.unfinished == 0
 
 
 async def test_work_queued_before_a_loss_is_dropped_when_the_partition_returns() -> None:
@@ -244,10 +244,10 @@ async def test_work_queued_before_a_loss_is_dropped_when_the_partition_returns()
     old, replay = sorted(range(2), key=lambda index: sink.sent[index][0])
     sink.ack(old)
     assert pipeline.take_commits() == []
-    assert pipeline.tracker.in_flight == 1
+    assert pipeline.tracker.unfinished == 1
     sink.ack(replay)
     assert pipeline.take_commits() == [(TP, 1)]
-    assert pipeline.tracker.in_flight == 0
+    assert pipeline.tracker.unfinished == 0
 
 
 async def test_a_failed_delivery_is_not_resent_once_the_partition_is_gone() -> None:

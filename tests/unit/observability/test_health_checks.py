@@ -118,7 +118,7 @@ def test_heartbeat_age_grows_until_the_next_beat() -> None:
 
 @dataclass
 class FakeTracker:
-    in_flight: int = 0
+    unfinished: int = 0
 
 
 @dataclass
@@ -187,11 +187,11 @@ def test_an_idle_member_without_partitions_is_ready_after_the_join_grace() -> No
     assert health.kafka_check().ok
 
 
-def test_in_flight_pauses_and_paused_partitions_come_from_the_pipeline_and_consumer() -> None:
+def test_unfinished_pauses_and_paused_partitions_come_from_the_pipeline_and_consumer() -> None:
     clock = Clock()
     service = FakeService()
     health = adapter(service, clock)
-    assert (health.in_flight(), health.pause_reasons(), health.paused_partitions()) == (
+    assert (health.unfinished(), health.pause_reasons(), health.paused_partitions()) == (
         0,
         frozenset(),
         0,
@@ -200,7 +200,7 @@ def test_in_flight_pauses_and_paused_partitions_come_from_the_pipeline_and_consu
     service.ingress = FakeIngress(
         last_poll=clock.now, assignment=frozenset({("t", 0), ("t", 1), ("t", 2)}), paused=True
     )
-    assert health.in_flight() == 5
+    assert health.unfinished() == 5
     assert health.pause_reasons() == {PauseReason.BREAKER}
     assert health.paused_partitions() == 3
 

@@ -128,13 +128,14 @@ def test_pipeline_and_processor_counters() -> None:
     assert value(metrics, "chater_gpt_cache_misses_total") == 2
 
 
-def test_state_gauges_in_flight_pauses_and_breakers() -> None:
+def test_state_gauges_unfinished_pauses_and_breakers() -> None:
     metrics = Metrics()
-    metrics.set_in_flight(7)
+    metrics.set_unfinished(7)
     metrics.set_paused({PauseReason.BREAKER, PauseReason.BUDGET}, partitions=3)
     metrics.set_breaker_states({"openai": BreakerState.OPEN, "koboldcpp": BreakerState.HALF_OPEN})
 
-    assert value(metrics, "chater_gpt_in_flight_requests") == 7
+    assert value(metrics, "chater_gpt_unfinished_requests") == 7
+    assert value(metrics, "chater_gpt_in_flight_requests") == 7  # the deprecated name
     assert value(metrics, "chater_gpt_paused_partitions", reason="breaker") == 3
     assert value(metrics, "chater_gpt_paused_partitions", reason="budget") == 3
     assert value(metrics, "chater_gpt_paused_partitions", reason="capacity") == 0
@@ -150,11 +151,11 @@ def test_state_gauges_in_flight_pauses_and_breakers() -> None:
 
 def test_scrape_hooks_run_before_each_exposition() -> None:
     metrics = Metrics()
-    state = {"in_flight": 4}
-    metrics.add_scrape_hook(lambda: metrics.set_in_flight(state["in_flight"]))
-    assert b"chater_gpt_in_flight_requests 4.0" in metrics.exposition()
-    state["in_flight"] = 9
-    assert b"chater_gpt_in_flight_requests 9.0" in metrics.exposition()
+    state = {"unfinished": 4}
+    metrics.add_scrape_hook(lambda: metrics.set_unfinished(state["unfinished"]))
+    assert b"chater_gpt_unfinished_requests 4.0" in metrics.exposition()
+    state["unfinished"] = 9
+    assert b"chater_gpt_unfinished_requests 9.0" in metrics.exposition()
 
 
 def test_two_instances_do_not_share_a_registry() -> None:
