@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +42,7 @@ from chater_gpt.outcomes import InMemoryOutcomeStore, OutcomeStore, RedisOutcome
 from chater_gpt.processing.build import ProcessingConfig, ProcessingStores, build_processor
 from chater_gpt.resilience.admission import AdmissionControl, build_admission
 from chater_gpt.resilience.guards import GuardHooks
+from chater_gpt.resilience.prober import BreakerProber
 from chater_gpt.wiring import build_backend_stack
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ class ServiceParts:
     redis: Redis | None = None
     redact: Callable[[str], str] = str
     closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
+    # Loops that run beside the pipeline until shutdown (e.g. the breaker prober).
+    background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
 
     async def aclose(self) -> None:
         for close in reversed(self.closers):
@@ -166,11 +169,21 @@ def build_parts(settings: Settings, *, redact: Callable[[str], str] = str) -> Se
         redact=redact,
     )
     parts.closers.append(stack.aclose)
+    prober = BreakerProber(
+        stack.breakers, stack.guarded, interval=probe_interval(settings.breaker_reset_seconds)
+    )
+    parts.background.append(prober.run)
     if isinstance(counters, ServerTokenCounters):
         parts.closers.append(counters.aclose)
     if redis is not None:
         parts.closers.append(redis.aclose)
     return parts
+
+
+def probe_interval(breaker_reset_seconds: float) -> float:
+    """How often the prober looks at the breakers: a few times per reset period, so an
+    idle breaker is probed soon after it may be; never busier than 5 per second."""
+    return min(max(breaker_reset_seconds / 4, 0.2), 5.0)
 
 
 def token_counters(settings: Settings) -> TokenCounters:
@@ -288,6 +301,7 @@ class Service:
                 loop.add_signal_handler(sig, self.request_stop)
         ingress.start()
         committer = asyncio.create_task(self._commit_periodically(pipeline, ingress))
+        background = [asyncio.create_task(loop_fn()) for loop_fn in parts.background]
         stopped = asyncio.create_task(self._stop.wait())
         consumer_done = asyncio.ensure_future(ingress.wait_stopped())
         try:
@@ -298,6 +312,8 @@ class Service:
             return 1 if self._failure else code
         finally:
             committer.cancel()
+            for task in background:
+                task.cancel()
             stopped.cancel()
             if install_signal_handlers:
                 for sig in (signal.SIGTERM, signal.SIGINT):

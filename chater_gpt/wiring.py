@@ -75,11 +75,13 @@ def build_backend_stack(
         kinds.append(settings.fallback_backend)
     guarded: list[LLMBackend] = []
     breakers: dict[str, Breaker] = {}
+    by_name: dict[str, LLMBackend] = {}
     for kind in kinds:
         raw = raw_backend(kind, settings)
         store = RedisBreakerStore(redis, raw.name, prefix=prefix) if redis is not None else None
         guard = guarded_stack(raw, config, hooks, rates=rates, breaker_store=store)
         breakers[raw.name] = guard.breaker
+        by_name[raw.name] = guard.backend
         guarded.append(guard.backend)
     primary = guarded[0]
     links = [FallbackLink(primary)]
@@ -88,4 +90,4 @@ def build_backend_stack(
     backend: LLMBackend = (
         primary if len(links) == 1 else FallbackBackend(links, on_fallback=on_fallback)
     )
-    return BackendStack(backend=backend, breakers=breakers)
+    return BackendStack(backend=backend, breakers=breakers, guarded=by_name)

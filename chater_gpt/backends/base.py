@@ -24,4 +24,9 @@ class LLMBackend(Protocol):
 
     async def complete(self, call: ChatCall) -> ChatResult: ...
 
+    async def ping(self) -> None:
+        """A cheap call that proves the backend answers and spends no tokens (its model
+        list); raises a `BackendError` like `complete`. The breaker's half-open probe."""
+        ...
+
     async def aclose(self) -> None: ...

@@ -72,6 +72,9 @@ class FallbackBackend:
         assert first_error is not None  # at least one link was tried
         raise first_error
 
+    async def ping(self) -> None:
+        await self._links[0].backend.ping()
+
     async def aclose(self) -> None:
         closed: set[int] = set()
         for link in self._links:

@@ -185,6 +185,17 @@ class KoboldCppBackend:
                 return result
         return await self._native(call)
 
+    async def ping(self) -> None:
+        """KoboldCPP's model name (`GET /api/v1/model`), served by every version."""
+        headers = {}
+        if self._api_key is not None and self._api_key.get_secret_value():
+            headers["Authorization"] = f"Bearer {self._api_key.get_secret_value()}"
+        with mapped_aiohttp_errors(self._name):
+            async with self._client().get(self._base + "/api/v1/model", headers=headers) as resp:
+                await resp.read()
+                status, response_headers = resp.status, resp.headers
+        raise_for_status(status, response_headers, self._name)
+
     async def aclose(self) -> None:
         if self._owns_session and self._session is not None:
             await self._session.close()

@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from chater_gpt.backends.http import raise_for_status
 from chater_gpt.backends.openai_wire import (
     CHAT_COMPLETIONS_PATH,
+    MODELS_PATH,
     chat_body,
     parse_completion,
     request_headers,
@@ -68,6 +69,10 @@ class OpenAIBackend:
                 options={"headers": request_headers(call)},
             )
         return parse_completion(body, backend=self._name, requested_model=call.model)
+
+    async def ping(self) -> None:
+        with _mapped_errors(self._name):
+            await self._client.get(MODELS_PATH, cast_to=object)
 
     async def aclose(self) -> None:
         await self._client.close()

@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from chater_gpt.backends.http import mapped_aiohttp_errors, raise_for_status
 from chater_gpt.backends.openai_wire import (
     CHAT_COMPLETIONS_PATH,
+    MODELS_PATH,
     chat_body,
     parse_completion,
     request_headers,
@@ -28,6 +29,7 @@ class OpenAIDirectBackend:
     ) -> None:
         self._name = name
         self._url = base_url.rstrip("/") + CHAT_COMPLETIONS_PATH
+        self._models_url = base_url.rstrip("/") + MODELS_PATH
         self._timeout = timeout
         self._auth = (
             {"Authorization": f"Bearer {api_key.get_secret_value()}"}
@@ -63,6 +65,13 @@ class OpenAIDirectBackend:
         except orjson.JSONDecodeError as exc:
             raise BackendBadResponse(f"the {self._name} backend sent a non-JSON answer") from exc
         return parse_completion(body, backend=self._name, requested_model=call.model)
+
+    async def ping(self) -> None:
+        with mapped_aiohttp_errors(self._name):
+            async with self._client().get(self._models_url) as response:
+                await response.read()
+                status, headers = response.status, response.headers
+        raise_for_status(status, headers, self._name)
 
     async def aclose(self) -> None:
         if self._session is not None:

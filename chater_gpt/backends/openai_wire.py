@@ -15,6 +15,7 @@ from chater_gpt.domain import ChatCall, ChatResult
 from chater_gpt.errors import BackendBadResponse
 
 CHAT_COMPLETIONS_PATH = "/chat/completions"
+MODELS_PATH = "/models"  # the model list: the cheap call a half-open probe makes
 
 # Reasoning models reject `max_tokens` and take `max_completion_tokens`.
 _COMPLETION_TOKENS_PREFIXES = ("o1", "o3", "o4", "gpt-5")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from chater_gpt.backends.base import LLMBackend
 from chater_gpt.domain import BreakerState, ChatCall, ChatResult
@@ -27,6 +28,8 @@ from chater_gpt.errors import BackendTimeout
 from chater_gpt.resilience.breaker import Breaker, BreakerStateStore, StateListener
 from chater_gpt.resilience.rate_limit import Pacer, Rate, RateStore
 from chater_gpt.resilience.retry import RetryPolicy, Sleep, call_with_retries
+
+T = TypeVar("T")
 
 # Called before each retry with the backend name, the attempt that failed (1-based)
 # and its error; for metrics. Must be cheap and never raise.
@@ -104,6 +107,8 @@ class BackendStack:
 
     backend: LLMBackend
     breakers: dict[str, Breaker] = field(default_factory=dict)
+    # Each guarded backend by name, for the breaker prober (its `ping` is the probe).
+    guarded: dict[str, LLMBackend] = field(default_factory=dict)
 
     def breaker_states(self) -> dict[str, BreakerState]:
         return {name: breaker.state for name, breaker in self.breakers.items()}
@@ -143,6 +148,9 @@ class RetryingBackend:
             lambda: self._inner.complete(call), self._policy, sleep=self._sleep, on_retry=report
         )
 
+    async def ping(self) -> None:
+        await self._inner.ping()  # a probe is one attempt: its failure is the answer
+
     async def aclose(self) -> None:
         await self._inner.aclose()
 
@@ -173,6 +181,11 @@ class BreakerBackend:
 
         return await self._breaker.call(attempt)
 
+    async def ping(self) -> None:
+        # Through the breaker (an open one makes this its half-open probe), without the
+        # rate-limit wait: the model list spends none of the requests-per-minute quota.
+        await self._breaker.call(self._inner.ping)
+
     async def aclose(self) -> None:
         await self._inner.aclose()
 
@@ -193,9 +206,15 @@ class TimeoutBackend:
         return self._inner.name
 
     async def complete(self, call: ChatCall) -> ChatResult:
+        return await self._bounded(self._inner.complete(call))
+
+    async def ping(self) -> None:
+        await self._bounded(self._inner.ping())
+
+    async def _bounded(self, attempt: Awaitable[T]) -> T:
         try:
             async with asyncio.timeout(self._seconds):
-                return await self._inner.complete(call)
+                return await attempt
         except TimeoutError as exc:
             raise BackendTimeout(
                 f"the {self._inner.name} backend did not answer within {self._seconds:g} s"

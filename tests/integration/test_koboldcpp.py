@@ -11,6 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 from chater_gpt.backends.koboldcpp import JSON_OBJECT_GRAMMAR, KoboldCppBackend
+from chater_gpt.dev.ports import free_port
 from chater_gpt.domain import ChatCall, ResponseFormat
 from chater_gpt.errors import (
     BackendAuthError,
@@ -310,3 +311,21 @@ async def test_an_old_or_unable_server_gets_the_object_grammar(grammar_api: bool
     assert conversions == (2 if grammar_api else 1)  # a missing endpoint is remembered
     grammars = [body["grammar"] for body in server.bodies("/api/v1/generate")]
     assert grammars == [JSON_OBJECT_GRAMMAR] * 2
+
+
+async def test_ping_asks_for_the_model_name_only(native_server: ScriptedKobold) -> None:
+    backend = backend_for(native_server)
+    try:
+        await backend.ping()
+    finally:
+        await backend.aclose()
+    assert native_server.paths() == ["/api/v1/model"]
+
+
+async def test_a_ping_to_an_unreachable_server_is_unavailable() -> None:
+    backend = KoboldCppBackend(base_url=f"http://127.0.0.1:{free_port()}", api_key=None, timeout=5)
+    try:
+        with pytest.raises(BackendUnavailable):
+            await backend.ping()
+    finally:
+        await backend.aclose()

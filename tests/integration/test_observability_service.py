@@ -369,3 +369,36 @@ async def test_livez_and_healthz_describe_the_running_service(
     assert body["unfinished"] == 0
     assert body["paused_partitions"] == 0
     assert body["memory"]["rss_bytes"] > 10 * 1024 * 1024  # a real Python process
+
+
+async def test_an_idle_service_probes_its_open_breaker_and_becomes_ready_again(
+    make_settings: SettingsFactory,
+    topics: Topics,
+    scripted: ScriptedOpenAI,
+    replies: ReplyCollector,
+    http: aiohttp.ClientSession,
+) -> None:
+    # After an outage with no traffic, nobody calls the backend; the service's own
+    # half-open probe (the model list) closes the breaker once the backend is back.
+    scripted.outage_status = 503
+    settings = make_settings(breaker_fail_max=2, max_retries=0, breaker_reset_seconds=1)
+    failed = ["down-0", "down-1"]
+    async with running_service(settings) as service:
+        endpoints = endpoints_of(service, http)
+        await endpoints.until("/readyz", lambda p: p.status == 200)
+        produce_requests(
+            settings.bootstrap_server, topics.request, [envelope(k, message=k) for k in failed]
+        )
+        await replies.await_keys(set(failed), timeout=30)
+        await endpoints.until("/readyz", lambda p: "breaker" in failing(p))
+        # Still down: the probes fail, the breaker stays open, and no chat call is made.
+        await asyncio.to_thread(scripted.wait_until, lambda s: s.model_lists >= 2, 30)
+        assert failing(await endpoints.get("/readyz")).get("breaker") == "open: openai"
+
+        scripted.outage_status = None
+        ready = await endpoints.until("/readyz", lambda p: p.status == 200)
+        metrics = await endpoints.metrics()
+
+    assert ready.body == {"status": "ready"}
+    assert scripted.calls == len(failed)  # only the two requests' calls: no completion probe
+    assert metrics.value("chater_gpt_breaker_state", backend="openai") == 0

@@ -119,3 +119,31 @@ async def test_an_unreachable_server_is_backend_unavailable(kind: str) -> None:
         await backend.aclose()
     assert raised.value.code is ErrorCode.BACKEND_UNAVAILABLE
     assert raised.value.retryable
+
+
+async def test_ping_reads_the_model_list_and_spends_no_tokens(
+    client: LLMBackend, scripted: ScriptedOpenAI
+) -> None:
+    await client.ping()
+    assert (scripted.model_lists, scripted.calls) == (1, 0)
+
+
+async def test_a_ping_fails_like_a_call_while_the_server_is_down(
+    client: LLMBackend, scripted: ScriptedOpenAI
+) -> None:
+    scripted.outage_status = 503
+    with pytest.raises(BackendError) as raised:
+        await client.ping()
+    # As a completion's 503 is: retryable, and counted by the breaker.
+    assert (raised.value.code, raised.value.retryable) == (ErrorCode.BACKEND_ERROR, True)
+
+
+@pytest.mark.parametrize("kind", ["sdk", "aiohttp"])
+async def test_a_ping_to_an_unreachable_server_is_backend_unavailable(kind: str) -> None:
+    backend = make_client(kind, f"http://127.0.0.1:{free_port()}/v1", timeout=2.0)
+    try:
+        with pytest.raises(BackendError) as raised:
+            await backend.ping()
+    finally:
+        await backend.aclose()
+    assert raised.value.code is ErrorCode.BACKEND_UNAVAILABLE

@@ -49,6 +49,9 @@ class ScriptedBackend:
         self.outcomes: deque[BaseException | str] = deque(outcomes)
         self.calls: list[ChatCall] = []
         self.closed = 0
+        self.pings = 0
+        # Outcomes of `ping`, in order (an exception is raised); then it answers.
+        self.ping_outcomes: deque[BaseException | None] = deque()
 
     @property
     def name(self) -> str:
@@ -67,6 +70,12 @@ class ScriptedBackend:
             finish_reason="stop",
             backend=self._name,
         )
+
+    async def ping(self) -> None:
+        self.pings += 1
+        outcome = self.ping_outcomes.popleft() if self.ping_outcomes else None
+        if outcome is not None:
+            raise outcome
 
     async def aclose(self) -> None:
         self.closed += 1

@@ -187,7 +187,9 @@ class ScriptedKobold:
             return web.json_response({"result": "", "success": False})
         return web.json_response({"result": grammar_for(schema), "success": True})
 
-    async def _model(self, _request: web.Request) -> web.Response:
+    async def _model(self, request: web.Request) -> web.Response:
+        with self._lock:
+            self.requests.append(KoboldRequest(request.path, {}, dict(request.headers)))
         return web.json_response({"result": "koboldcpp/scripted"})
 
     async def _version(self, _request: web.Request) -> web.Response:

@@ -65,6 +65,7 @@ class ScriptedOpenAI(ScriptedServer[RecordedRequest]):
         record: bool = True,
     ) -> None:
         super().__init__(latency=latency, answer=answer, record=record)
+        self.model_lists = 0  # GET /v1/models served (the breaker's probes)
 
     @property
     def base_url(self) -> str:
@@ -81,6 +82,13 @@ class ScriptedOpenAI(ScriptedServer[RecordedRequest]):
         return {"error": {"message": "scripted failure", "type": "server"}}
 
     async def _models(self, _request: web.Request) -> web.Response:
+        # The model list is down with the rest of the server during an outage.
+        with self._changed:
+            self.model_lists += 1
+            status = self.outage_status
+            self._changed.notify_all()
+        if status is not None:
+            return web.json_response(self._error_body(status), status=status)
         return web.json_response({"object": "list", "data": [{"id": "gpt-4o-mini"}]})
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
