@@ -14,7 +14,7 @@ from typing import Protocol
 
 from redis.asyncio import Redis
 
-from chater_gpt.ttl_lru import TtlLru
+from chater_gpt.storage.ttl_lru import TtlLru
 
 
 class OutcomeStore(Protocol):

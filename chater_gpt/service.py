@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 
 from chater_gpt.backends.base import LLMBackend
 from chater_gpt.backends.factory import build_backend_stack
@@ -39,6 +39,7 @@ from chater_gpt.observability.metrics import Metrics
 from chater_gpt.outcomes import InMemoryOutcomeStore, OutcomeStore, RedisOutcomeStore
 from chater_gpt.processor import RequestProcessor
 from chater_gpt.resilience.admission import AdmissionControl, build_admission
+from chater_gpt.storage.redis import redis_client
 
 log = logging.getLogger(__name__)
 
@@ -90,20 +91,6 @@ def route_endpoints(settings: Settings) -> list[RouteEndpoint]:
         RouteEndpoint(route.name, RequestDecoder(defaults, route), route.reply_topic)
         for route in settings.routes
     ]
-
-
-def redis_client(url: str, *, max_connections: int) -> Redis:
-    """One pool for the process. Blocking: with many requests in flight a request waits
-    for a connection instead of failing (which would look like Redis being down, and
-    make a replay miss its recorded outcome)."""
-    pool = BlockingConnectionPool.from_url(
-        url,
-        max_connections=max_connections,
-        timeout=10,
-        socket_timeout=5,
-        socket_connect_timeout=5,
-    )
-    return Redis(connection_pool=pool)
 
 
 def build_parts(settings: Settings, *, redact: Callable[[str], str] = str) -> ServiceParts:

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import orjson
 from redis.asyncio import Redis
 
-from chater_gpt.ttl_lru import TtlLru
+from chater_gpt.storage.ttl_lru import TtlLru
 
 
 @dataclass(frozen=True, slots=True)
