@@ -15,17 +15,17 @@ from typing import Protocol
 
 from chater_gpt.backends.base import ChatCall, ChatResult, LLMBackend
 from chater_gpt.context.builder import BuiltContext, ContextBuilder
-from chater_gpt.context.cache import CachedAnswer, ResponseCache, cache_key, is_cacheable
-from chater_gpt.context.history import HistoryStore
 from chater_gpt.contracts import ChatRequest, ForgetRequest, Job, RejectedRequest
 from chater_gpt.domain import Turn
 from chater_gpt.errors import BackendError, ChaterError, CircuitOpen, ContextTooLong, ErrorCode
 from chater_gpt.json_repair import enforce_json, with_json_instruction
 from chater_gpt.observability.logging import warn_degraded
-from chater_gpt.outcomes import OutcomeStore
 from chater_gpt.replies import error_bytes, forget_ack_bytes, reply_bytes
 from chater_gpt.resilience.admission import Admission, AdmissionControl
 from chater_gpt.resilience.budget import GlobalBudgetExhausted
+from chater_gpt.storage.cache import CachedAnswer, ResponseCache, cache_key, is_cacheable
+from chater_gpt.storage.history import HistoryStore
+from chater_gpt.storage.outcomes import OutcomeStore
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,6 @@ from chater_gpt.backends.base import LLMBackend
 from chater_gpt.backends.factory import build_backend_stack
 from chater_gpt.config import BackendKind, Settings
 from chater_gpt.context.builder import ContextBuilder
-from chater_gpt.context.cache import InMemoryResponseCache, RedisResponseCache, ResponseCache
-from chater_gpt.context.history import HistoryStore, InMemoryHistoryStore, RedisHistoryStore
 from chater_gpt.context.server_tokens import (
     KoboldCppTokenizer,
     LlamaCppTokenizer,
@@ -36,9 +34,12 @@ from chater_gpt.kafka.pipeline import PauseGate, Pipeline, RouteEndpoint
 from chater_gpt.kafka.producer import KafkaReplyProducer
 from chater_gpt.observability.health import HealthServer, Heartbeat, RedisCheck, ServiceHealth
 from chater_gpt.observability.metrics import Metrics
-from chater_gpt.outcomes import InMemoryOutcomeStore, OutcomeStore, RedisOutcomeStore
 from chater_gpt.processor import RequestProcessor
 from chater_gpt.resilience.admission import AdmissionControl, build_admission
+from chater_gpt.storage.cache import InMemoryResponseCache, RedisResponseCache, ResponseCache
+from chater_gpt.storage.history import HistoryStore, InMemoryHistoryStore, RedisHistoryStore
+from chater_gpt.storage.keys import KeySpace
+from chater_gpt.storage.outcomes import InMemoryOutcomeStore, OutcomeStore, RedisOutcomeStore
 from chater_gpt.storage.redis import redis_client
 
 log = logging.getLogger(__name__)
@@ -103,17 +104,17 @@ def build_parts(settings: Settings, *, redact: Callable[[str], str] = str) -> Se
         redis = redis_client(
             settings.redis_url.get_secret_value(), max_connections=settings.redis_max_connections
         )
-        prefix = settings.redis_key_prefix
+        keys = KeySpace(settings.redis_key_prefix)
         history = RedisHistoryStore(
             redis,
             max_history=settings.max_history,
             ttl_seconds=settings.context_ttl_seconds,
-            prefix=prefix,
+            keys=keys,
         )
-        outcomes = RedisOutcomeStore(redis, ttl_seconds=settings.outcome_ttl_seconds, prefix=prefix)
+        outcomes = RedisOutcomeStore(redis, ttl_seconds=settings.outcome_ttl_seconds, keys=keys)
         if settings.response_cache_enabled:
             cache = RedisResponseCache(
-                redis, ttl_seconds=settings.response_cache_ttl_seconds, prefix=prefix
+                redis, ttl_seconds=settings.response_cache_ttl_seconds, keys=keys
             )
     else:
         history = InMemoryHistoryStore(

@@ -7,12 +7,12 @@ import asyncio
 
 from chater_gpt.backends.base import ChatCall, ChatResult
 from chater_gpt.context.builder import ContextBuilder
-from chater_gpt.context.history import InMemoryHistoryStore
 from chater_gpt.contracts import ChatRequest, Job
 from chater_gpt.errors import BackendUnavailable, CircuitOpen
 from chater_gpt.kafka.pipeline import PauseGate
-from chater_gpt.outcomes import InMemoryOutcomeStore
 from chater_gpt.processor import RequestProcessor
+from chater_gpt.storage.history import InMemoryHistoryStore
+from chater_gpt.storage.outcomes import InMemoryOutcomeStore
 
 
 class ScriptedBackend:
