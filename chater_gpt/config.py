@@ -26,6 +26,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from chater_gpt.errors import ConfigError
 from chater_gpt.routes import Route, builtin_routes, load_routes, resolve_routes
+from chater_gpt.storage.keys import DEFAULT_KEY_PREFIX
 
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
@@ -144,7 +145,7 @@ class Settings(BaseSettings):
     redis_max_connections: int = Field(default=64, ge=2)
     # Every key this service writes starts with it: two deployments (or test runs)
     # sharing one Redis keep their limits, breakers and histories apart.
-    redis_key_prefix: str = Field(default="chater:", min_length=1, max_length=64)
+    redis_key_prefix: str = Field(default=DEFAULT_KEY_PREFIX, min_length=1, max_length=64)
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     # A request whose user_email is one of these (or empty) has no identity: no stored
     # history, no per-user limits or usage (compared case-insensitively).

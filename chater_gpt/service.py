@@ -14,8 +14,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from redis.asyncio import Redis
-
 from chater_gpt.backends.base import LLMBackend
 from chater_gpt.backends.factory import build_backend_stack
 from chater_gpt.config import BackendKind, Settings
@@ -36,11 +34,7 @@ from chater_gpt.observability.health import HealthServer, Heartbeat, RedisCheck,
 from chater_gpt.observability.metrics import Metrics
 from chater_gpt.processor import RequestProcessor
 from chater_gpt.resilience.admission import AdmissionControl, build_admission
-from chater_gpt.storage.cache import InMemoryResponseCache, RedisResponseCache, ResponseCache
-from chater_gpt.storage.history import HistoryStore, InMemoryHistoryStore, RedisHistoryStore
-from chater_gpt.storage.keys import KeySpace
-from chater_gpt.storage.outcomes import InMemoryOutcomeStore, OutcomeStore, RedisOutcomeStore
-from chater_gpt.storage.redis import redis_client
+from chater_gpt.storage.stores import HistoryConfig, StorageConfig, Stores, open_stores
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +44,11 @@ class ServiceParts:
     """Everything the service runs on; `aclose` releases them in reverse order."""
 
     backend: LLMBackend
-    history: HistoryStore
-    outcomes: OutcomeStore
+    stores: Stores
     builder: ContextBuilder
     metrics: Metrics
     admission: AdmissionControl | None = None
-    cache: ResponseCache | None = None
     breaker_states: Callable[[], dict[str, str]] = dict
-    redis: Redis | None = None
     redact: Callable[[str], str] = str
     closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
 
@@ -94,37 +85,27 @@ def route_endpoints(settings: Settings) -> list[RouteEndpoint]:
     ]
 
 
-def build_parts(settings: Settings, *, redact: Callable[[str], str] = str) -> ServiceParts:
-    """Concrete adapters for the configuration: Redis when REDIS_URL is set, else in-memory."""
-    redis: Redis | None = None
-    history: HistoryStore
-    outcomes: OutcomeStore
-    cache: ResponseCache | None = None
-    if settings.redis_url is not None:
-        redis = redis_client(
-            settings.redis_url.get_secret_value(), max_connections=settings.redis_max_connections
-        )
-        keys = KeySpace(settings.redis_key_prefix)
-        history = RedisHistoryStore(
-            redis,
-            max_history=settings.max_history,
-            ttl_seconds=settings.context_ttl_seconds,
-            keys=keys,
-        )
-        outcomes = RedisOutcomeStore(redis, ttl_seconds=settings.outcome_ttl_seconds, keys=keys)
-        if settings.response_cache_enabled:
-            cache = RedisResponseCache(
-                redis, ttl_seconds=settings.response_cache_ttl_seconds, keys=keys
-            )
-    else:
-        history = InMemoryHistoryStore(
-            max_history=settings.max_history,
+def storage_config(settings: Settings) -> StorageConfig:
+    """What the stores need of the settings (REDIS_*, the TTLs, the history bounds)."""
+    return StorageConfig(
+        redis_url=settings.redis_url.get_secret_value() if settings.redis_url else None,
+        key_prefix=settings.redis_key_prefix,
+        max_connections=settings.redis_max_connections,
+        outcome_ttl_seconds=settings.outcome_ttl_seconds,
+        history=HistoryConfig(
+            max_turns=settings.max_history,
             ttl_seconds=settings.context_ttl_seconds,
             max_conversations=settings.history_max_conversations,
-        )
-        outcomes = InMemoryOutcomeStore(ttl_seconds=settings.outcome_ttl_seconds)
-        if settings.response_cache_enabled:
-            cache = InMemoryResponseCache(ttl_seconds=settings.response_cache_ttl_seconds)
+        ),
+        cache_ttl_seconds=(
+            settings.response_cache_ttl_seconds if settings.response_cache_enabled else None
+        ),
+    )
+
+
+def build_parts(settings: Settings, *, redact: Callable[[str], str] = str) -> ServiceParts:
+    """Concrete adapters for the configuration: Redis when REDIS_URL is set, else in-memory."""
+    stores = open_stores(storage_config(settings))
     counters = token_counters(settings)
     if isinstance(counters, BpeTokenCounters):
         # Load the encodings' tables now (~0.3 s each), not on the first request.
@@ -133,28 +114,24 @@ def build_parts(settings: Settings, *, redact: Callable[[str], str] = str) -> Se
     metrics = Metrics()
     stack = build_backend_stack(
         settings,
-        redis,
+        stores,
         on_retry=metrics.retry_hook,
         on_breaker_state=metrics.set_breaker_state,
         on_rate_wait=metrics.rate_limit_waited,
     )
     parts = ServiceParts(
         backend=stack.backend,
-        history=history,
-        outcomes=outcomes,
+        stores=stores,
         builder=ContextBuilder(context_window=settings.context_window, counters=counters),
         metrics=metrics,
-        admission=build_admission(settings, redis),
-        cache=cache,
+        admission=build_admission(settings, stores),
         breaker_states=stack.breaker_states,
-        redis=redis,
         redact=redact,
     )
     parts.closers.append(stack.aclose)
     if isinstance(counters, ServerTokenCounters):
         parts.closers.append(counters.aclose)
-    if redis is not None:
-        parts.closers.append(redis.aclose)
+    parts.closers.append(stores.aclose)
     return parts
 
 
@@ -211,12 +188,12 @@ class Service:
         processor = RequestProcessor(
             backend=parts.backend,
             builder=parts.builder,
-            history=parts.history,
-            outcomes=parts.outcomes,
+            history=parts.stores.history,
+            outcomes=parts.stores.outcomes,
             pauser=gate,
             system_prompt=settings.system_prompt,
             admission=parts.admission,
-            cache=parts.cache,
+            cache=parts.stores.cache,
             seed=settings.seed,
             observer=metrics,
             context_fallbacks=settings.context_fallback_models,
@@ -255,7 +232,7 @@ class Service:
             ServiceHealth(
                 self,
                 heartbeat=self._heartbeat,
-                redis=RedisCheck(parts.redis.ping if parts.redis is not None else None),
+                redis=RedisCheck(parts.stores.ping),
                 draining=self._stop.is_set,
                 breakers=parts.breaker_states,
                 join_grace=settings.kafka_join_grace_seconds,

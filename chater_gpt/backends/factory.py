@@ -18,16 +18,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from redis.asyncio import Redis
-
 from chater_gpt.backends.base import LLMBackend
 from chater_gpt.backends.fallback import FallbackBackend, FallbackHook, FallbackLink
 from chater_gpt.backends.openai_direct import OpenAIDirectBackend
 from chater_gpt.config import BackendKind, Settings
-from chater_gpt.resilience.admission import rate_store
-from chater_gpt.resilience.breaker import Breaker, BreakerBackend, RedisBreakerStore, StateListener
-from chater_gpt.resilience.rate_limit import Pacer, Rate, RateStore
+from chater_gpt.resilience.breaker import Breaker, BreakerBackend, StateListener
+from chater_gpt.resilience.rate_limit import Pacer
 from chater_gpt.resilience.retry import RetryHook, RetryingBackend, RetryPolicy, TimeoutBackend
+from chater_gpt.storage.keys import backend_scope_name
+from chater_gpt.storage.rates import Rate, RateStore
+from chater_gpt.storage.stores import Stores
 
 
 @dataclass
@@ -83,7 +83,7 @@ def guard_backend(
     pacer = Pacer(
         rates,
         Rate(settings.requests_per_minute, rate_period),
-        scope=f"rpm:{raw.name}",
+        scope=backend_scope_name(raw.name),
         on_wait=on_rate_wait,
     )
     guarded = BreakerBackend(TimeoutBackend(raw, settings.timeout), breaker, pace=pacer.wait_turn)
@@ -93,14 +93,12 @@ def guard_backend(
     return RetryingBackend(guarded, policy, on_retry=on_retry)
 
 
-def build_breaker(name: str, settings: Settings, redis: Redis | None) -> Breaker:
+def build_breaker(name: str, settings: Settings, stores: Stores) -> Breaker:
     return Breaker(
         name,
         fail_max=settings.breaker_fail_max,
         reset_seconds=settings.breaker_reset_seconds,
-        store=RedisBreakerStore(redis, name, prefix=settings.redis_key_prefix)
-        if redis is not None
-        else None,
+        store=stores.breaker_state(name),
         # A probe holds its claim at most this long if its replica dies mid-call.
         probe_ttl=2 * settings.timeout + 10,
     )
@@ -108,7 +106,7 @@ def build_breaker(name: str, settings: Settings, redis: Redis | None) -> Breaker
 
 def build_backend_stack(
     settings: Settings,
-    redis: Redis | None,
+    stores: Stores,
     *,
     on_retry: RetryHook | None = None,
     on_breaker_state: StateListener | None = None,
@@ -116,7 +114,7 @@ def build_backend_stack(
     on_rate_wait: Callable[[float], None] | None = None,
     raw_backend: Callable[[BackendKind, Settings], LLMBackend] = build_raw_backend,
 ) -> BackendStack:
-    rates = rate_store(redis, prefix=settings.redis_key_prefix)
+    rates = stores.rates
     kinds = [settings.llm_backend]
     if settings.fallback_backend is not None and settings.fallback_backend not in kinds:
         kinds.append(settings.fallback_backend)
@@ -124,7 +122,7 @@ def build_backend_stack(
     breakers: dict[str, Breaker] = {}
     for kind in kinds:
         raw = raw_backend(kind, settings)
-        breaker = build_breaker(raw.name, settings, redis)
+        breaker = build_breaker(raw.name, settings, stores)
         if on_breaker_state is not None:
             breaker.add_listener(on_breaker_state)
         breakers[raw.name] = breaker
@@ -148,6 +146,6 @@ def build_backend_stack(
     return BackendStack(backend=backend, breakers=breakers)
 
 
-def build_backend(settings: Settings, redis: Redis | None) -> LLMBackend:
+def build_backend(settings: Settings, stores: Stores) -> LLMBackend:
     """The composed backend only (see `build_backend_stack` for the breakers too)."""
-    return build_backend_stack(settings, redis).backend
+    return build_backend_stack(settings, stores).backend
