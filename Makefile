@@ -50,6 +50,7 @@ test-integration: dev-deps
 lint: dev-deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: dev-deps
 	$(VENV)/bin/ruff format .
@@ -73,4 +74,4 @@ audit: dev-deps
 	scripts/audit.sh
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .import_linter_cache

@@ -26,7 +26,6 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from chater_gpt.errors import ConfigError
 from chater_gpt.routes import Route, builtin_routes, load_routes, resolve_routes
-from chater_gpt.storage.keys import DEFAULT_KEY_PREFIX
 
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
@@ -79,6 +78,10 @@ class Settings(BaseSettings):
     # Not in repr: it may carry secrets (e.g. sasl.oauthbearer.client.secret); the log
     # redactor treats values of secret-looking properties as secrets.
     kafka_extra_config: dict[str, str] = Field(default_factory=dict, repr=False)
+    # The same, for one client only (e.g. fetch.wait.max.ms is a consumer property:
+    # given to the producer too, librdkafka warns that it ignores it).
+    kafka_consumer_config: dict[str, str] = Field(default_factory=dict, repr=False)
+    kafka_producer_config: dict[str, str] = Field(default_factory=dict, repr=False)
     kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000)
     kafka_heartbeat_interval_ms: int = Field(default=1_000, ge=100)
     kafka_max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
@@ -145,7 +148,9 @@ class Settings(BaseSettings):
     redis_max_connections: int = Field(default=64, ge=2)
     # Every key this service writes starts with it: two deployments (or test runs)
     # sharing one Redis keep their limits, breakers and histories apart.
-    redis_key_prefix: str = Field(default=DEFAULT_KEY_PREFIX, min_length=1, max_length=64)
+    # The key space's own default (storage.keys.DEFAULT_KEY_PREFIX): config sits below
+    # storage in the layers, so the value is repeated here and a test keeps them equal.
+    redis_key_prefix: str = Field(default="chater:", min_length=1, max_length=64)
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     # A request whose user_email is one of these (or empty) has no identity: no stored
     # history, no per-user limits or usage (compared case-insensitively).
@@ -199,7 +204,9 @@ class Settings(BaseSettings):
             table[small] = large
         return table
 
-    @field_validator("kafka_extra_config", mode="before")
+    @field_validator(
+        "kafka_extra_config", "kafka_consumer_config", "kafka_producer_config", mode="before"
+    )
     @classmethod
     def _parse_json_object(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -285,6 +292,14 @@ class Settings(BaseSettings):
                 conf[key] = value
         conf.update(self.kafka_extra_config)
         return conf
+
+    def kafka_consumer_properties(self) -> dict[str, str | int | float | bool]:
+        """The common properties plus KAFKA_CONSUMER_CONFIG (which wins)."""
+        return {**self.kafka_common_config(), **self.kafka_consumer_config}
+
+    def kafka_producer_properties(self) -> dict[str, str | int | float | bool]:
+        """The common properties plus KAFKA_PRODUCER_CONFIG (which wins)."""
+        return {**self.kafka_common_config(), **self.kafka_producer_config}
 
 
 def describe_validation_error(error: ValidationError) -> str:

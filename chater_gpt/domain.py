@@ -1,4 +1,5 @@
-"""Plain value types shared by the layers (contracts, context, backends, service).
+"""Plain value types shared by the layers (contracts, context, backends, resilience,
+kafka, service): the bottom layer, importing nothing of the package.
 
 No I/O and no validation here: `contracts.py` validates raw input and produces
 these; the other layers only consume them.
@@ -6,12 +7,31 @@ these; the other layers only consume them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant"]
 ImageDetail = Literal["low", "high", "auto"]
+
+
+class BreakerState(StrEnum):
+    """A backend's circuit breaker state, as `/healthz`, the breaker listeners and the
+    replicas' shared Redis hash spell it."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class PauseReason(StrEnum):
+    """Why consumption is paused: `/healthz`'s `pause_reasons` and the `reason` label of
+    `chater_gpt_paused_partitions`."""
+
+    CAPACITY = "capacity"  # MAX_IN_FLIGHT + MAX_QUEUED unfinished messages
+    BREAKER = "breaker"  # a request waits for an open breaker
+    BUDGET = "budget"  # the global daily token budget is spent
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,3 +89,39 @@ class ResponseFormat:
             "type": "json_schema",
             "json_schema": {"name": self.name, "schema": dict(self.schema), "strict": self.strict},
         }
+
+
+# An OpenAI chat message: {"role": ..., "content": str | list[content part]}.
+ChatMessage = Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatCall:
+    """One call to an LLM backend: OpenAI-style chat messages plus parameters."""
+
+    model: str
+    messages: Sequence[ChatMessage]
+    max_tokens: int
+    temperature: float
+    # Correlation id sent to the backend as a header (X-Request-ID) where it can take one.
+    request_id: str = ""
+    seed: int | None = None
+    extra_headers: Mapping[str, str] = field(default_factory=dict)
+    # The answer must be JSON (of this schema): each backend asks in its own dialect.
+    response_format: ResponseFormat | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatResult:
+    """A backend's answer to a `ChatCall`, with its token usage."""
+
+    text: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str
+    backend: str
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens

@@ -31,8 +31,7 @@ from referencing import Registry
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
-from chater_gpt.backends.base import ChatMessage
-from chater_gpt.domain import ResponseFormat
+from chater_gpt.domain import ChatMessage, ResponseFormat
 from chater_gpt.errors import InvalidModelOutput, InvalidRequest
 
 MAX_SCHEMA_BYTES = 32 * 1024

@@ -11,8 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Awaitable, Callable
 
-from chater_gpt.backends.base import ChatCall, ChatResult
-from chater_gpt.domain import ResponseFormat
+from chater_gpt.domain import ChatCall, ChatResult, ResponseFormat
 from chater_gpt.errors import InvalidModelOutput
 from chater_gpt.json_output import check_answer, json_instruction, repair_messages
 

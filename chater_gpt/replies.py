@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 
-from chater_gpt.backends.base import ChatResult
 from chater_gpt.contracts import CHAT_STYLE, ReplyStyle
+from chater_gpt.domain import ChatResult
 from chater_gpt.errors import ChaterError
 from chater_gpt.routes import RouteShape
 

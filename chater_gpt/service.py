@@ -1,7 +1,8 @@
-"""Wiring: builds every part from Settings, runs the service, shuts it down cleanly.
+"""The service: builds every part from Settings, runs it, shuts it down cleanly.
 
 `Service` receives its parts (`ServiceParts`), so tests can swap any of them;
-`build_parts` is the one place that turns configuration into concrete adapters.
+`build_parts` turns configuration into concrete adapters (the backend stack through
+`chater_gpt.wiring`).
 """
 
 from __future__ import annotations
@@ -10,12 +11,11 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from chater_gpt.backends.base import LLMBackend
-from chater_gpt.backends.factory import build_backend_stack
 from chater_gpt.config import BackendKind, Settings
 from chater_gpt.context.builder import ContextBuilder
 from chater_gpt.context.server_tokens import (
@@ -26,15 +26,19 @@ from chater_gpt.context.server_tokens import (
 from chater_gpt.context.tokens import BpeTokenCounters, TokenCounters
 from chater_gpt.contracts import RequestDefaults
 from chater_gpt.decoder import RequestDecoder
+from chater_gpt.domain import BreakerState
 from chater_gpt.images import ImageLimits
 from chater_gpt.kafka.consumer import KafkaIngress
-from chater_gpt.kafka.pipeline import PauseGate, Pipeline, RouteEndpoint
+from chater_gpt.kafka.pipeline import PauseGate, Pipeline, PipelineConfig, RouteEndpoint
 from chater_gpt.kafka.producer import KafkaReplyProducer
-from chater_gpt.observability.health import HealthServer, Heartbeat, RedisCheck, ServiceHealth
+from chater_gpt.observability.health import HealthServer
 from chater_gpt.observability.metrics import Metrics
-from chater_gpt.processor import RequestProcessor
+from chater_gpt.observability.probes import Heartbeat, RedisCheck, ServiceHealth
+from chater_gpt.processing.build import ProcessingConfig, ProcessingStores, build_processor
 from chater_gpt.resilience.admission import AdmissionControl, build_admission
+from chater_gpt.resilience.guards import GuardHooks
 from chater_gpt.storage.stores import HistoryConfig, StorageConfig, Stores, open_stores
+from chater_gpt.wiring import build_backend_stack
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +52,7 @@ class ServiceParts:
     builder: ContextBuilder
     metrics: Metrics
     admission: AdmissionControl | None = None
-    breaker_states: Callable[[], dict[str, str]] = dict
+    breaker_states: Callable[[], Mapping[str, BreakerState]] = dict
     redact: Callable[[str], str] = str
     closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
 
@@ -112,13 +116,12 @@ def build_parts(settings: Settings, *, redact: Callable[[str], str] = str) -> Se
         for model in (settings.model, settings.vision_model):
             counters.for_model(model)
     metrics = Metrics()
-    stack = build_backend_stack(
-        settings,
-        stores,
+    hooks = GuardHooks(
         on_retry=metrics.retry_hook,
         on_breaker_state=metrics.set_breaker_state,
         on_rate_wait=metrics.rate_limit_waited,
     )
+    stack = build_backend_stack(settings, stores, hooks=hooks)
     parts = ServiceParts(
         backend=stack.backend,
         stores=stores,
@@ -180,40 +183,47 @@ class Service:
         """Run until a stop is requested (SIGTERM/SIGINT) or the consumer fails."""
         settings = self._settings
         loop = asyncio.get_running_loop()
-        common = settings.kafka_common_config()
         parts = self._parts
         metrics = parts.metrics
-        producer = KafkaReplyProducer(common, loop, on_fatal=self.fail)
+        producer = KafkaReplyProducer(
+            settings.kafka_producer_properties(), loop, on_fatal=self.fail
+        )
         gate = PauseGate()
-        processor = RequestProcessor(
+        processor = build_processor(
+            ProcessingConfig(
+                system_prompt=settings.system_prompt,
+                seed=settings.seed,
+                context_fallbacks=settings.context_fallback_models,
+                json_repair_attempts=settings.json_repair_attempts,
+            ),
+            ProcessingStores(
+                history=parts.stores.history,
+                outcomes=parts.stores.outcomes,
+                cache=parts.stores.cache,
+            ),
             backend=parts.backend,
             builder=parts.builder,
-            history=parts.stores.history,
-            outcomes=parts.stores.outcomes,
             pauser=gate,
-            system_prompt=settings.system_prompt,
             admission=parts.admission,
-            cache=parts.stores.cache,
-            seed=settings.seed,
             observer=metrics,
-            context_fallbacks=settings.context_fallback_models,
-            json_repair_attempts=settings.json_repair_attempts,
         )
         routes = route_endpoints(settings)
         pipeline = Pipeline(
             routes=routes,
             processor=processor,
             sink=producer,
-            max_in_flight=settings.max_in_flight,
-            max_queued=settings.max_queued,
-            revoke_grace_seconds=settings.shutdown_grace_seconds,
+            config=PipelineConfig(
+                max_in_flight=settings.max_in_flight,
+                revoke_grace_seconds=settings.shutdown_grace_seconds,
+                max_queued=settings.max_queued,
+            ),
             gate=gate,
             observer=metrics,
             on_assigned=lambda partitions: self._assigned.set() if partitions else None,
         )
         ingress = KafkaIngress(
             {
-                **common,
+                **settings.kafka_consumer_properties(),
                 "group.id": settings.consumer_group,
                 "session.timeout.ms": settings.kafka_session_timeout_ms,
                 "heartbeat.interval.ms": settings.kafka_heartbeat_interval_ms,

@@ -18,7 +18,8 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from chater_gpt.backends.base import ChatCall, ChatResult, LLMBackend
+from chater_gpt.backends.base import LLMBackend
+from chater_gpt.domain import ChatCall, ChatResult
 from chater_gpt.errors import BackendError, CircuitOpen
 
 log = logging.getLogger(__name__)

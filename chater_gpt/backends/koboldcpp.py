@@ -37,9 +37,8 @@ import aiohttp
 import orjson
 from pydantic import SecretStr
 
-from chater_gpt.backends.base import ChatCall, ChatMessage, ChatResult
 from chater_gpt.backends.http import mapped_aiohttp_errors, raise_for_status
-from chater_gpt.domain import ResponseFormat
+from chater_gpt.domain import ChatCall, ChatMessage, ChatResult, ResponseFormat
 from chater_gpt.errors import (
     BackendBadResponse,
     BackendConfigError,

@@ -15,7 +15,6 @@ from contextlib import contextmanager
 import openai
 from pydantic import SecretStr
 
-from chater_gpt.backends.base import ChatCall, ChatResult
 from chater_gpt.backends.http import raise_for_status
 from chater_gpt.backends.openai_wire import (
     CHAT_COMPLETIONS_PATH,
@@ -23,6 +22,7 @@ from chater_gpt.backends.openai_wire import (
     parse_completion,
     request_headers,
 )
+from chater_gpt.domain import ChatCall, ChatResult
 from chater_gpt.errors import (
     BackendBadResponse,
     BackendError,

@@ -11,7 +11,6 @@ import aiohttp
 import orjson
 from pydantic import SecretStr
 
-from chater_gpt.backends.base import ChatCall, ChatResult
 from chater_gpt.backends.http import mapped_aiohttp_errors, raise_for_status
 from chater_gpt.backends.openai_wire import (
     CHAT_COMPLETIONS_PATH,
@@ -19,6 +18,7 @@ from chater_gpt.backends.openai_wire import (
     parse_completion,
     request_headers,
 )
+from chater_gpt.domain import ChatCall, ChatResult
 from chater_gpt.errors import BackendBadResponse
 
 

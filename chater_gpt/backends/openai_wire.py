@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chater_gpt.backends.base import ChatCall, ChatResult
+from chater_gpt.domain import ChatCall, ChatResult
 from chater_gpt.errors import BackendBadResponse
 
 CHAT_COMPLETIONS_PATH = "/chat/completions"

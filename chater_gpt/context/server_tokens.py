@@ -99,7 +99,6 @@ class ServerTokenCounter:
         self._cache_size = cache_size
         self._limit = asyncio.Semaphore(concurrency)
         self._failed = False
-        self.server_counts = 0  # texts the server counted (for tests and logs)
 
     def count(self, text: str) -> int:
         cached = self._cache.get(_digest(text))
@@ -129,7 +128,6 @@ class ServerTokenCounter:
                     )
                 self._failed = True  # do not pay a failing round trip on every request
                 return
-        self.server_counts += 1
         self._cache[key] = counted
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)

@@ -24,6 +24,7 @@ from confluent_kafka import Consumer, Producer
 from chater_gpt.config import Settings, load_settings
 from chater_gpt.dev.broker import EmbeddedBroker
 from chater_gpt.dev.llm import LocalLLMServer
+from chater_gpt.dev.stack import embedded_settings
 from chater_gpt.service import Service, build_parts
 
 log = logging.getLogger("chater_gpt.demo")
@@ -93,24 +94,17 @@ def run_demo(*, requests: int = 3, timeout: float = 300.0) -> int:
     print("starting the embedded broker and the local LLM ...", file=sys.stderr)
     with EmbeddedBroker() as broker, LocalLLMServer() as llm:
         settings = load_settings(
-            {
-                "bootstrap_server": broker.bootstrap,
-                "openai_base_url": llm.base_url,
-                "llm_backend": "openai",
-                "model": llm.model_name,
-                "vision_model": llm.model_name,
-                "max_tokens": 64,
-                "temperature": 0,
-                "seed": 42,
-                "log_format": "text",
-                "kafka_session_timeout_ms": 3000,
-                "kafka_heartbeat_interval_ms": 300,
-                "shutdown_grace_seconds": 10,
-                "metrics_port": 0,
-                "tokenizer": "llamacpp",
-                # Tansu answers a waiting fetch only when this runs out (BENCHMARKS.md).
-                "kafka_extra_config": {"fetch.wait.max.ms": "10"},
-            }
+            embedded_settings(
+                bootstrap=broker.bootstrap,
+                llm_base_url=llm.base_url,
+                model=llm.model_name,
+                vision_model=llm.model_name,
+                max_tokens=64,
+                temperature=0,
+                seed=42,
+                shutdown_grace_seconds=10,
+                tokenizer="llamacpp",
+            )
         )
         topics = [t for route in settings.routes for t in (route.request_topic, route.reply_topic)]
         broker.create_topics(topics, partitions=3)
@@ -144,17 +138,18 @@ async def _demo(
 
 
 def _produce(settings: Settings, topic: str, messages: list[tuple[str, str, bytes]]) -> None:
-    producer = Producer({**settings.kafka_common_config(), "enable.idempotence": True})
+    producer = Producer({**settings.kafka_producer_properties(), "enable.idempotence": True})
     # Same Kafka key, same partition: the conversation's requests stay in order.
     for kafka_key, _, value in messages:
         producer.produce(topic, key=kafka_key.encode(), value=value)
     producer.flush(30)
+    producer.close()
 
 
 def _collect(settings: Settings, keys: set[str], timeout: float) -> dict[str, dict[str, Any]]:
     consumer = Consumer(
         {
-            **settings.kafka_common_config(),
+            **settings.kafka_consumer_properties(),
             "group.id": f"demo-reader-{uuid.uuid4().hex[:8]}",
             "auto.offset.reset": "earliest",
             "session.timeout.ms": 3000,

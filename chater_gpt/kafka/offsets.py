@@ -94,9 +94,6 @@ class OffsetTracker:
         self._partitions[tp].finish(offset)
         self._in_flight -= 1
 
-    def unfinished(self, partitions: list[TopicPartition]) -> int:
-        return sum(self._partitions[tp].in_flight for tp in partitions if tp in self._partitions)
-
     def to_commit(
         self, partitions: list[TopicPartition] | None = None
     ) -> list[tuple[TopicPartition, int]]:
@@ -117,7 +114,3 @@ class OffsetTracker:
             state = self._partitions.get(tp)
             if state is not None and (state.committed is None or position > state.committed):
                 state.committed = position
-
-    def snapshot(self) -> dict[TopicPartition, tuple[int | None, int]]:
-        """(commit position, unfinished count) per partition, for health and metrics."""
-        return {tp: (s.position, s.in_flight) for tp, s in self._partitions.items()}

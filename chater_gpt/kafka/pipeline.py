@@ -23,6 +23,7 @@ from confluent_kafka import KafkaError
 
 from chater_gpt.contracts import ChatRequest, Job, RejectedRequest
 from chater_gpt.decoder import RequestDecoder
+from chater_gpt.domain import PauseReason
 from chater_gpt.kafka.dispatcher import KeyedDispatcher
 from chater_gpt.kafka.offsets import OffsetTracker, TopicPartition
 from chater_gpt.kafka.producer import ReplySink
@@ -89,27 +90,29 @@ class NullPipelineObserver:
 
 
 class PauseGate:
-    """Named reasons to stop taking work (breaker open, budget spent); any one pauses."""
+    """Named reasons to stop taking work (breaker open, budget spent); any one pauses.
 
-    def __init__(self, on_change: Callable[[frozenset[str]], None] | None = None) -> None:
-        self._reasons: frozenset[str] = frozenset()
+    `pause`/`resume` take a `PauseReason` (a str; an unknown name raises ValueError)."""
+
+    def __init__(self, on_change: Callable[[frozenset[PauseReason]], None] | None = None) -> None:
+        self._reasons: frozenset[PauseReason] = frozenset()
         self._on_change = on_change
 
     @property
-    def reasons(self) -> frozenset[str]:
+    def reasons(self) -> frozenset[PauseReason]:
         return self._reasons
 
-    def pause(self, reason: str) -> None:
-        if reason not in self._reasons:
-            log.warning("pausing consumption: %s", reason)
-            self._set(self._reasons | {reason})
+    def pause(self, cause: PauseReason) -> None:
+        if cause not in self._reasons:
+            log.warning("pausing consumption: %s", cause)
+            self._set(self._reasons | {cause})
 
-    def resume(self, reason: str) -> None:
-        if reason in self._reasons:
-            log.info("resuming consumption: %s cleared", reason)
-            self._set(self._reasons - {reason})
+    def resume(self, cause: PauseReason) -> None:
+        if cause in self._reasons:
+            log.info("resuming consumption: %s cleared", cause)
+            self._set(self._reasons - {cause})
 
-    def _set(self, reasons: frozenset[str]) -> None:
+    def _set(self, reasons: frozenset[PauseReason]) -> None:
         self._reasons = reasons
         if self._on_change is not None:
             self._on_change(reasons)
@@ -136,6 +139,15 @@ class RouteEndpoint:
     reply_topic: str
 
 
+@dataclass(frozen=True, slots=True)
+class PipelineConfig:
+    """How much work the pipeline takes on, and how long a revocation waits for it."""
+
+    max_in_flight: int  # processed at once
+    revoke_grace_seconds: float  # started work of revoked partitions may finish meanwhile
+    max_queued: int = 0  # more that may wait for a processing slot
+
+
 @dataclass(slots=True)
 class InFlight:
     tp: TopicPartition
@@ -156,10 +168,8 @@ class Pipeline:
         routes: Sequence[RouteEndpoint],
         processor: JobProcessor,
         sink: ReplySink,
-        max_in_flight: int,
-        revoke_grace_seconds: float,
+        config: PipelineConfig,
         gate: PauseGate,
-        max_queued: int = 0,
         observer: PipelineObserver | None = None,
         on_assigned: Callable[[list[TopicPartition]], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -168,9 +178,9 @@ class Pipeline:
         self._routes = {route.decoder.route.request_topic: route for route in routes}
         self._processor = processor
         self._sink = sink
-        self._max_unfinished = max_in_flight + max_queued
-        self._slots = asyncio.Semaphore(max_in_flight)
-        self._revoke_grace = revoke_grace_seconds
+        self._max_unfinished = config.max_in_flight + config.max_queued
+        self._slots = asyncio.Semaphore(config.max_in_flight)
+        self._revoke_grace = config.revoke_grace_seconds
         self._gate = gate
         self._on_assigned = on_assigned
         self._observer = observer or NullPipelineObserver()
@@ -191,10 +201,10 @@ class Pipeline:
         return self._max_unfinished - self.tracker.in_flight
 
     @property
-    def pause_reasons(self) -> frozenset[str]:
+    def pause_reasons(self) -> frozenset[PauseReason]:
         """Why consumption is paused now (empty when it is not)."""
         if self.tracker.in_flight >= self._max_unfinished:
-            return self._gate.reasons | {"capacity"}
+            return self._gate.reasons | {PauseReason.CAPACITY}
         return self._gate.reasons
 
     # --- IngressHandler -------------------------------------------------------------

@@ -120,6 +120,9 @@ class KafkaReplyProducer:
         remaining = self.flush(timeout)
         self._stop.set()
         self._thread.join(timeout=2)
+        # Destroy the client now, not when it is garbage collected: a client left alive
+        # after the broker went away logs connection FAILs (the demo, tests).
+        self._producer.close()
         return remaining
 
 

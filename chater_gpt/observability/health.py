@@ -8,16 +8,14 @@
 
 The server reads the service through the small `HealthSource` Protocol; probes
 never call the LLM, and the Redis ping is cached briefly behind a lock so a
-storm of probes costs one ping. `ServiceHealth` adapts the running service.
+storm of probes costs one ping (`probes.RedisCheck`). `probes.ServiceHealth` adapts the
+running service.
 """
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import os
 import resource
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -26,6 +24,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from chater_gpt.domain import BreakerState, PauseReason
 from chater_gpt.observability.metrics import Metrics
 
 ROUTES = ("/livez", "/readyz", "/healthz", "/metrics")
@@ -56,15 +55,15 @@ class HealthSource(Protocol):
         """Ok when Redis answers a ping, or is not configured."""
         ...
 
-    def breaker_states(self) -> Mapping[str, str]:
-        """Backend name → "closed", "half-open" or "open"."""
+    def breaker_states(self) -> Mapping[str, BreakerState]:
+        """Backend name → its breaker's state."""
         ...
 
     def draining(self) -> bool: ...
 
     def in_flight(self) -> int: ...
 
-    def pause_reasons(self) -> frozenset[str]: ...
+    def pause_reasons(self) -> frozenset[PauseReason]: ...
 
     def paused_partitions(self) -> int: ...
 
@@ -75,12 +74,12 @@ def readiness(
     stale_after: float,
     kafka: CheckResult,
     redis: CheckResult,
-    breakers: Mapping[str, str],
+    breakers: Mapping[str, BreakerState],
     draining: bool,
-    pause_reasons: frozenset[str],
+    pause_reasons: frozenset[PauseReason],
 ) -> dict[str, CheckResult]:
     """Every readiness check by name (see READINESS_CHECKS)."""
-    open_breakers = sorted(name for name, state in breakers.items() if state.lower() == "open")
+    open_breakers = sorted(name for name, state in breakers.items() if state == BreakerState.OPEN)
     return {
         "heartbeat": _heartbeat_check(heartbeat_age, stale_after),
         "kafka": kafka,
@@ -95,7 +94,7 @@ def readiness(
         ),
         "budget": (
             CheckResult(False, "daily token budget spent; consumption paused")
-            if "budget" in pause_reasons
+            if PauseReason.BUDGET in pause_reasons
             else CheckResult(True, "within budget")
         ),
     }
@@ -114,189 +113,6 @@ def rss_bytes() -> int:
             return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-# --- building blocks for a HealthSource ---------------------------------------------
-
-
-class Heartbeat:
-    """The service loop calls `beat()`; a stale beat means the loop is wedged."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._last = clock()
-
-    def beat(self) -> None:
-        self._last = self._clock()
-
-    def age(self) -> float:
-        return self._clock() - self._last
-
-    async def run(self, interval: float = 1.0) -> None:
-        """Beat every `interval` seconds for as long as the event loop turns."""
-        while True:
-            self.beat()
-            await asyncio.sleep(interval)
-
-
-class RedisCheck:
-    """A Redis ping with a short timeout, its result reused for `ttl` seconds.
-
-    The lock makes concurrent probes share one ping instead of piling up.
-    """
-
-    def __init__(
-        self,
-        ping: Callable[[], Any] | None,
-        *,
-        timeout: float = 1.0,
-        ttl: float = 1.5,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._ping = ping
-        self._timeout = timeout
-        self._ttl = ttl
-        self._clock = clock
-        self._lock = asyncio.Lock()
-        self._cached: CheckResult | None = None
-        self._checked_at = 0.0
-
-    async def __call__(self) -> CheckResult:
-        if self._ping is None:
-            return CheckResult(True, "not configured")
-        async with self._lock:
-            if self._cached is None or self._clock() - self._checked_at >= self._ttl:
-                self._cached = await self._check()
-                self._checked_at = self._clock()
-            return self._cached
-
-    async def _check(self) -> CheckResult:
-        assert self._ping is not None
-        try:
-            async with asyncio.timeout(self._timeout):
-                result = self._ping()
-                if inspect.isawaitable(result):
-                    await result
-        except TimeoutError:
-            return CheckResult(False, f"no answer to PING within {self._timeout:g} s")
-        except Exception as exc:
-            # The class name only: client error messages may carry the address.
-            return CheckResult(False, f"unreachable ({type(exc).__name__})")
-        return CheckResult(True, "PING answered")
-
-
-class TrackerView(Protocol):
-    @property
-    def in_flight(self) -> int: ...
-
-
-class PipelineView(Protocol):
-    """The parts of `kafka.pipeline.Pipeline` the probes read."""
-
-    @property
-    def pause_reasons(self) -> frozenset[str]: ...
-
-    @property
-    def tracker(self) -> TrackerView: ...
-
-
-class IngressView(Protocol):
-    """The parts of `kafka.consumer.KafkaIngress` the probes read."""
-
-    @property
-    def assignment(self) -> frozenset[tuple[str, int]]: ...
-
-    @property
-    def paused(self) -> bool: ...
-
-    @property
-    def last_poll(self) -> float: ...
-
-    @property
-    def broker_error(self) -> str | None: ...
-
-
-class ServiceView(Protocol):
-    """The running service; pipeline and ingress exist once `run()` has started."""
-
-    @property
-    def pipeline(self) -> PipelineView | None: ...
-
-    @property
-    def ingress(self) -> IngressView | None: ...
-
-
-def _no_breakers() -> Mapping[str, str]:
-    return {}
-
-
-class ServiceHealth:
-    """`HealthSource` over the running service, its heartbeat, Redis and breakers."""
-
-    def __init__(
-        self,
-        service: ServiceView,
-        *,
-        heartbeat: Heartbeat,
-        redis: RedisCheck,
-        draining: Callable[[], bool],
-        breakers: Callable[[], Mapping[str, str]] = _no_breakers,
-        poll_stale_after: float = 30.0,
-        join_grace: float = 60.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._service = service
-        self._heartbeat = heartbeat
-        self._redis = redis
-        self._draining = draining
-        self._breakers = breakers
-        self._poll_stale_after = poll_stale_after
-        self._join_grace = join_grace
-        self._clock = clock
-        self._started = clock()
-
-    def heartbeat_age(self) -> float:
-        return self._heartbeat.age()
-
-    def kafka_check(self) -> CheckResult:
-        ingress = self._service.ingress
-        if ingress is None:
-            return CheckResult(False, "consumer not started")
-        poll_age = self._clock() - ingress.last_poll
-        if poll_age > self._poll_stale_after:
-            return CheckResult(False, f"consumer has not polled for {poll_age:.0f} s")
-        assigned = len(ingress.assignment)
-        if assigned:
-            return CheckResult(True, f"{assigned} partition(s) assigned")
-        if ingress.broker_error is not None:
-            return CheckResult(
-                False, f"no partition assigned; broker error: {ingress.broker_error}"
-            )
-        if self._clock() - self._started < self._join_grace:
-            return CheckResult(False, "waiting for a partition assignment")
-        # More consumers than partitions: idle but healthy, ready to take over.
-        return CheckResult(True, "connected; no partition assigned to this member")
-
-    async def redis_check(self) -> CheckResult:
-        return await self._redis()
-
-    def breaker_states(self) -> Mapping[str, str]:
-        return self._breakers()
-
-    def draining(self) -> bool:
-        return self._draining()
-
-    def in_flight(self) -> int:
-        pipeline = self._service.pipeline
-        return 0 if pipeline is None else pipeline.tracker.in_flight
-
-    def pause_reasons(self) -> frozenset[str]:
-        pipeline = self._service.pipeline
-        return frozenset() if pipeline is None else pipeline.pause_reasons
-
-    def paused_partitions(self) -> int:
-        ingress = self._service.ingress
-        return len(ingress.assignment) if ingress is not None and ingress.paused else 0
 
 
 # --- the HTTP server ----------------------------------------------------------------

@@ -70,9 +70,15 @@ def secret_values(settings: Settings) -> list[str]:
             password = urlsplit(secret).password if "://" in secret else None
             if password:
                 values.extend({password, unquote(password)})
+    extras = (
+        settings.kafka_extra_config,
+        settings.kafka_consumer_config,
+        settings.kafka_producer_config,
+    )
     values.extend(
         value
-        for prop, value in settings.kafka_extra_config.items()
+        for properties in extras
+        for prop, value in properties.items()
         if _SECRET_PROPERTY.search(prop) and value
     )
     return values
@@ -155,7 +161,9 @@ def configure_logging(settings: Settings, *, stream: object = None) -> Redactor:
     return redactor
 
 
-def warn_degraded(logger: logging.Logger, message: str, exc: BaseException) -> None:
+def warn_degraded(
+    logger: logging.Logger, message: str, exc: BaseException, *, stacklevel: int = 2
+) -> None:
     """A dependency failed and the service carries on without it: one WARNING line naming
     the error's class (and its cause's, e.g. `StoreUnavailable from ConnectionError`), the
     traceback only at DEBUG, so an outage does not flood the log (and the client's
@@ -163,6 +171,7 @@ def warn_degraded(logger: logging.Logger, message: str, exc: BaseException) -> N
     name = type(exc).__name__
     if exc.__cause__ is not None:
         name = f"{name} from {type(exc.__cause__).__name__}"
-    # stacklevel: the line is the caller's, so each call site is throttled on its own.
-    logger.warning("%s (%s)", message, name, stacklevel=2)
-    logger.debug("%s", message, exc_info=exc, stacklevel=2)
+    # stacklevel: the line is the caller's, so each call site is throttled on its own (a
+    # helper that calls this on its callers' behalf passes 3: the line is its caller's).
+    logger.warning("%s (%s)", message, name, stacklevel=stacklevel)
+    logger.debug("%s", message, exc_info=exc, stacklevel=stacklevel)

@@ -19,6 +19,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from chater_gpt.domain import BreakerState, PauseReason
 from chater_gpt.errors import ErrorCode
 
 PREFIX = "chater_gpt_"
@@ -28,8 +29,7 @@ LLM_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 45
 # End to end also counts the wait in Kafka (paused partitions, a backlog).
 END_TO_END_BUCKETS = (*LLM_LATENCY_BUCKETS, 300, 600)
 
-PAUSE_REASONS = ("capacity", "breaker", "budget")
-BREAKER_STATE_VALUES = {"closed": 0, "half-open": 1, "half_open": 1, "open": 2}
+BREAKER_STATE_VALUES = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 
 # Beyond this many distinct values of a free label (model, backend, store), new
 # values are counted under "other": a misbehaving backend cannot explode the series.
@@ -147,7 +147,7 @@ class Metrics:
         self._name = _Bounded()  # stores and rate-limit scopes
         self._children: dict[tuple[Any, ...], Any] = {}
         self._lag_series: set[tuple[str, int]] = set()
-        self._pause_reasons: set[str] = set(PAUSE_REASONS)
+        self._pause_reasons: set[PauseReason] = set(PauseReason)
         self._breakers: set[str] = set()
         self._define()
         self._prebind()
@@ -226,7 +226,7 @@ class Metrics:
         # rate() see every series, and the hot path finds them in a dict.
         for code in ErrorCode:
             self._children[("error_reply", code.value)] = self._error_replies.labels(code.value)
-        for reason in PAUSE_REASONS:
+        for reason in PauseReason:
             self._paused.labels(reason).set(0)
         for store in ("history", "outcomes"):
             self._children[("store", store)] = self._store_errors.labels(store)
@@ -292,7 +292,7 @@ class Metrics:
         self._child(self._retries, ("retry", backend), backend).inc()
 
     def retry_hook(self, backend: str, attempt: int, exc: BaseException) -> None:
-        """`resilience.retry.RetryHook`: pass it as `RetryingBackend(on_retry=...)`."""
+        """`resilience.guards.RetryHook`: pass it as `GuardHooks(on_retry=...)`."""
         self.retried(backend=backend)
 
     def rate_limit_waited(self, seconds: float, *, scope: str = "global") -> None:
@@ -311,7 +311,7 @@ class Metrics:
     def set_in_flight(self, count: int) -> None:
         self._in_flight.set(count)
 
-    def set_paused(self, reasons: Iterable[str], partitions: int) -> None:
+    def set_paused(self, reasons: Iterable[PauseReason], partitions: int) -> None:
         """Every paused partition counts once under each reason that holds it paused."""
         active = set(reasons)
         with self._lock:
@@ -320,12 +320,12 @@ class Metrics:
         for reason in known:
             self._paused.labels(reason).set(partitions if reason in active else 0)
 
-    def set_breaker_states(self, states: Mapping[str, str]) -> None:
+    def set_breaker_states(self, states: Mapping[str, BreakerState]) -> None:
         for backend, state in states.items():
             self.set_breaker_state(backend, state)
 
-    def set_breaker_state(self, backend: str, state: str) -> None:
-        value = BREAKER_STATE_VALUES.get(state.lower())
+    def set_breaker_state(self, backend: str, state: BreakerState) -> None:
+        value = BREAKER_STATE_VALUES.get(state)
         if value is not None:
             self._breaker.labels(self._backend(backend)).set(value)
 

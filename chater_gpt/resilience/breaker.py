@@ -34,9 +34,9 @@ from typing import Any, TypeVar
 
 import pybreaker
 
-from chater_gpt.backends.base import ChatCall, ChatResult, LLMBackend
+from chater_gpt.domain import BreakerState
 from chater_gpt.errors import BackendError, CircuitOpen
-from chater_gpt.storage.breaker_state import BreakerState, BreakerStateStore
+from chater_gpt.storage.breaker_state import BreakerStateStore
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +45,9 @@ T = TypeVar("T")
 StateListener = Callable[[str, BreakerState], None]
 
 _TO_OURS: dict[str, BreakerState] = {
-    pybreaker.STATE_CLOSED: "closed",
-    pybreaker.STATE_OPEN: "open",
-    pybreaker.STATE_HALF_OPEN: "half_open",
+    pybreaker.STATE_CLOSED: BreakerState.CLOSED,
+    pybreaker.STATE_OPEN: BreakerState.OPEN,
+    pybreaker.STATE_HALF_OPEN: BreakerState.HALF_OPEN,
 }
 _TO_PYBREAKER = {ours: theirs for theirs, ours in _TO_OURS.items()}
 
@@ -113,7 +113,7 @@ class _Relay(pybreaker.CircuitBreakerListener):
         self._listeners = listeners
 
     def state_change(self, cb: Any, old_state: Any, new_state: Any) -> None:
-        state = _TO_OURS.get(new_state.name, "closed")
+        state = _TO_OURS.get(new_state.name, BreakerState.CLOSED)
         for listener in self._listeners:
             try:
                 listener(self._name, state)
@@ -156,7 +156,7 @@ class Breaker:
     @property
     def state(self) -> BreakerState:
         """The state as last seen (call `refresh()` first for the replicas' latest)."""
-        return _TO_OURS.get(self._cb.current_state, "closed")
+        return _TO_OURS.get(self._cb.current_state, BreakerState.CLOSED)
 
     def add_listener(self, listener: StateListener) -> None:
         self._listeners.append(listener)
@@ -191,9 +191,9 @@ class Breaker:
     async def _admit(self) -> bool:
         """Raise CircuitOpen, or return whether this call is the half-open probe."""
         state = self.state
-        if state == "closed":
+        if state is BreakerState.CLOSED:
             return False
-        if state == "open":
+        if state is BreakerState.OPEN:
             remaining = self._opened_at() + self._cb.reset_timeout - self._clock()
             if remaining > 0:
                 raise CircuitOpen(f"the {self._name} backend is unavailable", retry_after=remaining)
@@ -206,9 +206,9 @@ class Breaker:
         if not claimed:
             self._probing = False
             raise self._probe_running()
-        if state == "open":
+        if state is BreakerState.OPEN:
             self._cb.half_open()
-            await self._save("half_open")
+            await self._save(BreakerState.HALF_OPEN)
         return True
 
     async def _failed(self, probe: bool) -> None:
@@ -218,17 +218,17 @@ class Breaker:
         else:
             self._storage.set_counter(failures)
         state = self.state
-        if probe or (state == "closed" and self._storage.counter >= self._cb.fail_max):
+        if probe or (state is BreakerState.CLOSED and self._storage.counter >= self._cb.fail_max):
             self._cb.open()
             opened_at = self._clock()
             self._storage.opened_at = datetime.fromtimestamp(opened_at, UTC)
-            await self._save("open", opened_at=opened_at)
+            await self._save(BreakerState.OPEN, opened_at=opened_at)
 
     async def _succeeded(self, probe: bool) -> None:
-        if probe and self.state == "half_open":
+        if probe and self.state is BreakerState.HALF_OPEN:
             self._cb.close()
-            await self._save("closed")
-        elif self.state == "closed" and self._storage.counter:
+            await self._save(BreakerState.CLOSED)
+        elif self.state is BreakerState.CLOSED and self._storage.counter:
             self._storage.reset_counter()
             if self._store is not None:
                 await self._store.reset_failures()
@@ -261,33 +261,3 @@ class Breaker:
         return CircuitOpen(
             f"the {self._name} backend is being probed", retry_after=self._probe_wait
         )
-
-
-class BreakerBackend:
-    """An `LLMBackend` guarded by a breaker; `pace` (the rate-limit wait) runs once admitted."""
-
-    def __init__(
-        self,
-        inner: LLMBackend,
-        breaker: Breaker,
-        *,
-        pace: Callable[[], Awaitable[None]] | None = None,
-    ) -> None:
-        self._inner = inner
-        self._breaker = breaker
-        self._pace = pace
-
-    @property
-    def name(self) -> str:
-        return self._inner.name
-
-    async def complete(self, call: ChatCall) -> ChatResult:
-        async def attempt() -> ChatResult:
-            if self._pace is not None:
-                await self._pace()
-            return await self._inner.complete(call)
-
-        return await self._breaker.call(attempt)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()

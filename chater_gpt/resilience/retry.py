@@ -1,4 +1,4 @@
-"""The one retry loop around a backend, and the per-attempt timeout.
+"""The one retry loop around a backend call (`guards.RetryingBackend` applies it).
 
 The SDKs' own retries are off; this is the only place a backend call is repeated.
 Retried: `BackendError`s with `retryable=True` (connection errors, timeouts, 408,
@@ -18,15 +18,11 @@ from typing import TypeVar
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_base
 
-from chater_gpt.backends.base import ChatCall, ChatResult, LLMBackend
-from chater_gpt.errors import BackendError, BackendTimeout, ChaterError, CircuitOpen
+from chater_gpt.errors import BackendError, ChaterError, CircuitOpen
 
 T = TypeVar("T")
 
 Sleep = Callable[[float], Awaitable[None]]
-# Called before each retry with the backend name, the attempt that failed (1-based)
-# and its error; for metrics. Must be cheap and never raise.
-RetryHook = Callable[[str, int, BaseException], None]
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -106,66 +102,3 @@ async def call_with_retries(
                 raise failure
             return await attempt()
     raise AssertionError("tenacity stopped without a result or an error")  # reraise=True
-
-
-class RetryingBackend:
-    """An `LLMBackend` whose calls go through the retry policy."""
-
-    def __init__(
-        self,
-        inner: LLMBackend,
-        policy: RetryPolicy,
-        *,
-        sleep: Sleep = asyncio.sleep,
-        on_retry: RetryHook | None = None,
-    ) -> None:
-        self._inner = inner
-        self._policy = policy
-        self._sleep = sleep
-        self._on_retry = on_retry
-
-    @property
-    def name(self) -> str:
-        return self._inner.name
-
-    async def complete(self, call: ChatCall) -> ChatResult:
-        hook = self._on_retry
-
-        def report(attempt: int, exc: BaseException) -> None:
-            if hook is not None:
-                hook(self._inner.name, attempt, exc)
-
-        return await call_with_retries(
-            lambda: self._inner.complete(call), self._policy, sleep=self._sleep, on_retry=report
-        )
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
-class TimeoutBackend:
-    """Bounds each attempt by `seconds`; an attempt that runs out becomes `BackendTimeout`.
-
-    It sits inside the breaker (so timeouts count as failures) and inside the
-    rate-limit wait (so waiting for a turn never eats into an attempt's time).
-    """
-
-    def __init__(self, inner: LLMBackend, seconds: float) -> None:
-        self._inner = inner
-        self._seconds = seconds
-
-    @property
-    def name(self) -> str:
-        return self._inner.name
-
-    async def complete(self, call: ChatCall) -> ChatResult:
-        try:
-            async with asyncio.timeout(self._seconds):
-                return await self._inner.complete(call)
-        except TimeoutError as exc:
-            raise BackendTimeout(
-                f"the {self._inner.name} backend did not answer within {self._seconds:g} s"
-            ) from exc
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()

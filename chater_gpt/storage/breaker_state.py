@@ -11,19 +11,19 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
 from redis.asyncio import Redis
 
+from chater_gpt.domain import BreakerState
 from chater_gpt.observability.logging import warn_degraded
 from chater_gpt.storage.keys import KeySpace
 from chater_gpt.storage.redis import StoreUnavailable, store_errors
 
 log = logging.getLogger(__name__)
 
-# The states as written in the hash's `state` field.
-BreakerState = Literal["closed", "open", "half_open"]
-_BY_NAME: dict[str, BreakerState] = {"closed": "closed", "open": "open", "half_open": "half_open"}
+# The hash's `state` field holds the state's value; anything else reads as closed.
+_STATES = frozenset(state.value for state in BreakerState)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +81,10 @@ class RedisBreakerStateStore:
         with store_errors("breaker"):
             raw = await self._client.hgetall(self._key)
         fields = {_text(k): _text(v) for k, v in raw.items()}
+        state = fields.get("state", BreakerState.CLOSED)
         opened_at = fields.get("opened_at")
         return SharedState(
-            state=_BY_NAME.get(fields.get("state", "closed"), "closed"),
+            state=BreakerState(state) if state in _STATES else BreakerState.CLOSED,
             opened_at=float(opened_at) if opened_at else None,
             failures=int(fields.get("failures") or 0),
         )
@@ -93,8 +94,8 @@ class RedisBreakerStateStore:
             return int(await self._add_failure(keys=[self._key], args=[self._ttl_ms]))
 
     async def save(self, state: BreakerState, *, opened_at: float | None = None) -> None:
-        mapping: dict[str, str | int] = {"state": state}
-        if state != "half_open":
+        mapping: dict[str, str | int] = {"state": state.value}
+        if state is not BreakerState.HALF_OPEN:
             mapping["failures"] = 0
         if opened_at is not None:
             mapping["opened_at"] = repr(opened_at)

@@ -11,7 +11,8 @@ holds, and is decided once:
   ("... limits hold per process", "... using the local state"). A budget settlement
   that cannot reach Redis is dropped with a warning (the reservation stays charged).
 - conversation data (history, outcomes, response cache): the error reaches the
-  caller, which carries on without the store: answers without stored history, with no
+  caller (the processing stages, through `processing.observer.store_degraded`), which
+  carries on without the store: answers without stored history, with no
   replay protection (outcome neither read nor recorded) or without the cache; a
   warning and `chater_gpt_store_errors_total{store}`. A *forget* that cannot reach
   Redis gets no reply: its offset stays uncommitted, so it is replayed after the next

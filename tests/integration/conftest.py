@@ -17,6 +17,7 @@ import redis
 
 from chater_gpt.config import Settings, load_settings
 from chater_gpt.dev.broker import EmbeddedBroker
+from chater_gpt.dev.stack import embedded_settings
 from tests.support.scripted_openai import ScriptedOpenAI
 from tests.support.service_runner import ReplyCollector
 
@@ -112,34 +113,27 @@ def service_config(
     broker: Broker, topics: Topics, server: ScriptedOpenAI, **overrides: Any
 ) -> dict[str, Any]:
     """The settings of a service under test, as a mapping (for in-process or child runs)."""
-    return {
-        "bootstrap_server": broker.bootstrap,
+    test_defaults: dict[str, Any] = {
         "request_topic": topics.request,
         "response_topic": topics.response,
         "photo_request_topic": topics.photo_request,
         "photo_response_topic": topics.photo_response,
         "consumer_group": topics.group,
-        "openai_base_url": server.base_url,
         "openai_api_key": FAKE_API_KEY,
         "model": "gpt-4o-mini",
         "vision_model": "gpt-4o",
-        "redis_url": None,
         # Tests share the machine's Redis: each test's keys stay apart from the others'.
         "redis_key_prefix": f"test:{topics.group}:",
-        "kafka_session_timeout_ms": 3000,
-        "kafka_heartbeat_interval_ms": 300,
         "commit_interval_seconds": 0.2,
         "shutdown_grace_seconds": 10,
-        "metrics_port": 0,
-        "log_format": "text",
         "max_retries": 0,
         "timeout": 10,
         "requests_per_minute": 1_000_000,
         "daily_token_limit": 1_000_000_000,
-        # Tansu answers a waiting fetch only when fetch.wait.max.ms runs out (BENCHMARKS.md).
-        "kafka_extra_config": {"fetch.wait.max.ms": "10"},
-        **overrides,
     }
+    return embedded_settings(
+        bootstrap=broker.bootstrap, llm_base_url=server.base_url, **(test_defaults | overrides)
+    )
 
 
 @pytest.fixture

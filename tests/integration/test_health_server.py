@@ -13,14 +13,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
-from chater_gpt.observability.health import (
-    ROUTES,
-    CheckResult,
-    HealthServer,
-    HealthSource,
-    RedisCheck,
-)
+from chater_gpt.domain import BreakerState, PauseReason
+from chater_gpt.observability.health import ROUTES, CheckResult, HealthServer, HealthSource
 from chater_gpt.observability.metrics import Metrics
+from chater_gpt.observability.probes import RedisCheck
 
 pytestmark = pytest.mark.integration
 
@@ -35,9 +31,11 @@ class FakeSource:
     heartbeat: float = 0.5
     kafka: CheckResult = ASSIGNED
     redis_up: bool = True
-    breakers: dict[str, str] = field(default_factory=lambda: {"openai": "closed"})
+    breakers: dict[str, BreakerState] = field(
+        default_factory=lambda: {"openai": BreakerState.CLOSED}
+    )
     is_draining: bool = False
-    reasons: frozenset[str] = frozenset()
+    reasons: frozenset[PauseReason] = frozenset()
     in_flight_count: int = 0
     paused: int = 0
     redis: RedisCheck | None = None  # a real check instead of `redis_up`
@@ -53,7 +51,7 @@ class FakeSource:
             return await self.redis()
         return CheckResult(True, "PING answered") if self.redis_up else CheckResult(False, "down")
 
-    def breaker_states(self) -> Mapping[str, str]:
+    def breaker_states(self) -> Mapping[str, BreakerState]:
         return self.breakers
 
     def draining(self) -> bool:
@@ -62,7 +60,7 @@ class FakeSource:
     def in_flight(self) -> int:
         return self.in_flight_count
 
-    def pause_reasons(self) -> frozenset[str]:
+    def pause_reasons(self) -> frozenset[PauseReason]:
         return self.reasons
 
     def paused_partitions(self) -> int:
@@ -123,9 +121,9 @@ async def test_livez_fails_while_the_heartbeat_is_stale(served: Served) -> None:
     ("breakage", "check"),
     [
         ({"redis_up": False}, "redis"),
-        ({"breakers": {"openai": "open", "koboldcpp": "closed"}}, "breaker"),
+        ({"breakers": {"openai": BreakerState.OPEN, "koboldcpp": BreakerState.CLOSED}}, "breaker"),
         ({"is_draining": True}, "draining"),
-        ({"reasons": frozenset({"budget"})}, "budget"),
+        ({"reasons": frozenset({PauseReason.BUDGET})}, "budget"),
         ({"kafka": CheckResult(False, "consumer has not polled for 45 s")}, "kafka"),
     ],
 )
@@ -157,9 +155,9 @@ async def test_readyz_lists_every_failing_check_at_once(served: Served) -> None:
 
 async def test_healthz_reports_every_check_work_and_memory(served: Served) -> None:
     served.source.in_flight_count = 12
-    served.source.reasons = frozenset({"capacity"})
+    served.source.reasons = frozenset({PauseReason.CAPACITY})
     served.source.paused = 3
-    served.source.breakers = {"openai": "half-open"}
+    served.source.breakers = {"openai": BreakerState.HALF_OPEN}
     status, body = await served.get_json("/healthz")
 
     assert status == 200
@@ -171,7 +169,7 @@ async def test_healthz_reports_every_check_work_and_memory(served: Served) -> No
     assert body["in_flight"] == 12
     assert body["pause_reasons"] == ["capacity"]
     assert body["paused_partitions"] == 3
-    assert body["breakers"] == {"openai": "half-open"}
+    assert body["breakers"] == {"openai": "half_open"}
     memory = body["memory"]
     assert isinstance(memory, dict)
     assert memory["rss_bytes"] > 1 << 20
@@ -189,9 +187,9 @@ async def test_metrics_serves_the_text_format_with_sampled_state(served: Served)
     )
     served.metrics.tokens(model="gpt-4o-mini", prompt=50, completion=100)
     served.source.in_flight_count = 4
-    served.source.reasons = frozenset({"breaker"})
+    served.source.reasons = frozenset({PauseReason.BREAKER})
     served.source.paused = 2
-    served.source.breakers = {"openai": "open"}
+    served.source.breakers = {"openai": BreakerState.OPEN}
 
     async with served.http.get(served.base + "/metrics") as response:
         assert response.status == 200

@@ -19,12 +19,12 @@ import aiohttp
 import pytest
 from jsonschema import Draft202012Validator
 
-from chater_gpt.backends.base import ChatCall, LLMBackend
+from chater_gpt.backends.base import LLMBackend
 from chater_gpt.backends.koboldcpp import JSON_OBJECT_GRAMMAR
 from chater_gpt.backends.openai import OpenAIBackend
 from chater_gpt.backends.openai_direct import OpenAIDirectBackend
 from chater_gpt.dev.llm import LocalLLMServer
-from chater_gpt.domain import ResponseFormat
+from chater_gpt.domain import ChatCall, ResponseFormat
 from chater_gpt.json_output import (
     check_answer,
     json_instruction,

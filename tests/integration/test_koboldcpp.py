@@ -10,9 +10,8 @@ from dataclasses import replace
 import pytest
 from pydantic import SecretStr
 
-from chater_gpt.backends.base import ChatCall
 from chater_gpt.backends.koboldcpp import JSON_OBJECT_GRAMMAR, KoboldCppBackend
-from chater_gpt.domain import ResponseFormat
+from chater_gpt.domain import ChatCall, ResponseFormat
 from chater_gpt.errors import (
     BackendAuthError,
     BackendBadResponse,
@@ -24,7 +23,8 @@ from chater_gpt.errors import (
     BackendUnavailable,
 )
 from chater_gpt.json_output import check_answer, json_instruction
-from chater_gpt.resilience.retry import RetryingBackend, RetryPolicy
+from chater_gpt.resilience.guards import RetryingBackend
+from chater_gpt.resilience.retry import RetryPolicy
 from tests.support.scripted_kobold import KoboldFault, ScriptedKobold, grammar_for
 
 pytestmark = pytest.mark.integration

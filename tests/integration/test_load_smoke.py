@@ -52,7 +52,7 @@ def service(
         scripted,
         max_retries=0,
         breaker_fail_max=10_000,  # the injected 500s must reach the replies, not the breaker
-        kafka_extra_config={"fetch.wait.max.ms": TANSU_FETCH_WAIT_MS},
+        kafka_consumer_config={"fetch.wait.max.ms": TANSU_FETCH_WAIT_MS},
         log_level="WARNING",
     )
     process = ServiceProcess(config, tmp_path / "service.log").start()

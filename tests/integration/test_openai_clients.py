@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 import pytest
 from pydantic import SecretStr
 
-from chater_gpt.backends.base import ChatCall, LLMBackend
+from chater_gpt.backends.base import LLMBackend
 from chater_gpt.backends.openai import OpenAIBackend
 from chater_gpt.backends.openai_direct import OpenAIDirectBackend
 from chater_gpt.dev.ports import free_port
+from chater_gpt.domain import ChatCall
 from chater_gpt.errors import BackendError, ErrorCode
 from tests.support.scripted_openai import Fault, ScriptedOpenAI
 

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from chater_gpt.config import Settings
-from chater_gpt.domain import ConversationRef, Turn
+from chater_gpt.domain import BreakerState, ConversationRef, Turn
 from chater_gpt.resilience.budget import TokenBudget, global_scope, user_scope
 from chater_gpt.storage.cache import CachedAnswer
 from chater_gpt.storage.keys import digest, user_scope_name
@@ -58,7 +58,7 @@ async def test_every_store_writes_the_key_space_keys(stores: Stores, prefix: str
     await stores.budgets.reserve("2026-03-01", [("global", None)], 7)
     state = stores.breaker_state("openai")
     assert state is not None
-    await state.save("open", opened_at=1.0)
+    await state.save(BreakerState.OPEN, opened_at=1.0)
     assert await state.claim_probe(30.0) is True
 
     member = digest("Ada@example.com\x1fwork")

@@ -22,12 +22,14 @@ from typing import Any, Literal
 import orjson
 
 from chater_gpt.dev.broker import EmbeddedBroker
+from chater_gpt.dev.stack import embedded_settings
 from tests.load._target import KafkaTarget
 from tests.support.service_runner import ROOT, ServiceProcess
 
 LOAD_DIR = Path(__file__).resolve().parent
 FAKE_KEY = "sk-load-test-not-a-real-key"
 Consumer = Literal["chater-gpt", "sequential"]
+# Shorter than the tests' wait: replies are timed when they arrive.
 TANSU_FETCH_WAIT_MS = "2"
 
 
@@ -52,36 +54,28 @@ class BackendShape:
 
 
 def service_settings(bootstrap: str, base_url: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """chater-gpt's settings for a load run: the embedded parts, quick group joins
-    (Tansu joins take half the session timeout), quiet logs, and limits high enough
-    that the service's own rate limits never shape the measurement.
-
-    Tansu answers a waiting fetch only when `fetch.wait.max.ms` runs out, not when
-    data arrives (measured: ~215 ms median delivery at librdkafka's default 500 ms,
-    ~3 ms at 10 ms), where Apache Kafka answers at once. A short wait makes the
-    embedded broker behave like Kafka here, so latency measures the service."""
-    return {
-        "bootstrap_server": bootstrap,
+    """chater-gpt's settings for a load run: the embedded stack (fetch wait of
+    TANSU_FETCH_WAIT_MS), quiet logs, and limits high enough that the service's own
+    rate limits never shape the measurement."""
+    load_defaults: dict[str, Any] = {
         "request_topic": "gpt-send",
         "response_topic": "gpt-response",
         "photo_request_topic": "eater-send-photo",
         "photo_response_topic": "photo-analysis-response",
         "consumer_group": "chater-gpt-load",
-        "openai_base_url": base_url,
         "openai_api_key": FAKE_KEY,
         "model": "gpt-4o-mini",
         "vision_model": "gpt-4o",
-        "redis_url": None,
-        "kafka_session_timeout_ms": 3000,
-        "kafka_heartbeat_interval_ms": 300,
-        "kafka_extra_config": {"fetch.wait.max.ms": TANSU_FETCH_WAIT_MS},
-        "metrics_port": 0,
-        "log_format": "text",
         "log_level": "WARNING",
         "requests_per_minute": 1_000_000_000,
         "daily_token_limit": 1_000_000_000_000,
-        **overrides,
     }
+    return embedded_settings(
+        bootstrap=bootstrap,
+        llm_base_url=base_url,
+        fetch_wait_ms=TANSU_FETCH_WAIT_MS,
+        **(load_defaults | dict(overrides)),
+    )
 
 
 class ChildError(RuntimeError):

@@ -9,7 +9,6 @@ import jsonschema
 import orjson
 import pytest
 
-from chater_gpt.backends.base import ChatResult
 from chater_gpt.contracts import (
     ChatRequest,
     ForgetRequest,
@@ -17,7 +16,7 @@ from chater_gpt.contracts import (
     json_schemas,
 )
 from chater_gpt.decoder import RequestDecoder
-from chater_gpt.domain import Turn
+from chater_gpt.domain import ChatResult, Turn
 from chater_gpt.errors import BackendRateLimited, InvalidRequest
 from chater_gpt.replies import error_bytes, forget_ack_bytes, reply_bytes
 from tests.support.images import b64, image_bytes, png_bomb

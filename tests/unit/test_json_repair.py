@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from chater_gpt.backends.base import ChatCall, ChatResult
-from chater_gpt.domain import ResponseFormat
+from chater_gpt.domain import ChatCall, ChatResult, ResponseFormat
 from chater_gpt.errors import BackendTimeout, InvalidModelOutput
 from chater_gpt.json_output import json_instruction
 from chater_gpt.json_repair import REPAIR_PROMPT_ALLOWANCE, enforce_json, with_json_instruction

@@ -11,7 +11,6 @@ import jsonschema
 import orjson
 import pytest
 
-from chater_gpt.backends.base import ChatResult
 from chater_gpt.contracts import (
     CHAT_STYLE,
     ChatRequest,
@@ -19,6 +18,7 @@ from chater_gpt.contracts import (
     ReplyStyle,
 )
 from chater_gpt.decoder import RequestDecoder
+from chater_gpt.domain import ChatResult
 from chater_gpt.errors import BackendRateLimited, InvalidImage, InvalidModelOutput
 from chater_gpt.replies import error_bytes, reply_bytes
 from chater_gpt.routes import RouteShape, builtin_routes

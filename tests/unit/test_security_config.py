@@ -22,6 +22,7 @@ from redis.asyncio.connection import AbstractConnection, SSLConnection
 
 from chater_gpt.config import Settings, load_settings
 from chater_gpt.errors import ConfigError
+from chater_gpt.observability.logging import secret_values
 from chater_gpt.service import ServiceParts, build_parts
 
 SASL_PASSWORD = "kafka-SASL-pw-5c1e9b"
@@ -125,6 +126,30 @@ def test_extra_config_adds_librdkafka_properties() -> None:
     ).kafka_common_config()
     assert conf["ssl.endpoint.identification.algorithm"] == "https"
     assert conf["security.protocol"] == "SASL_SSL"
+
+
+def test_client_specific_properties_reach_only_their_client() -> None:
+    # librdkafka warns (CONFWARN) about a consumer property given to a producer.
+    settings = secure_settings(
+        kafka_extra_config={"client.id": "both"},
+        kafka_consumer_config='{"fetch.wait.max.ms": "10", "client.id": "reader"}',
+        kafka_producer_config={"linger.ms": "2"},
+    )
+    consumer, producer = settings.kafka_consumer_properties(), settings.kafka_producer_properties()
+    assert consumer["fetch.wait.max.ms"] == "10"
+    assert "fetch.wait.max.ms" not in producer
+    assert producer["linger.ms"] == "2"
+    assert "linger.ms" not in consumer
+    assert (consumer["client.id"], producer["client.id"]) == ("reader", "both")
+    assert consumer["security.protocol"] == producer["security.protocol"] == "SASL_SSL"
+
+
+def test_secret_looking_client_properties_are_redacted() -> None:
+    settings = secure_settings(
+        kafka_consumer_config={"sasl.oauthbearer.client.secret": "consumer-hush"},
+        kafka_producer_config={"sasl.oauthbearer.client.secret": "producer-hush"},
+    )
+    assert {"consumer-hush", "producer-hush"} <= set(secret_values(settings))
 
 
 # --- Redis -----------------------------------------------------------------------------

@@ -10,7 +10,6 @@ from typing import Any
 import orjson
 import pytest
 
-from chater_gpt.backends.base import ChatCall
 from chater_gpt.backends.koboldcpp import (
     GENERATE_PATH,
     JSON_OBJECT_GRAMMAR,
@@ -20,7 +19,7 @@ from chater_gpt.backends.koboldcpp import (
     with_instruction,
 )
 from chater_gpt.backends.openai_wire import chat_body
-from chater_gpt.domain import ResponseFormat
+from chater_gpt.domain import ChatCall, ResponseFormat
 from chater_gpt.json_output import json_instruction
 
 SCHEMA: dict[str, Any] = {

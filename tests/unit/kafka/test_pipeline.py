@@ -11,8 +11,9 @@ from confluent_kafka import KafkaError
 
 from chater_gpt.contracts import ChatRequest, Job, RequestDefaults
 from chater_gpt.decoder import RequestDecoder
+from chater_gpt.domain import PauseReason
 from chater_gpt.images import ImageLimits
-from chater_gpt.kafka.pipeline import PauseGate, Pipeline, RouteEndpoint
+from chater_gpt.kafka.pipeline import PauseGate, Pipeline, PipelineConfig, RouteEndpoint
 from chater_gpt.kafka.producer import DeliveryCallback, Headers
 from chater_gpt.routes import Route
 
@@ -105,9 +106,9 @@ def make_pipeline(
         routes=[RouteEndpoint("chat", RequestDecoder(DEFAULTS, CHAT), "gpt-response")],
         processor=processor,
         sink=sink,
-        max_in_flight=max_in_flight,
-        max_queued=max_queued,
-        revoke_grace_seconds=1.0,
+        config=PipelineConfig(
+            max_in_flight=max_in_flight, revoke_grace_seconds=1.0, max_queued=max_queued
+        ),
         gate=PauseGate(),
     )
     return pipeline, sink, processor
@@ -163,9 +164,9 @@ async def test_capacity_counts_unacknowledged_work_and_the_gate() -> None:
     gate = PauseGate()
     paused, _, _ = make_pipeline()
     paused._gate = gate
-    gate.pause("breaker")
+    gate.pause(PauseReason.BREAKER)
     assert paused.capacity() == 0
-    gate.resume("breaker")
+    gate.resume(PauseReason.BREAKER)
     assert paused.capacity() == 10
 
 

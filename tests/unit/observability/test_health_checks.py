@@ -6,17 +6,12 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from chater_gpt.observability.health import (
-    READINESS_CHECKS,
-    CheckResult,
-    Heartbeat,
-    RedisCheck,
-    ServiceHealth,
-    readiness,
-    rss_bytes,
-)
+from chater_gpt.domain import BreakerState, PauseReason
+from chater_gpt.observability.health import READINESS_CHECKS, CheckResult, readiness, rss_bytes
+from chater_gpt.observability.probes import Heartbeat, RedisCheck, ServiceHealth
 
 OK = CheckResult(True, "fine")
+OPEN = BreakerState.OPEN
 
 
 class Clock:
@@ -33,7 +28,7 @@ def ready(**overrides: object) -> dict[str, CheckResult]:
         "stale_after": 30.0,
         "kafka": OK,
         "redis": OK,
-        "breakers": {"openai": "closed"},
+        "breakers": {"openai": BreakerState.CLOSED},
         "draining": False,
         "pause_reasons": frozenset(),
     }
@@ -52,13 +47,13 @@ def test_all_checks_pass_in_a_healthy_service() -> None:
 
 
 def test_each_failure_is_named() -> None:
-    assert failing(ready(breakers={"openai": "open", "kobold": "closed"})) == {"breaker"}
-    assert "openai" in ready(breakers={"openai": "open"})["breaker"].detail
-    assert failing(ready(breakers={"openai": "half-open"})) == set()
+    assert failing(ready(breakers={"openai": OPEN, "kobold": BreakerState.CLOSED})) == {"breaker"}
+    assert "openai" in ready(breakers={"openai": OPEN})["breaker"].detail
+    assert failing(ready(breakers={"openai": BreakerState.HALF_OPEN})) == set()
     assert failing(ready(draining=True)) == {"draining"}
-    assert failing(ready(pause_reasons=frozenset({"budget"}))) == {"budget"}
+    assert failing(ready(pause_reasons=frozenset({PauseReason.BUDGET}))) == {"budget"}
     # Backpressure is normal work, not unreadiness.
-    assert failing(ready(pause_reasons=frozenset({"capacity"}))) == set()
+    assert failing(ready(pause_reasons=frozenset({PauseReason.CAPACITY}))) == set()
     assert failing(ready(heartbeat_age=31.0)) == {"heartbeat"}
     assert failing(ready(redis=CheckResult(False, "down"), kafka=CheckResult(False, "x"))) == {
         "redis",
@@ -128,7 +123,7 @@ class FakeTracker:
 
 @dataclass
 class FakePipeline:
-    pause_reasons: frozenset[str] = frozenset()
+    pause_reasons: frozenset[PauseReason] = frozenset()
     tracker: FakeTracker = field(default_factory=FakeTracker)
 
 
@@ -201,12 +196,12 @@ def test_in_flight_pauses_and_paused_partitions_come_from_the_pipeline_and_consu
         frozenset(),
         0,
     )
-    service.pipeline = FakePipeline(frozenset({"breaker"}), FakeTracker(5))
+    service.pipeline = FakePipeline(frozenset({PauseReason.BREAKER}), FakeTracker(5))
     service.ingress = FakeIngress(
         last_poll=clock.now, assignment=frozenset({("t", 0), ("t", 1), ("t", 2)}), paused=True
     )
     assert health.in_flight() == 5
-    assert health.pause_reasons() == {"breaker"}
+    assert health.pause_reasons() == {PauseReason.BREAKER}
     assert health.paused_partitions() == 3
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from chater_gpt.domain import BreakerState, PauseReason
 from chater_gpt.errors import ErrorCode
 from chater_gpt.observability.metrics import (
     METRIC_DOCS,
@@ -130,8 +131,8 @@ def test_pipeline_and_processor_counters() -> None:
 def test_state_gauges_in_flight_pauses_and_breakers() -> None:
     metrics = Metrics()
     metrics.set_in_flight(7)
-    metrics.set_paused({"breaker", "budget"}, partitions=3)
-    metrics.set_breaker_states({"openai": "open", "koboldcpp": "half-open"})
+    metrics.set_paused({PauseReason.BREAKER, PauseReason.BUDGET}, partitions=3)
+    metrics.set_breaker_states({"openai": BreakerState.OPEN, "koboldcpp": BreakerState.HALF_OPEN})
 
     assert value(metrics, "chater_gpt_in_flight_requests") == 7
     assert value(metrics, "chater_gpt_paused_partitions", reason="breaker") == 3
@@ -141,7 +142,7 @@ def test_state_gauges_in_flight_pauses_and_breakers() -> None:
     assert value(metrics, "chater_gpt_breaker_state", backend="koboldcpp") == 1
 
     metrics.set_paused(frozenset(), partitions=3)
-    metrics.set_breaker_state("openai", "closed")
+    metrics.set_breaker_state("openai", BreakerState.CLOSED)
     assert value(metrics, "chater_gpt_paused_partitions", reason="breaker") == 0
     assert value(metrics, "chater_gpt_paused_partitions", reason="budget") == 0
     assert value(metrics, "chater_gpt_breaker_state", backend="openai") == 0
@@ -272,7 +273,7 @@ def test_no_label_or_value_carries_a_secret() -> None:
     metrics.tokens(model="gpt-4o-mini", prompt=3, completion=4)
     metrics.backend_latency(backend="openai", seconds=0.3)
     metrics.store_error(store="outcomes")
-    metrics.set_breaker_states({"openai": "open"})
+    metrics.set_breaker_states({"openai": BreakerState.OPEN})
     metrics.observe_stats(STATS)
     text = metrics.exposition().decode()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 
-from chater_gpt.backends.base import ChatCall, ChatResult
+from chater_gpt.domain import ChatCall, ChatResult
 
 
 def call(model: str = "gpt-4o-mini") -> ChatCall:

@@ -5,7 +5,8 @@ import asyncio
 import pytest
 
 from chater_gpt.errors import BackendAuthError, BackendError, BackendRejected, CircuitOpen
-from chater_gpt.resilience.breaker import Breaker, BreakerBackend
+from chater_gpt.resilience.breaker import Breaker
+from chater_gpt.resilience.guards import BreakerBackend
 from tests.unit.resilience.fakes import FakeClock, ScriptedBackend, call
 
 

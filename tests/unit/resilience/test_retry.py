@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from chater_gpt.backends.base import ChatCall, ChatResult
+from chater_gpt.domain import ChatCall, ChatResult
 from chater_gpt.errors import (
     BackendAuthError,
     BackendError,
@@ -15,7 +15,8 @@ from chater_gpt.errors import (
     BackendUnavailable,
     CircuitOpen,
 )
-from chater_gpt.resilience.retry import RetryingBackend, RetryPolicy, TimeoutBackend
+from chater_gpt.resilience.guards import RetryingBackend, TimeoutBackend
+from chater_gpt.resilience.retry import RetryPolicy
 from tests.unit.resilience.fakes import RecordingSleep, ScriptedBackend, call
 
 POLICY = RetryPolicy(max_retries=3, retry_after_cap=5.0, backoff_initial=0.5, jitter=0.0)

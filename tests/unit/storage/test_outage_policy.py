@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from chater_gpt.domain import ConversationRef, Turn
+from chater_gpt.domain import BreakerState, ConversationRef, Turn
 from chater_gpt.errors import BackendError, CircuitOpen
 from chater_gpt.resilience.breaker import Breaker
 from chater_gpt.storage.cache import CachedAnswer
@@ -78,7 +78,7 @@ async def test_the_breaker_keeps_its_local_state(
     assert await state.load() is None
     assert await state.add_failure() is None
     assert await state.claim_probe(5.0) is None
-    await state.save("open", opened_at=1.0)
+    await state.save(BreakerState.OPEN, opened_at=1.0)
     await state.reset_failures()
     await state.release_probe()
     breaker = Breaker("openai", fail_max=2, reset_seconds=30, store=state)

@@ -5,10 +5,11 @@ from typing import Any
 import pytest
 
 from chater_gpt.backends.base import LLMBackend
-from chater_gpt.backends.factory import build_backend_stack
 from chater_gpt.config import BackendKind, Settings, load_settings
 from chater_gpt.errors import BackendError, BackendRejected
+from chater_gpt.resilience.guards import GuardHooks
 from chater_gpt.storage.stores import StorageConfig, Stores, open_stores
+from chater_gpt.wiring import build_backend_stack
 from tests.unit.resilience.fakes import ScriptedBackend, call
 
 
@@ -45,7 +46,7 @@ async def test_retries_then_breaker_then_fallback_backend() -> None:
         settings(fallback_backend="koboldcpp"),
         in_memory(),
         raw_backend=raw_factory({BackendKind.OPENAI: openai, BackendKind.KOBOLDCPP: kobold}),
-        on_breaker_state=lambda name, state: states.append((name, state)),
+        hooks=GuardHooks(on_breaker_state=lambda name, state: states.append((name, state))),
     )
     result = await stack.backend.complete(call())
     assert len(openai.calls) == 2  # first attempt + one retry
@@ -66,7 +67,7 @@ async def test_fallback_models_on_the_primary() -> None:
         settings(fallback_models="gpt-4o", breaker_fail_max=5),
         in_memory(),
         raw_backend=raw_factory({BackendKind.OPENAI: openai}),
-        on_rate_wait=waits.append,
+        hooks=GuardHooks(on_rate_wait=waits.append),
     )
     result = await stack.backend.complete(call("gpt-4o-mini"))
     assert result.model == "gpt-4o"

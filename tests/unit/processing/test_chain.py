@@ -1,18 +1,24 @@
-"""The processor's pauses: consumption stays paused exactly while some request waits on
-an open breaker, and never outlives the requests that caused it."""
+"""The assembled chain (build_processor). Its pauses: consumption stays paused exactly
+while some request waits on an open breaker, and never outlives the requests that caused
+it."""
 
 from __future__ import annotations
 
 import asyncio
 
-from chater_gpt.backends.base import ChatCall, ChatResult
+import orjson
+
 from chater_gpt.context.builder import ContextBuilder
 from chater_gpt.contracts import ChatRequest, Job
+from chater_gpt.domain import ChatCall, ChatResult
 from chater_gpt.errors import BackendUnavailable, CircuitOpen
 from chater_gpt.kafka.pipeline import PauseGate
-from chater_gpt.processor import RequestProcessor
+from chater_gpt.processing.build import ProcessingConfig, ProcessingStores, build_processor
+from chater_gpt.processing.dispatch import Dispatch
+from chater_gpt.storage.cache import InMemoryResponseCache
 from chater_gpt.storage.history import InMemoryHistoryStore
 from chater_gpt.storage.outcomes import InMemoryOutcomeStore
+from tests.unit.processing.fakes import RecordingObserver
 
 
 class ScriptedBackend:
@@ -52,15 +58,21 @@ def job(key: str) -> Job:
     return Job(request=request, dedupe_id=f"d-{key}", received_at=0.0, correlation_id=key)
 
 
-def processor(backend: ScriptedBackend, gate: PauseGate) -> RequestProcessor:
-    return RequestProcessor(
-        backend=backend,
-        builder=ContextBuilder(8000),
+def stores(*, cache: bool = False) -> ProcessingStores:
+    return ProcessingStores(
         history=InMemoryHistoryStore(max_history=10, ttl_seconds=60, max_conversations=10),
         outcomes=InMemoryOutcomeStore(ttl_seconds=60),
+        cache=InMemoryResponseCache(ttl_seconds=60) if cache else None,
+    )
+
+
+def processor(backend: ScriptedBackend, gate: PauseGate) -> Dispatch:
+    return build_processor(
+        ProcessingConfig(system_prompt="Be brief.", min_breaker_wait=0.0),
+        stores(),
+        backend=backend,
+        builder=ContextBuilder(8000),
         pauser=gate,
-        system_prompt="Be brief.",
-        min_breaker_wait=0.0,
     )
 
 
@@ -108,3 +120,43 @@ async def test_two_waiters_keep_the_pause_until_the_last_one_leaves() -> None:
     backend.release.set()
     await slow
     assert gate.reasons == frozenset()
+
+
+async def test_a_replayed_job_is_answered_from_its_record_without_a_second_call() -> None:
+    backend, observer = ScriptedBackend(), RecordingObserver()
+    chain = build_processor(
+        ProcessingConfig(system_prompt="Be brief."),
+        stores(),
+        backend=backend,
+        builder=ContextBuilder(8000),
+        pauser=PauseGate(),
+        observer=observer,
+    )
+    first = await chain.process(job("a"))
+    assert await chain.process(job("a")) == first
+    assert backend.calls == 1
+    assert [event for event, _ in observer.events] == [
+        "backend_latency",
+        "tokens",
+        "request_done",
+        "replayed",
+    ]
+
+
+async def test_with_a_response_cache_a_deterministic_prompt_is_answered_once() -> None:
+    backend, observer = ScriptedBackend(), RecordingObserver()
+    chain = build_processor(
+        ProcessingConfig(system_prompt="Be brief."),
+        stores(cache=True),
+        backend=backend,
+        builder=ContextBuilder(8000),
+        pauser=PauseGate(),
+        observer=observer,
+    )
+    await chain.process(job("a"))
+    again = orjson.loads(await chain.process(job("b")))  # another request, the same prompt
+    assert backend.calls == 1
+    assert again["value"]["cached"] is True
+    assert again["value"]["usage"]["total_tokens"] == 0
+    outcomes = [done["outcome"] for done in observer.named("request_done")]
+    assert outcomes == ["ok", "cached"]

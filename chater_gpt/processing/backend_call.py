@@ -1,0 +1,34 @@
+"""The backend call, timed; while the backend's breaker is open the request waits,
+paused, for it to close instead of failing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from chater_gpt.backends.base import LLMBackend
+from chater_gpt.domain import ChatCall, ChatResult
+from chater_gpt.processing.observer import ProcessorObserver
+from chater_gpt.processing.waiting import PausedWait
+
+
+class BackendCall:
+    def __init__(
+        self,
+        backend: LLMBackend,
+        breaker_wait: PausedWait,
+        observer: ProcessorObserver,
+        clock: Callable[[], float],
+    ) -> None:
+        self._backend = backend
+        self._breaker_wait = breaker_wait
+        self._observer = observer
+        self._clock = clock
+
+    async def __call__(self, call: ChatCall) -> ChatResult:
+        return await self._breaker_wait.run(lambda: self._timed(call))
+
+    async def _timed(self, call: ChatCall) -> ChatResult:
+        started = self._clock()
+        result = await self._backend.complete(call)
+        self._observer.backend_latency(backend=result.backend, seconds=self._clock() - started)
+        return result
