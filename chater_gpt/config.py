@@ -148,6 +148,8 @@ class Settings(BaseSettings):
     redis_max_connections: int = Field(default=64, ge=2)
     # Every key this service writes starts with it: two deployments (or test runs)
     # sharing one Redis keep their limits, breakers and histories apart.
+    # The key space's own default (storage.keys.DEFAULT_KEY_PREFIX): config sits below
+    # storage in the layers, so the value is repeated here and a test keeps them equal.
     redis_key_prefix: str = Field(default="chater:", min_length=1, max_length=64)
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     # A request whose user_email is one of these (or empty) has no identity: no stored

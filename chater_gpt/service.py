@@ -15,13 +15,9 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from redis.asyncio import BlockingConnectionPool, Redis
-
 from chater_gpt.backends.base import LLMBackend
 from chater_gpt.config import BackendKind, Settings
 from chater_gpt.context.builder import ContextBuilder
-from chater_gpt.context.cache import InMemoryResponseCache, RedisResponseCache, ResponseCache
-from chater_gpt.context.history import HistoryStore, InMemoryHistoryStore, RedisHistoryStore
 from chater_gpt.context.server_tokens import (
     KoboldCppTokenizer,
     LlamaCppTokenizer,
@@ -38,11 +34,11 @@ from chater_gpt.kafka.producer import KafkaReplyProducer
 from chater_gpt.observability.health import HealthServer
 from chater_gpt.observability.metrics import Metrics
 from chater_gpt.observability.probes import Heartbeat, RedisCheck, ServiceHealth
-from chater_gpt.outcomes import InMemoryOutcomeStore, OutcomeStore, RedisOutcomeStore
 from chater_gpt.processing.build import ProcessingConfig, ProcessingStores, build_processor
 from chater_gpt.resilience.admission import AdmissionControl, build_admission
 from chater_gpt.resilience.guards import GuardHooks
 from chater_gpt.resilience.prober import BreakerProber
+from chater_gpt.storage.stores import HistoryConfig, StorageConfig, Stores, open_stores
 from chater_gpt.wiring import build_backend_stack
 
 log = logging.getLogger(__name__)
@@ -53,14 +49,11 @@ class ServiceParts:
     """Everything the service runs on; `aclose` releases them in reverse order."""
 
     backend: LLMBackend
-    history: HistoryStore
-    outcomes: OutcomeStore
+    stores: Stores
     builder: ContextBuilder
     metrics: Metrics
     admission: AdmissionControl | None = None
-    cache: ResponseCache | None = None
     breaker_states: Callable[[], Mapping[str, BreakerState]] = dict
-    redis: Redis | None = None
     redact: Callable[[str], str] = str
     closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
     # Loops that run beside the pipeline until shutdown (e.g. the breaker prober).
@@ -99,51 +92,27 @@ def route_endpoints(settings: Settings) -> list[RouteEndpoint]:
     ]
 
 
-def redis_client(url: str, *, max_connections: int) -> Redis:
-    """One pool for the process. Blocking: with many requests in flight a request waits
-    for a connection instead of failing (which would look like Redis being down, and
-    make a replay miss its recorded outcome)."""
-    pool = BlockingConnectionPool.from_url(
-        url,
-        max_connections=max_connections,
-        timeout=10,
-        socket_timeout=5,
-        socket_connect_timeout=5,
+def storage_config(settings: Settings) -> StorageConfig:
+    """What the stores need of the settings (REDIS_*, the TTLs, the history bounds)."""
+    return StorageConfig(
+        redis_url=settings.redis_url.get_secret_value() if settings.redis_url else None,
+        key_prefix=settings.redis_key_prefix,
+        max_connections=settings.redis_max_connections,
+        outcome_ttl_seconds=settings.outcome_ttl_seconds,
+        history=HistoryConfig(
+            max_turns=settings.max_history,
+            ttl_seconds=settings.context_ttl_seconds,
+            max_conversations=settings.history_max_conversations,
+        ),
+        cache_ttl_seconds=(
+            settings.response_cache_ttl_seconds if settings.response_cache_enabled else None
+        ),
     )
-    return Redis(connection_pool=pool)
 
 
 def build_parts(settings: Settings, *, redact: Callable[[str], str] = str) -> ServiceParts:
     """Concrete adapters for the configuration: Redis when REDIS_URL is set, else in-memory."""
-    redis: Redis | None = None
-    history: HistoryStore
-    outcomes: OutcomeStore
-    cache: ResponseCache | None = None
-    if settings.redis_url is not None:
-        redis = redis_client(
-            settings.redis_url.get_secret_value(), max_connections=settings.redis_max_connections
-        )
-        prefix = settings.redis_key_prefix
-        history = RedisHistoryStore(
-            redis,
-            max_history=settings.max_history,
-            ttl_seconds=settings.context_ttl_seconds,
-            prefix=prefix,
-        )
-        outcomes = RedisOutcomeStore(redis, ttl_seconds=settings.outcome_ttl_seconds, prefix=prefix)
-        if settings.response_cache_enabled:
-            cache = RedisResponseCache(
-                redis, ttl_seconds=settings.response_cache_ttl_seconds, prefix=prefix
-            )
-    else:
-        history = InMemoryHistoryStore(
-            max_history=settings.max_history,
-            ttl_seconds=settings.context_ttl_seconds,
-            max_conversations=settings.history_max_conversations,
-        )
-        outcomes = InMemoryOutcomeStore(ttl_seconds=settings.outcome_ttl_seconds)
-        if settings.response_cache_enabled:
-            cache = InMemoryResponseCache(ttl_seconds=settings.response_cache_ttl_seconds)
+    stores = open_stores(storage_config(settings))
     counters = token_counters(settings)
     if isinstance(counters, BpeTokenCounters):
         # Load the encodings' tables now (~0.3 s each), not on the first request.
@@ -155,17 +124,14 @@ def build_parts(settings: Settings, *, redact: Callable[[str], str] = str) -> Se
         on_breaker_state=metrics.set_breaker_state,
         on_rate_wait=metrics.rate_limit_waited,
     )
-    stack = build_backend_stack(settings, redis, hooks=hooks)
+    stack = build_backend_stack(settings, stores, hooks=hooks)
     parts = ServiceParts(
         backend=stack.backend,
-        history=history,
-        outcomes=outcomes,
+        stores=stores,
         builder=ContextBuilder(context_window=settings.context_window, counters=counters),
         metrics=metrics,
-        admission=build_admission(settings, redis),
-        cache=cache,
+        admission=build_admission(settings, stores),
         breaker_states=stack.breaker_states,
-        redis=redis,
         redact=redact,
     )
     parts.closers.append(stack.aclose)
@@ -175,8 +141,7 @@ def build_parts(settings: Settings, *, redact: Callable[[str], str] = str) -> Se
     parts.background.append(prober.run)
     if isinstance(counters, ServerTokenCounters):
         parts.closers.append(counters.aclose)
-    if redis is not None:
-        parts.closers.append(redis.aclose)
+    parts.closers.append(stores.aclose)
     return parts
 
 
@@ -244,7 +209,11 @@ class Service:
                 context_fallbacks=settings.context_fallback_models,
                 json_repair_attempts=settings.json_repair_attempts,
             ),
-            ProcessingStores(history=parts.history, outcomes=parts.outcomes, cache=parts.cache),
+            ProcessingStores(
+                history=parts.stores.history,
+                outcomes=parts.stores.outcomes,
+                cache=parts.stores.cache,
+            ),
             backend=parts.backend,
             builder=parts.builder,
             pauser=gate,
@@ -286,7 +255,7 @@ class Service:
             ServiceHealth(
                 self,
                 heartbeat=self._heartbeat,
-                redis=RedisCheck(parts.redis.ping if parts.redis is not None else None),
+                redis=RedisCheck(parts.stores.ping),
                 draining=self._stop.is_set,
                 breakers=parts.breaker_states,
                 join_grace=settings.kafka_join_grace_seconds,

@@ -1,8 +1,10 @@
 """`python -m chater_gpt usage --user someone@example.com [--day YYYY-MM-DD]`:
 the tokens one user spent on one UTC day, read from the shared budget in Redis.
 
-Usage is counted by the daily token budget (`resilience/budget.py`), which keys
-users by a hash of their e-mail; this command only reads it.
+Usage is counted by the daily token budget (`resilience/budget.py`), whose counters
+(`storage/budgets.py`) key users by a hash of their e-mail; this command only reads
+them, from Redis itself: a Redis failure ends it (exit code 1) rather than report the
+per-process fallback.
 """
 
 from __future__ import annotations
@@ -14,11 +16,10 @@ import sys
 from datetime import UTC, date, datetime
 from typing import Any, TextIO
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
-
 from chater_gpt.config import Settings
-from chater_gpt.resilience.budget import RedisBudgetStore, TokenBudget
+from chater_gpt.resilience.budget import TokenBudget
+from chater_gpt.storage.redis import StoreUnavailable
+from chater_gpt.storage.stores import open_stores
 
 
 def add_parser(commands: Any) -> None:
@@ -47,20 +48,21 @@ def run_usage(settings: Settings, user: str, day: date | None, *, out: TextIO = 
         print("chater-gpt: usage is kept in Redis and REDIS_URL is not set", file=sys.stderr)
         return 2
 
+    # Imported here: of the service's wiring, the command needs only storage_config.
+    from chater_gpt.service import storage_config
+
     async def read() -> dict[str, Any]:
-        assert settings.redis_url is not None
-        redis = Redis.from_url(settings.redis_url.get_secret_value())
+        stores = open_stores(storage_config(settings), fail_over=False)
         try:
-            return await user_usage(
-                TokenBudget(RedisBudgetStore(redis, prefix=settings.redis_key_prefix)), user, day
-            )
+            return await user_usage(TokenBudget(stores.budgets), user, day)
         finally:
-            await redis.aclose()
+            await stores.aclose()
 
     try:
         report = asyncio.run(read())
-    except RedisError as exc:
-        print(f"chater-gpt: cannot read usage from Redis ({type(exc).__name__})", file=sys.stderr)
+    except StoreUnavailable as exc:
+        cause = type(exc.__cause__ or exc).__name__  # the class only: never the address
+        print(f"chater-gpt: cannot read usage from Redis ({cause})", file=sys.stderr)
         return 1
     print(json.dumps(report), file=out)
     return 0

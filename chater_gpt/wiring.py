@@ -10,15 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from redis.asyncio import Redis
-
 from chater_gpt.backends.base import LLMBackend
 from chater_gpt.backends.fallback import FallbackBackend, FallbackHook, FallbackLink
 from chater_gpt.backends.openai_direct import OpenAIDirectBackend
 from chater_gpt.config import BackendKind, Settings
-from chater_gpt.resilience.admission import rate_store
-from chater_gpt.resilience.breaker import Breaker, RedisBreakerStore
+from chater_gpt.resilience.breaker import Breaker
 from chater_gpt.resilience.guards import BackendStack, GuardConfig, GuardHooks, guarded_stack
+from chater_gpt.storage.stores import Stores
 
 RawBackendFactory = Callable[[BackendKind, Settings], LLMBackend]
 
@@ -61,14 +59,13 @@ def guard_config(settings: Settings) -> GuardConfig:
 
 def build_backend_stack(
     settings: Settings,
-    redis: Redis | None,
+    stores: Stores,
     *,
     hooks: GuardHooks | None = None,
     on_fallback: FallbackHook | None = None,
     raw_backend: RawBackendFactory = build_raw_backend,
 ) -> BackendStack:
-    prefix = settings.redis_key_prefix
-    rates = rate_store(redis, prefix=prefix)
+    rates = stores.rates
     config = guard_config(settings)
     kinds = [settings.llm_backend]
     if settings.fallback_backend is not None and settings.fallback_backend not in kinds:
@@ -78,7 +75,7 @@ def build_backend_stack(
     by_name: dict[str, LLMBackend] = {}
     for kind in kinds:
         raw = raw_backend(kind, settings)
-        store = RedisBreakerStore(redis, raw.name, prefix=prefix) if redis is not None else None
+        store = stores.breaker_state(raw.name)
         guard = guarded_stack(raw, config, hooks, rates=rates, breaker_store=store)
         breakers[raw.name] = guard.breaker
         by_name[raw.name] = guard.backend

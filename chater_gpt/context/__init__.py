@@ -1,1 +1,2 @@
-"""Conversation context: exact token counts, stored history, the context builder."""
+"""Conversation context: exact token counts and the context builder (stored history
+is `chater_gpt/storage/history.py`)."""

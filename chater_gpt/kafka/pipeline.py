@@ -27,7 +27,7 @@ from chater_gpt.domain import PauseReason
 from chater_gpt.kafka.dispatcher import KeyedDispatcher
 from chater_gpt.kafka.offsets import OffsetTracker, TopicPartition
 from chater_gpt.kafka.producer import ReplySink
-from chater_gpt.outcomes import dedupe_id
+from chater_gpt.storage.keys import dedupe_id
 
 log = logging.getLogger(__name__)
 

@@ -165,9 +165,13 @@ def warn_degraded(
     logger: logging.Logger, message: str, exc: BaseException, *, stacklevel: int = 2
 ) -> None:
     """A dependency failed and the service carries on without it: one WARNING line naming
-    the error's class, the traceback only at DEBUG, so an outage does not flood the log
-    (and the client's message, which may carry an address, stays out of it)."""
+    the error's class (and its cause's, e.g. `StoreUnavailable from ConnectionError`), the
+    traceback only at DEBUG, so an outage does not flood the log (and the client's
+    message, which may carry an address, stays out of it)."""
+    name = type(exc).__name__
+    if exc.__cause__ is not None:
+        name = f"{name} from {type(exc.__cause__).__name__}"
     # stacklevel: the line is the caller's, so each call site is throttled on its own (a
     # helper that calls this on its callers' behalf passes 3: the line is its caller's).
-    logger.warning("%s (%s)", message, type(exc).__name__, stacklevel=stacklevel)
+    logger.warning("%s (%s)", message, name, stacklevel=stacklevel)
     logger.debug("%s", message, exc_info=exc, stacklevel=stacklevel)

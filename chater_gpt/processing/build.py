@@ -9,11 +9,8 @@ from types import MappingProxyType
 
 from chater_gpt.backends.base import LLMBackend
 from chater_gpt.context.builder import ContextBuilder
-from chater_gpt.context.cache import ResponseCache
-from chater_gpt.context.history import HistoryStore
 from chater_gpt.domain import PauseReason
 from chater_gpt.errors import CircuitOpen
-from chater_gpt.outcomes import OutcomeStore
 from chater_gpt.processing.admitted import Admitted
 from chater_gpt.processing.backend_call import BackendCall
 from chater_gpt.processing.caching import Caching
@@ -28,6 +25,9 @@ from chater_gpt.processing.stages import PromptStep
 from chater_gpt.processing.waiting import PausedWait, Pauser
 from chater_gpt.resilience.admission import AdmissionControl
 from chater_gpt.resilience.budget import GlobalBudgetExhausted
+from chater_gpt.storage.cache import ResponseCache
+from chater_gpt.storage.history import HistoryStore
+from chater_gpt.storage.outcomes import OutcomeStore
 
 
 @dataclass(frozen=True, slots=True)

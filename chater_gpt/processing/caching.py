@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import logging
 
-from chater_gpt.context.cache import CachedAnswer, ResponseCache, cache_key, is_cacheable
 from chater_gpt.domain import ChatResult
 from chater_gpt.processing.observer import ProcessorObserver, store_degraded
 from chater_gpt.processing.stages import Answer, Prompt, PromptStep
+from chater_gpt.storage.cache import CachedAnswer, ResponseCache, cache_key, is_cacheable
 
 log = logging.getLogger(__name__)
 

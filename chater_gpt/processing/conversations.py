@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import logging
 
-from chater_gpt.context.history import HistoryStore
 from chater_gpt.contracts import ChatRequest, Job
 from chater_gpt.domain import ChatResult, Turn
 from chater_gpt.processing.observer import ProcessorObserver, store_degraded
 from chater_gpt.processing.stages import Answer, HistoryStep
+from chater_gpt.storage.history import HistoryStore
 
 log = logging.getLogger(__name__)
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from chater_gpt.context.history import HistoryStore
 from chater_gpt.contracts import ForgetRequest, Job, RejectedRequest
 from chater_gpt.processing.observer import ProcessorObserver
 from chater_gpt.processing.stages import ReplyStep
 from chater_gpt.replies import error_bytes, forget_ack_bytes
+from chater_gpt.storage.history import HistoryStore
 
 
 class Dispatch:

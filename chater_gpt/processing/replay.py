@@ -6,9 +6,9 @@ from __future__ import annotations
 import logging
 
 from chater_gpt.contracts import ChatRequest, Job
-from chater_gpt.outcomes import OutcomeStore
 from chater_gpt.processing.observer import ProcessorObserver, store_degraded
 from chater_gpt.processing.stages import ReplyStep
+from chater_gpt.storage.outcomes import OutcomeStore
 
 log = logging.getLogger(__name__)
 

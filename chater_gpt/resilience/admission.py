@@ -25,31 +25,21 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
-
 from chater_gpt.config import Settings
 from chater_gpt.errors import InvalidRequest, ModelNotAllowed, RateLimited
 from chater_gpt.observability.logging import warn_degraded
 from chater_gpt.resilience.budget import (
-    FailoverBudgetStore,
-    MemoryBudgetStore,
-    RedisBudgetStore,
     Reservation,
     TokenBudget,
     global_scope,
     tenant_scope,
-    user_key,
     user_scope,
 )
 from chater_gpt.resilience.policy import PolicyBook, TenantPolicy, load_policy
-from chater_gpt.resilience.rate_limit import (
-    FailoverRateStore,
-    MemoryRateStore,
-    Rate,
-    RateLimiter,
-    RateStore,
-    RedisRateStore,
-)
+from chater_gpt.resilience.rate_limit import RateLimiter
+from chater_gpt.storage.keys import tenant_scope_name, user_scope_name
+from chater_gpt.storage.rates import Rate
+from chater_gpt.storage.stores import Stores
 
 log = logging.getLogger(__name__)
 
@@ -156,9 +146,11 @@ class AdmissionControl:
     ) -> None:
         checks: list[tuple[str, int, str]] = []
         if user_email and self._limits.user_requests_per_minute:
-            checks.append((user_key(user_email), self._limits.user_requests_per_minute, "user"))
+            checks.append(
+                (user_scope_name(user_email), self._limits.user_requests_per_minute, "user")
+            )
         if app_code and tenant is not None and tenant.requests_per_minute:
-            checks.append((f"tenant:{app_code}", tenant.requests_per_minute, "app_code"))
+            checks.append((tenant_scope_name(app_code), tenant.requests_per_minute, "app_code"))
         for scope, limit, label in checks:
             rate = Rate(limit, self._limits.rate_period, burst=limit)
             wait = await self._limiter.try_acquire(scope, rate)
@@ -169,24 +161,12 @@ class AdmissionControl:
                 )
 
 
-def rate_store(redis: Redis | None, *, prefix: str) -> RateStore:
-    """Shared through Redis when there is one (falling back per process), else per process."""
-    if redis is None:
-        return MemoryRateStore()
-    return FailoverRateStore(RedisRateStore(redis, prefix=prefix))
-
-
-def build_admission(settings: Settings, redis: Redis | None) -> AdmissionControl:
-    prefix = settings.redis_key_prefix
-    budget_store = (
-        MemoryBudgetStore()
-        if redis is None
-        else FailoverBudgetStore(RedisBudgetStore(redis, prefix=prefix))
-    )
+def build_admission(settings: Settings, stores: Stores) -> AdmissionControl:
+    """Admission over the process's rate windows and budget counters (`open_stores`)."""
     policy = load_policy(settings.tenant_policy_file) if settings.tenant_policy_file else None
     return AdmissionControl(
-        limiter=RateLimiter(rate_store(redis, prefix=prefix)),
-        budget=TokenBudget(budget_store),
+        limiter=RateLimiter(stores.rates),
+        budget=TokenBudget(stores.budgets),
         limits=AdmissionLimits(
             daily_token_limit=settings.daily_token_limit,
             user_requests_per_minute=settings.user_requests_per_minute,
@@ -201,5 +181,4 @@ __all__ = [
     "AdmissionControl",
     "AdmissionLimits",
     "build_admission",
-    "rate_store",
 ]

@@ -5,11 +5,11 @@ its own `call()` is synchronous (async only through Tornado), so the async call
 protocol is here: `Breaker.call(fn)` awaits `fn` and records the outcome.
 
 Sharing: with Redis, the state (closed/open/half_open, opened-at, failure count)
-lives in one Redis hash per backend, read once before each call and written after
-it with the *async* client: the event loop never blocks on Redis (pybreaker's own
-`CircuitRedisStorage` takes a sync client and costs a blocking round trip per
-storage access, several per call). If Redis fails, the breaker keeps working on
-its local copy (per process) and logs a warning.
+lives in one Redis hash per backend (`storage/breaker_state.py`), read once before
+each call and written after it with the *async* client: the event loop never blocks
+on Redis (pybreaker's own `CircuitRedisStorage` takes a sync client and costs a
+blocking round trip per storage access, several per call). If Redis fails, the
+breaker keeps working on its local copy (per process) and logs a warning.
 
 Rules:
 - Only retryable backend failures (5xx, 408, 429, timeouts, connection errors)
@@ -28,19 +28,15 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import pybreaker
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from chater_gpt.domain import BreakerState
 from chater_gpt.errors import BackendError, CircuitOpen
-from chater_gpt.observability.logging import warn_degraded
+from chater_gpt.storage.breaker_state import BreakerStateStore
 
 log = logging.getLogger(__name__)
 
@@ -54,35 +50,11 @@ _TO_OURS: dict[str, BreakerState] = {
     pybreaker.STATE_HALF_OPEN: BreakerState.HALF_OPEN,
 }
 _TO_PYBREAKER = {ours: theirs for theirs, ours in _TO_OURS.items()}
-_STATES = frozenset(state.value for state in BreakerState)
 
 
 def counts_as_failure(exc: BaseException) -> bool:
     """Only failures that say "the backend is unwell" trip the breaker."""
     return isinstance(exc, BackendError) and exc.retryable and not isinstance(exc, CircuitOpen)
-
-
-@dataclass(frozen=True, slots=True)
-class SharedState:
-    state: BreakerState
-    opened_at: float | None
-    failures: int
-
-
-class BreakerStateStore(Protocol):
-    """Where replicas share one breaker's state. Methods return None when unreachable."""
-
-    async def load(self) -> SharedState | None: ...
-
-    async def add_failure(self) -> int | None: ...
-
-    async def save(self, state: BreakerState, *, opened_at: float | None = None) -> None: ...
-
-    async def reset_failures(self) -> None: ...
-
-    async def claim_probe(self, ttl: float) -> bool | None: ...
-
-    async def release_probe(self) -> None: ...
 
 
 class _Storage(pybreaker.CircuitBreakerStorage):
@@ -289,95 +261,3 @@ class Breaker:
         return CircuitOpen(
             f"the {self._name} backend is being probed", retry_after=self._probe_wait
         )
-
-
-# Atomic "increment the failure count" on the shared hash.
-_ADD_FAILURE = """
-local n = redis.call('HINCRBY', KEYS[1], 'failures', 1)
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return n
-"""
-# Delete the probe key only if this process still owns it.
-_RELEASE_PROBE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-
-class RedisBreakerStore:
-    """The shared state of one breaker in Redis: a hash plus a probe key."""
-
-    def __init__(
-        self, redis: Redis, name: str, *, prefix: str = "chater:", ttl_seconds: float = 86_400
-    ) -> None:
-        self._redis = redis
-        self._key = f"{prefix}breaker:{name}"
-        self._probe_key = f"{self._key}:probe"
-        self._token = uuid.uuid4().hex
-        self._ttl_ms = int(ttl_seconds * 1000)
-        self._add_failure = redis.register_script(_ADD_FAILURE)
-        self._release = redis.register_script(_RELEASE_PROBE)
-
-    async def load(self) -> SharedState | None:
-        try:
-            raw = await self._redis.hgetall(self._key)
-        except RedisError as exc:
-            self._unreachable(exc)
-            return None
-        fields = {_text(k): _text(v) for k, v in raw.items()}
-        state = fields.get("state", BreakerState.CLOSED)
-        opened_at = fields.get("opened_at")
-        return SharedState(
-            state=BreakerState(state) if state in _STATES else BreakerState.CLOSED,
-            opened_at=float(opened_at) if opened_at else None,
-            failures=int(fields.get("failures") or 0),
-        )
-
-    async def add_failure(self) -> int | None:
-        try:
-            return int(await self._add_failure(keys=[self._key], args=[self._ttl_ms]))
-        except RedisError as exc:
-            self._unreachable(exc)
-            return None
-
-    async def save(self, state: BreakerState, *, opened_at: float | None = None) -> None:
-        mapping: dict[str, str | int] = {"state": state.value}
-        if state is not BreakerState.HALF_OPEN:
-            mapping["failures"] = 0
-        if opened_at is not None:
-            mapping["opened_at"] = repr(opened_at)
-        try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.hset(self._key, mapping=mapping)  # type: ignore[arg-type]
-                pipe.pexpire(self._key, self._ttl_ms)
-                await pipe.execute()
-        except RedisError as exc:
-            self._unreachable(exc)
-
-    async def reset_failures(self) -> None:
-        try:
-            await self._redis.hset(self._key, "failures", 0)
-        except RedisError as exc:
-            self._unreachable(exc)
-
-    async def claim_probe(self, ttl: float) -> bool | None:
-        try:
-            return bool(
-                await self._redis.set(self._probe_key, self._token, nx=True, px=int(ttl * 1000))
-            )
-        except RedisError as exc:
-            self._unreachable(exc)
-            return None
-
-    async def release_probe(self) -> None:
-        try:
-            await self._release(keys=[self._probe_key], args=[self._token])
-        except RedisError as exc:
-            self._unreachable(exc)
-
-    def _unreachable(self, exc: RedisError) -> None:
-        warn_degraded(log, "breaker state store unreachable; using the local state", exc)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -25,9 +25,12 @@ from typing import TypeVar
 from chater_gpt.backends.base import LLMBackend
 from chater_gpt.domain import BreakerState, ChatCall, ChatResult
 from chater_gpt.errors import BackendTimeout
-from chater_gpt.resilience.breaker import Breaker, BreakerStateStore, StateListener
-from chater_gpt.resilience.rate_limit import Pacer, Rate, RateStore
+from chater_gpt.resilience.breaker import Breaker, StateListener
+from chater_gpt.resilience.rate_limit import Pacer
 from chater_gpt.resilience.retry import RetryPolicy, Sleep, call_with_retries
+from chater_gpt.storage.breaker_state import BreakerStateStore
+from chater_gpt.storage.keys import backend_scope_name
+from chater_gpt.storage.rates import Rate, RateStore
 
 T = TypeVar("T")
 
@@ -93,7 +96,7 @@ def guarded_stack(
     pacer = Pacer(
         rates,
         Rate(config.requests_per_minute, config.rate_period),
-        scope=f"rpm:{raw.name}",
+        scope=backend_scope_name(raw.name),
         on_wait=hooks.on_rate_wait,
     )
     guarded = BreakerBackend(TimeoutBackend(raw, config.timeout), breaker, pace=pacer.wait_turn)

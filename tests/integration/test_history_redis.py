@@ -9,9 +9,10 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from redis.asyncio import Redis
 
-from chater_gpt.context.cache import CachedAnswer, RedisResponseCache
-from chater_gpt.context.history import HistoryStore, InMemoryHistoryStore, RedisHistoryStore
 from chater_gpt.domain import ConversationRef, Turn
+from chater_gpt.storage.cache import CachedAnswer, RedisResponseCache
+from chater_gpt.storage.history import HistoryStore, InMemoryHistoryStore, RedisHistoryStore
+from chater_gpt.storage.keys import KeySpace
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +53,7 @@ def make_store(request: pytest.FixtureRequest, client: Redis, prefix: str) -> St
     def make(max_history: int = 10) -> HistoryStore:
         if request.param == "redis":
             return RedisHistoryStore(
-                client, max_history=max_history, ttl_seconds=TTL, prefix=prefix
+                client, max_history=max_history, ttl_seconds=TTL, keys=KeySpace(prefix)
             )
         return InMemoryHistoryStore(max_history=max_history, ttl_seconds=TTL, max_conversations=100)
 
@@ -98,7 +99,7 @@ async def test_forget_removes_every_conversation_of_the_user(make_store: StoreFa
 
 
 async def test_forget_leaves_no_key_of_the_user_in_redis(client: Redis, prefix: str) -> None:
-    store = RedisHistoryStore(client, max_history=10, ttl_seconds=TTL, prefix=prefix)
+    store = RedisHistoryStore(client, max_history=10, ttl_seconds=TTL, keys=KeySpace(prefix))
     await store.append(ALICE, exchange(1), dedupe_id="r1")
     await store.append(ALICE_WORK, exchange(2), dedupe_id="r2")
     assert len(await keys_of(client, prefix)) == 5  # 2 lists, 2 dedupe sets, the index
@@ -107,7 +108,7 @@ async def test_forget_leaves_no_key_of_the_user_in_redis(client: Redis, prefix: 
 
 
 async def test_every_key_has_the_ttl_and_no_key_names_the_user(client: Redis, prefix: str) -> None:
-    store = RedisHistoryStore(client, max_history=10, ttl_seconds=TTL, prefix=prefix)
+    store = RedisHistoryStore(client, max_history=10, ttl_seconds=TTL, keys=KeySpace(prefix))
     await store.append(ALICE, exchange(1), dedupe_id="r1")
     keys = await keys_of(client, prefix)
     assert len(keys) == 3
@@ -119,7 +120,7 @@ async def test_every_key_has_the_ttl_and_no_key_names_the_user(client: Redis, pr
 
 
 async def test_an_append_refreshes_the_ttl(client: Redis, prefix: str) -> None:
-    store = RedisHistoryStore(client, max_history=10, ttl_seconds=TTL, prefix=prefix)
+    store = RedisHistoryStore(client, max_history=10, ttl_seconds=TTL, keys=KeySpace(prefix))
     await store.append(ALICE, exchange(1), dedupe_id="r1")
     for key in await keys_of(client, prefix):
         await client.expire(key, 5)
@@ -129,7 +130,7 @@ async def test_an_append_refreshes_the_ttl(client: Redis, prefix: str) -> None:
 
 
 async def test_concurrent_appends_are_atomic(client: Redis, prefix: str) -> None:
-    store = RedisHistoryStore(client, max_history=1000, ttl_seconds=TTL, prefix=prefix)
+    store = RedisHistoryStore(client, max_history=1000, ttl_seconds=TTL, keys=KeySpace(prefix))
     await asyncio.gather(
         *(store.append(ALICE, exchange(n), dedupe_id=f"r{n}") for n in range(40)),
         *(store.append(ALICE, exchange(7), dedupe_id="r7") for _ in range(10)),
@@ -144,7 +145,7 @@ async def test_concurrent_appends_are_atomic(client: Redis, prefix: str) -> None
 
 
 async def test_forget_racing_appends_leaves_no_orphan_history(client: Redis, prefix: str) -> None:
-    store = RedisHistoryStore(client, max_history=10, ttl_seconds=TTL, prefix=prefix)
+    store = RedisHistoryStore(client, max_history=10, ttl_seconds=TTL, keys=KeySpace(prefix))
     conversations = [ConversationRef("alice@example.com", f"c{n}") for n in range(20)]
     await asyncio.gather(
         *(store.append(c, exchange(1), dedupe_id=f"r{i}") for i, c in enumerate(conversations)),
@@ -159,7 +160,7 @@ async def test_forget_racing_appends_leaves_no_orphan_history(client: Redis, pre
 async def test_ping_is_false_when_redis_is_unreachable() -> None:
     unreachable = Redis(host="127.0.0.1", port=1, socket_connect_timeout=1)
     try:
-        store = RedisHistoryStore(unreachable, max_history=10, ttl_seconds=TTL)
+        store = RedisHistoryStore(unreachable, max_history=10, ttl_seconds=TTL, keys=KeySpace())
         assert await store.ping() is False
     finally:
         await unreachable.aclose()
@@ -167,7 +168,7 @@ async def test_ping_is_false_when_redis_is_unreachable() -> None:
 
 async def test_redis_response_cache_round_trip_with_ttl(client: Redis, prefix: str) -> None:
     # The optional response cache shares this Redis setup.
-    cache = RedisResponseCache(client, ttl_seconds=TTL, prefix=prefix)
+    cache = RedisResponseCache(client, ttl_seconds=TTL, keys=KeySpace(prefix))
     answer = CachedAnswer("Hello! 你好", "gpt-4o-mini", "stop")
     assert await cache.get("k1") is None
     await cache.put("k1", answer)

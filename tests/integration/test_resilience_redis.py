@@ -15,9 +15,13 @@ import pytest
 from redis.asyncio import Redis
 
 from chater_gpt.errors import BackendError, BudgetExhausted, CircuitOpen
-from chater_gpt.resilience.breaker import Breaker, RedisBreakerStore
-from chater_gpt.resilience.budget import RedisBudgetStore, TokenBudget, global_scope, user_scope
-from chater_gpt.resilience.rate_limit import Pacer, Rate, RateLimiter, RedisRateStore
+from chater_gpt.resilience.breaker import Breaker
+from chater_gpt.resilience.budget import TokenBudget, global_scope, user_scope
+from chater_gpt.resilience.rate_limit import Pacer, RateLimiter
+from chater_gpt.storage.breaker_state import RedisBreakerStateStore
+from chater_gpt.storage.budgets import RedisBudgetStore
+from chater_gpt.storage.keys import KeySpace
+from chater_gpt.storage.rates import Rate, RedisRateStore
 from tests.support.fakes import FakeClock
 
 pytestmark = pytest.mark.integration
@@ -51,7 +55,9 @@ async def test_three_replicas_never_exceed_the_shared_rate(
 ) -> None:
     # 60 per minute scaled down: 10 per 2 s, i.e. one every 0.2 s.
     rate = Rate(10, 2.0)
-    pacers = [Pacer(RedisRateStore(c, prefix=prefix), rate, scope="rpm:fake") for c in clients]
+    pacers = [
+        Pacer(RedisRateStore(c, keys=KeySpace(prefix)), rate, scope="rpm:fake") for c in clients
+    ]
     granted: list[float] = []
     deadline = time.monotonic() + 4.0
 
@@ -72,7 +78,7 @@ async def test_three_replicas_never_exceed_the_shared_rate(
 
 
 async def test_refusing_limit_holds_across_replicas(clients: list[Redis], prefix: str) -> None:
-    limiters = [RateLimiter(RedisRateStore(c, prefix=prefix)) for c in clients]
+    limiters = [RateLimiter(RedisRateStore(c, keys=KeySpace(prefix))) for c in clients]
     rate = Rate(5, 60.0, burst=5)
     answers = await asyncio.gather(
         *(limiters[i % REPLICAS].try_acquire("user:ada", rate) for i in range(12))
@@ -86,7 +92,7 @@ async def test_refusing_limit_holds_across_replicas(clients: list[Redis], prefix
 async def test_budget_is_never_overspent_by_concurrent_replicas(
     clients: list[Redis], prefix: str
 ) -> None:
-    budgets = [TokenBudget(RedisBudgetStore(c, prefix=prefix)) for c in clients]
+    budgets = [TokenBudget(RedisBudgetStore(c, keys=KeySpace(prefix))) for c in clients]
     limit = 1000
     scopes = [global_scope(limit), user_scope("ada@example.com", None)]
     charged: list[int] = []
@@ -119,7 +125,7 @@ async def test_breaker_opened_by_one_replica_is_open_for_the_others(
             "openai",
             fail_max=3,
             reset_seconds=30,
-            store=RedisBreakerStore(c, "openai", prefix=prefix),
+            store=RedisBreakerStateStore(c, "openai", keys=KeySpace(prefix)),
             clock=clock,
         )
         for c in clients

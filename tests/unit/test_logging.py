@@ -98,3 +98,27 @@ def test_degraded_warnings_of_different_call_sites_are_throttled_apart() -> None
         "history unavailable (ConnectionError)",
         "outcome store unavailable (ConnectionError)",
     ]
+
+
+def test_a_degraded_warning_names_the_cause_never_its_message() -> None:
+    from chater_gpt.observability.logging import warn_degraded
+
+    logger = logging.getLogger("chater.test.degraded.cause")
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.levelno == logging.WARNING:
+                seen.append(record.getMessage())
+
+    handler = Keep()
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        try:
+            raise LookupError("store") from ConnectionError("redis://:pw@10.0.0.1")
+        except LookupError as exc:
+            warn_degraded(logger, "history unavailable", exc)
+    finally:
+        logger.removeHandler(handler)
+    assert seen == ["history unavailable (LookupError from ConnectionError)"]

@@ -170,8 +170,8 @@ async def parts() -> AsyncIterator[ServiceParts]:
 
 
 def test_a_rediss_url_gives_a_tls_client_with_its_credentials(parts: ServiceParts) -> None:
-    assert parts.redis is not None
-    pool = parts.redis.connection_pool
+    assert parts.stores.client is not None
+    pool = parts.stores.client.connection_pool
     assert pool.connection_class is SSLConnection
     kwargs = pool.connection_kwargs
     assert (kwargs["host"], kwargs["port"], kwargs["db"]) == ("cache.example", 6380, 2)
@@ -181,8 +181,8 @@ def test_a_rediss_url_gives_a_tls_client_with_its_credentials(parts: ServicePart
 def test_the_redis_tls_connection_verifies_certificate_and_host_name(
     parts: ServiceParts,
 ) -> None:
-    assert parts.redis is not None
-    connection = new_connection(parts.redis)
+    assert parts.stores.client is not None
+    connection = new_connection(parts.stores.client)
     assert isinstance(connection, SSLConnection)
     context = connection.ssl_context.get()  # the ssl.SSLContext used at connect time
     assert context.verify_mode == ssl.CERT_REQUIRED
@@ -196,11 +196,11 @@ async def test_redis_tls_options_in_the_url_reach_the_connection() -> None:
     )
     built = build_parts(secure_settings(redis_url=url))
     try:
-        assert built.redis is not None
-        kwargs = built.redis.connection_pool.connection_kwargs
+        assert built.stores.client is not None
+        kwargs = built.stores.client.connection_pool.connection_kwargs
         assert kwargs["ssl_ca_certs"] == certifi.where()
         assert kwargs["password"] == REDIS_PASSWORD
-        connection = new_connection(built.redis)
+        connection = new_connection(built.stores.client)
         assert isinstance(connection, SSLConnection)
         assert connection.ssl_context.ca_certs == certifi.where()
     finally:
@@ -210,15 +210,15 @@ async def test_redis_tls_options_in_the_url_reach_the_connection() -> None:
 async def test_a_plain_redis_url_is_not_tls() -> None:
     built = build_parts(secure_settings(redis_url=f"redis://:{REDIS_PASSWORD}@cache:6379/0"))
     try:
-        assert built.redis is not None
-        assert built.redis.connection_pool.connection_class is not SSLConnection
+        assert built.stores.client is not None
+        assert built.stores.client.connection_pool.connection_class is not SSLConnection
     finally:
         await built.aclose()
 
 
 def test_the_redis_client_repr_hides_the_password(parts: ServiceParts) -> None:
-    assert parts.redis is not None
-    assert REDIS_PASSWORD not in repr(parts.redis)
+    assert parts.stores.client is not None
+    assert REDIS_PASSWORD not in repr(parts.stores.client)
 
 
 # --- Settings never show a secret --------------------------------------------------------

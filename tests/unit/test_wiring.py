@@ -8,6 +8,7 @@ from chater_gpt.backends.base import LLMBackend
 from chater_gpt.config import BackendKind, Settings, load_settings
 from chater_gpt.errors import BackendError, BackendRejected
 from chater_gpt.resilience.guards import GuardHooks
+from chater_gpt.storage.stores import StorageConfig, Stores, open_stores
 from chater_gpt.wiring import build_backend_stack
 from tests.support.fakes import ScriptedBackend, call
 
@@ -26,6 +27,10 @@ def settings(**overrides: Any) -> Settings:
     )
 
 
+def in_memory() -> Stores:
+    return open_stores(StorageConfig())
+
+
 def raw_factory(backends: dict[BackendKind, ScriptedBackend]) -> Any:
     def make(kind: BackendKind, _settings: Settings) -> LLMBackend:
         return backends[kind]
@@ -39,7 +44,7 @@ async def test_retries_then_breaker_then_fallback_backend() -> None:
     states: list[tuple[str, str]] = []
     stack = build_backend_stack(
         settings(fallback_backend="koboldcpp"),
-        None,
+        in_memory(),
         raw_backend=raw_factory({BackendKind.OPENAI: openai, BackendKind.KOBOLDCPP: kobold}),
         hooks=GuardHooks(on_breaker_state=lambda name, state: states.append((name, state))),
     )
@@ -60,7 +65,7 @@ async def test_fallback_models_on_the_primary() -> None:
     waits: list[float] = []
     stack = build_backend_stack(
         settings(fallback_models="gpt-4o", breaker_fail_max=5),
-        None,
+        in_memory(),
         raw_backend=raw_factory({BackendKind.OPENAI: openai}),
         hooks=GuardHooks(on_rate_wait=waits.append),
     )
@@ -73,7 +78,7 @@ async def test_fallback_models_on_the_primary() -> None:
 async def test_without_fallbacks_errors_pass_through_unretried_when_not_retryable() -> None:
     openai = ScriptedBackend("openai", [BackendRejected("400")])
     stack = build_backend_stack(
-        settings(), None, raw_backend=raw_factory({BackendKind.OPENAI: openai})
+        settings(), in_memory(), raw_backend=raw_factory({BackendKind.OPENAI: openai})
     )
     with pytest.raises(BackendRejected):
         await stack.backend.complete(call())

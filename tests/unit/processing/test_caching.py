@@ -7,10 +7,10 @@ import logging
 
 import pytest
 
-from chater_gpt.context.cache import CachedAnswer, InMemoryResponseCache
 from chater_gpt.domain import ChatResult, ResponseFormat
 from chater_gpt.processing.caching import Caching, prompt_cache_id
 from chater_gpt.processing.stages import Answer, Prompt
+from chater_gpt.storage.cache import CachedAnswer, InMemoryResponseCache
 from tests.unit.processing.fakes import (
     RecordingObserver,
     chat_request,

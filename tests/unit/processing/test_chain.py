@@ -9,15 +9,15 @@ import asyncio
 import orjson
 
 from chater_gpt.context.builder import ContextBuilder
-from chater_gpt.context.cache import InMemoryResponseCache
-from chater_gpt.context.history import InMemoryHistoryStore
 from chater_gpt.contracts import ChatRequest, Job
 from chater_gpt.domain import ChatCall, ChatResult
 from chater_gpt.errors import BackendUnavailable, CircuitOpen
 from chater_gpt.kafka.pipeline import PauseGate
-from chater_gpt.outcomes import InMemoryOutcomeStore
 from chater_gpt.processing.build import ProcessingConfig, ProcessingStores, build_processor
 from chater_gpt.processing.dispatch import Dispatch
+from chater_gpt.storage.cache import InMemoryResponseCache
+from chater_gpt.storage.history import InMemoryHistoryStore
+from chater_gpt.storage.outcomes import InMemoryOutcomeStore
 from tests.support.fakes import ScriptedBackend
 from tests.unit.processing.fakes import RecordingObserver
 

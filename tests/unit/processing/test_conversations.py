@@ -6,11 +6,11 @@ import logging
 
 import pytest
 
-from chater_gpt.context.history import InMemoryHistoryStore
 from chater_gpt.contracts import ChatRequest, Job
 from chater_gpt.domain import ConversationRef, Turn
 from chater_gpt.processing.conversations import Conversations
 from chater_gpt.processing.stages import Answer
+from chater_gpt.storage.history import InMemoryHistoryStore
 from tests.unit.processing.fakes import RecordingObserver, chat_request, job_for, result
 
 ADA = ConversationRef("ada@example.com", "c")

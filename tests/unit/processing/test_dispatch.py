@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import orjson
 
-from chater_gpt.context.history import InMemoryHistoryStore
 from chater_gpt.contracts import ChatRequest, ForgetRequest, Job, RejectedRequest
 from chater_gpt.domain import ConversationRef, Turn
 from chater_gpt.errors import InvalidRequest
 from chater_gpt.processing.dispatch import Dispatch
+from chater_gpt.storage.history import InMemoryHistoryStore
 from tests.unit.processing.fakes import RecordingObserver, chat_request, job_for
 
 

@@ -7,8 +7,8 @@ import logging
 import pytest
 
 from chater_gpt.contracts import ChatRequest, Job
-from chater_gpt.outcomes import InMemoryOutcomeStore
 from chater_gpt.processing.replay import Replayed
+from chater_gpt.storage.outcomes import InMemoryOutcomeStore
 from tests.unit.processing.fakes import RecordingObserver, chat_request, job_for
 
 

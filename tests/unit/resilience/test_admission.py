@@ -4,9 +4,11 @@ import pytest
 
 from chater_gpt.errors import BudgetExhausted, InvalidRequest, ModelNotAllowed, RateLimited
 from chater_gpt.resilience.admission import AdmissionControl, AdmissionLimits
-from chater_gpt.resilience.budget import GlobalBudgetExhausted, MemoryBudgetStore, TokenBudget
+from chater_gpt.resilience.budget import GlobalBudgetExhausted, TokenBudget
 from chater_gpt.resilience.policy import parse_policy
-from chater_gpt.resilience.rate_limit import MemoryRateStore, RateLimiter
+from chater_gpt.resilience.rate_limit import RateLimiter
+from chater_gpt.storage.budgets import InMemoryBudgetStore
+from chater_gpt.storage.rates import InMemoryRateStore
 from tests.support.fakes import FakeClock
 
 POLICY = parse_policy(
@@ -18,8 +20,8 @@ POLICY = parse_policy(
 
 def control(clock: FakeClock, **limits: int) -> AdmissionControl:
     return AdmissionControl(
-        limiter=RateLimiter(MemoryRateStore(clock)),
-        budget=TokenBudget(MemoryBudgetStore(), clock=clock),
+        limiter=RateLimiter(InMemoryRateStore(clock)),
+        budget=TokenBudget(InMemoryBudgetStore(), clock=clock),
         limits=AdmissionLimits(**{"daily_token_limit": 10_000, **limits}),
         policy=POLICY,
     )

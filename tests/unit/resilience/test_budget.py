@@ -7,20 +7,20 @@ import pytest
 from chater_gpt.errors import BudgetExhausted
 from chater_gpt.resilience.budget import (
     GlobalBudgetExhausted,
-    MemoryBudgetStore,
     TokenBudget,
     global_scope,
     seconds_until_utc_midnight,
     tenant_scope,
     user_scope,
 )
+from chater_gpt.storage.budgets import InMemoryBudgetStore
 from tests.support.fakes import FakeClock
 
 ELEVEN_PM = datetime(2026, 3, 1, 23, 0, tzinfo=UTC).timestamp()
 
 
 def budget(clock: FakeClock) -> TokenBudget:
-    return TokenBudget(MemoryBudgetStore(), clock=clock)
+    return TokenBudget(InMemoryBudgetStore(), clock=clock)
 
 
 def test_seconds_until_utc_midnight() -> None:

@@ -7,7 +7,7 @@ import pytest
 from chater_gpt.domain import BreakerState
 from chater_gpt.errors import BackendError, CircuitOpen
 from chater_gpt.resilience.guards import GuardConfig, GuardHooks, guarded_stack
-from chater_gpt.resilience.rate_limit import MemoryRateStore
+from chater_gpt.storage.rates import InMemoryRateStore
 from tests.support.fakes import ScriptedBackend, call
 
 CONFIG = GuardConfig(
@@ -30,7 +30,7 @@ async def test_retries_count_on_the_breaker_and_an_open_breaker_takes_no_rate_tu
         on_breaker_state=lambda name, state: states.append((name, state)),
         on_rate_wait=waits.append,
     )
-    guard = guarded_stack(raw, CONFIG, hooks, rates=MemoryRateStore())
+    guard = guarded_stack(raw, CONFIG, hooks, rates=InMemoryRateStore())
     assert guard.backend.name == guard.breaker.name == "openai"
     with pytest.raises(BackendError):
         await guard.backend.complete(call())
@@ -60,7 +60,7 @@ async def test_the_rate_limit_wait_does_not_count_against_the_timeout() -> None:
     raw = ScriptedBackend("koboldcpp")
     waits: list[float] = []
     guard = guarded_stack(
-        raw, config, GuardHooks(on_rate_wait=waits.append), rates=MemoryRateStore()
+        raw, config, GuardHooks(on_rate_wait=waits.append), rates=InMemoryRateStore()
     )
     await guard.backend.complete(call())
     result = await guard.backend.complete(call())
@@ -71,7 +71,7 @@ async def test_the_rate_limit_wait_does_not_count_against_the_timeout() -> None:
 
 async def test_without_hooks_and_closing_reaches_the_raw_backend() -> None:
     raw = ScriptedBackend("openai")
-    guard = guarded_stack(raw, CONFIG, rates=MemoryRateStore())
+    guard = guarded_stack(raw, CONFIG, rates=InMemoryRateStore())
     assert (await guard.backend.complete(call())).text == "ok from openai"
     await guard.backend.aclose()
     assert raw.closed == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chater_gpt.context.cache import (
+from chater_gpt.storage.cache import (
     CachedAnswer,
     InMemoryResponseCache,
     cache_key,

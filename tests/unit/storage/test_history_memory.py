@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from chater_gpt.context.history import InMemoryHistoryStore, trim_start
 from chater_gpt.domain import ConversationRef, Turn
+from chater_gpt.storage.history import InMemoryHistoryStore, trim_start
 
 ALICE = ConversationRef("alice@example.com")
 ALICE_WORK = ConversationRef("alice@example.com", "work")
@@ -135,3 +135,14 @@ async def test_forget_does_not_count_expired_conversations() -> None:
 
 async def test_ping() -> None:
     assert await store().ping() is True
+
+
+async def test_evicted_and_expired_conversations_leave_the_user_index() -> None:
+    clock = FakeClock()
+    history = store(clock, max_conversations=1)
+    await history.append(ALICE, exchange(1), dedupe_id="r1")
+    await history.append(BOB, exchange(2), dedupe_id="r2")  # evicts ALICE's
+    assert await history.forget_user("alice@example.com") == 0
+    clock.now += 61
+    assert await history.load(BOB) == []  # expired when read
+    assert history._by_user == {}  # nothing left behind for either user

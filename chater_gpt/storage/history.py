@@ -13,7 +13,6 @@ Rules both stores keep:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections import OrderedDict
@@ -23,10 +22,13 @@ from typing import Any, Protocol, cast
 
 import orjson
 from redis.asyncio import Redis
-from redis.exceptions import RedisError, WatchError
+from redis.exceptions import WatchError
 
 from chater_gpt.domain import ConversationRef, Role, Turn
 from chater_gpt.observability.logging import warn_degraded
+from chater_gpt.storage.keys import KeySpace, UserHistoryKeys
+from chater_gpt.storage.redis import StoreUnavailable, store_errors
+from chater_gpt.storage.ttl_lru import TtlLru
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +62,7 @@ def trim_start(roles: Sequence[str], max_history: int) -> int:
 @dataclass
 class _Conversation:
     user_email: str
-    turns: list[Turn]
-    expires_at: float
+    turns: list[Turn] = field(default_factory=list)
     dedupe_ids: OrderedDict[str, None] = field(default_factory=OrderedDict)
 
 
@@ -77,24 +78,25 @@ class InMemoryHistoryStore:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._max_history = max_history
-        self._ttl = ttl_seconds
-        self._max_conversations = max_conversations
-        self._clock = clock
-        self._conversations: OrderedDict[str, _Conversation] = OrderedDict()
+        self._conversations: TtlLru[_Conversation] = TtlLru(
+            ttl_seconds=ttl_seconds,
+            max_entries=max_conversations,
+            clock=clock,
+            on_evict=self._unindex,
+        )
         self._by_user: dict[str, set[str]] = {}
 
     async def load(self, conversation: ConversationRef) -> list[Turn]:
-        stored = self._live(conversation.storage_key)
+        stored = self._conversations.get(conversation.storage_key)
         return list(stored.turns) if stored else []
 
     async def append(
         self, conversation: ConversationRef, turns: Sequence[Turn], *, dedupe_id: str
     ) -> None:
         key = conversation.storage_key
-        stored = self._live(key)
+        stored = self._conversations.get(key)
         if stored is None:
-            stored = _Conversation(conversation.user_email, [], 0.0)
-            self._conversations[key] = stored
+            stored = _Conversation(conversation.user_email)
             self._by_user.setdefault(conversation.user_email, set()).add(key)
         elif dedupe_id in stored.dedupe_ids:
             return
@@ -103,40 +105,16 @@ class InMemoryHistoryStore:
             stored.dedupe_ids.popitem(last=False)
         stored.turns.extend(turns)
         del stored.turns[: trim_start([t.role for t in stored.turns], self._max_history)]
-        stored.expires_at = self._clock() + self._ttl
-        self._conversations.move_to_end(key)
-        while len(self._conversations) > self._max_conversations:
-            oldest, _ = next(iter(self._conversations.items()))
-            self._remove(oldest)
+        self._conversations.put(key, stored)  # refreshes the TTL; may evict the LRU one
 
     async def forget_user(self, user_email: str) -> int:
-        now = self._clock()
-        deleted = 0
-        for key in list(self._by_user.get(user_email, ())):
-            stored = self._conversations.get(key)
-            if stored is not None and stored.expires_at > now:
-                deleted += 1
-            self._remove(key)
-        self._by_user.pop(user_email, None)
-        return deleted
+        keys = self._by_user.pop(user_email, set())
+        return sum(self._conversations.pop(key) is not None for key in keys)
 
     async def ping(self) -> bool:
         return True
 
-    def _live(self, key: str) -> _Conversation | None:
-        stored = self._conversations.get(key)
-        if stored is None:
-            return None
-        if stored.expires_at <= self._clock():
-            self._remove(key)
-            return None
-        self._conversations.move_to_end(key)
-        return stored
-
-    def _remove(self, key: str) -> None:
-        stored = self._conversations.pop(key, None)
-        if stored is None:
-            return
+    def _unindex(self, key: str, stored: _Conversation) -> None:
         keys = self._by_user.get(stored.user_email)
         if keys is not None:
             keys.discard(key)
@@ -179,15 +157,11 @@ return 1
 """
 
 
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-
-
 class RedisHistoryStore:
     """History shared by all replicas.
 
-    Keys hold digests, never e-mail addresses. All keys of one user share a Redis
-    Cluster hash tag `{u:<digest>}`, so the append script and the forget
+    Keys hold digests, never e-mail addresses (see `keys.py`). All keys of one user
+    share a Redis Cluster hash tag `{u:<digest>}`, so the append script and the forget
     transaction touch a single slot:
       <prefix>{u:U}:h:C  list of turns          (TTL)
       <prefix>{u:U}:d:C  zset of dedupe ids     (TTL)
@@ -202,52 +176,51 @@ class RedisHistoryStore:
         *,
         max_history: int,
         ttl_seconds: int,
-        prefix: str = "chater:",
+        keys: KeySpace,
     ) -> None:
         self._client = client
         self._max_history = max_history
         self._ttl = ttl_seconds
-        self._prefix = prefix
+        self._keys = keys
         self._append_script = client.register_script(_APPEND_SCRIPT)
 
-    def _user_tag(self, user_email: str) -> str:
-        return f"{self._prefix}{{u:{_digest(user_email)}}}"
-
-    def _keys(self, conversation: ConversationRef) -> tuple[str, str, str, str]:
-        tag = self._user_tag(conversation.user_email)
-        member = _digest(conversation.storage_key)
-        return f"{tag}:h:{member}", f"{tag}:d:{member}", f"{tag}:idx", member
-
     async def load(self, conversation: ConversationRef) -> list[Turn]:
-        history_key, *_ = self._keys(conversation)
-        raw = cast(list[bytes], await self._client.lrange(history_key, 0, -1))
+        user = self._keys.user_history(conversation.user_email)
+        turns_key = user.turns(self._keys.conversation_member(conversation))
+        with store_errors("history"):
+            raw = cast(list[bytes], await self._client.lrange(turns_key, 0, -1))
         return [_decode_turn(item) for item in raw]
 
     async def append(
         self, conversation: ConversationRef, turns: Sequence[Turn], *, dedupe_id: str
     ) -> None:
-        history_key, dedupe_key, index_key, member = self._keys(conversation)
+        user = self._keys.user_history(conversation.user_email)
+        member = self._keys.conversation_member(conversation)
         encoded = [orjson.dumps([turn.role, turn.content]) for turn in turns]
-        await self._append_script(
-            keys=[history_key, dedupe_key, index_key],
-            args=[dedupe_id, self._ttl, self._max_history, member, DEDUPE_IDS_KEPT, *encoded],
-        )
+        with store_errors("history"):
+            await self._append_script(
+                keys=[user.turns(member), user.dedupe_ids(member), user.index],
+                args=[dedupe_id, self._ttl, self._max_history, member, DEDUPE_IDS_KEPT, *encoded],
+            )
 
     async def forget_user(self, user_email: str) -> int:
-        tag = self._user_tag(user_email)
-        index_key = f"{tag}:idx"
+        user = self._keys.user_history(user_email)
+        with store_errors("history"):
+            return await self._forget(user)
+
+    async def _forget(self, user: UserHistoryKeys) -> int:
         async with self._client.pipeline(transaction=True) as pipe:
             while True:
                 try:
                     # WATCH: an append that adds a conversation meanwhile restarts this.
-                    await pipe.watch(index_key)
-                    members = await pipe.smembers(index_key)
+                    await pipe.watch(user.index)
+                    members = await pipe.smembers(user.index)
                     pipe.multi()  # type: ignore[no-untyped-call]
                     for member in sorted(cast(set[bytes], members)):
                         name = member.decode()
-                        pipe.delete(f"{tag}:h:{name}")
-                        pipe.delete(f"{tag}:d:{name}")
-                    pipe.delete(index_key)
+                        pipe.delete(user.turns(name))
+                        pipe.delete(user.dedupe_ids(name))
+                    pipe.delete(user.index)
                     results: list[Any] = await pipe.execute()
                 except WatchError:
                     continue
@@ -256,8 +229,9 @@ class RedisHistoryStore:
 
     async def ping(self) -> bool:
         try:
-            return bool(await self._client.ping())
-        except (RedisError, OSError) as exc:
+            with store_errors("history"):
+                return bool(await self._client.ping())
+        except StoreUnavailable as exc:
             warn_degraded(log, "Redis ping failed", exc)
             return False
 

@@ -18,7 +18,9 @@ from typing import Any, Protocol
 import orjson
 from redis.asyncio import Redis
 
-from chater_gpt.ttl_lru import TtlLru
+from chater_gpt.storage.keys import KeySpace
+from chater_gpt.storage.redis import store_errors
+from chater_gpt.storage.ttl_lru import TtlLru
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,14 +90,16 @@ class InMemoryResponseCache:
 class RedisResponseCache:
     """Shared by all replicas; Redis expires the entries (RESPONSE_CACHE_TTL_SECONDS)."""
 
-    def __init__(self, client: Redis, *, ttl_seconds: int, prefix: str = "chater:") -> None:
+    def __init__(self, client: Redis, *, ttl_seconds: int, keys: KeySpace) -> None:
         self._client = client
         self._ttl = ttl_seconds
-        self._prefix = f"{prefix}cache:"
+        self._keys = keys
 
     async def get(self, key: str) -> CachedAnswer | None:
-        raw = await self._client.get(self._prefix + key)
+        with store_errors("cache"):
+            raw = await self._client.get(self._keys.cache(key))
         return _decode(raw) if isinstance(raw, bytes) else None
 
     async def put(self, key: str, answer: CachedAnswer) -> None:
-        await self._client.set(self._prefix + key, _encode(answer), ex=self._ttl)
+        with store_errors("cache"):
+            await self._client.set(self._keys.cache(key), _encode(answer), ex=self._ttl)
