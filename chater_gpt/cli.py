@@ -59,15 +59,12 @@ def run_service(settings: Settings | None = None) -> int:
     settings = settings or _settings_or_none()
     if settings is None:
         return 2
-    from chater_gpt.observability.logging import configure_logging
-    from chater_gpt.observability.sentry import init_sentry
-    from chater_gpt.service import Service, build_parts
+    from chater_gpt.wiring import build_service, start_observability
 
-    redactor = configure_logging(settings)
-    init_sentry(settings, redactor)
+    redactor = start_observability(settings)
 
     async def serve() -> int:
-        return await Service(settings, build_parts(settings, redact=redactor)).run()
+        return await build_service(settings, redact=redactor).run()
 
     return asyncio.run(serve())
 

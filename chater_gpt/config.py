@@ -9,10 +9,12 @@ variable and never echoes a value.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import (
     Field,
@@ -300,6 +302,36 @@ class Settings(BaseSettings):
     def kafka_producer_properties(self) -> dict[str, str | int | float | bool]:
         """The common properties plus KAFKA_PRODUCER_CONFIG (which wins)."""
         return {**self.kafka_common_config(), **self.kafka_producer_config}
+
+
+_SECRET_PROPERTY = re.compile(r"(?i)password|secret|token|key|credential")
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """Every configured secret, for the log redactor: the SecretStr settings, the password
+    inside a URL on its own (it could be logged without its URL), and secret-looking
+    librdkafka extras."""
+    values = []
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr) and value.get_secret_value():
+            secret = value.get_secret_value()
+            values.append(secret)
+            password = urlsplit(secret).password if "://" in secret else None
+            if password:
+                values.extend({password, unquote(password)})
+    extras = (
+        settings.kafka_extra_config,
+        settings.kafka_consumer_config,
+        settings.kafka_producer_config,
+    )
+    values.extend(
+        value
+        for properties in extras
+        for prop, value in properties.items()
+        if _SECRET_PROPERTY.search(prop) and value
+    )
+    return values
 
 
 def describe_validation_error(error: ValidationError) -> str:

@@ -49,7 +49,7 @@ def run_usage(settings: Settings, user: str, day: date | None, *, out: TextIO = 
         return 2
 
     # Imported here: of the service's wiring, the command needs only storage_config.
-    from chater_gpt.service import storage_config
+    from chater_gpt.wiring import storage_config
 
     async def read() -> dict[str, Any]:
         stores = open_stores(storage_config(settings), fail_over=False)

@@ -1,6 +1,10 @@
-"""Settings → parts: the backend stack the service calls.
+"""Settings → parts: the only code that reads `Settings` to build the service.
 
-Per configured backend kind (LLM_BACKEND, then FALLBACK_BACKEND), the raw backend
+Every part receives a small frozen config of its own (`ServiceConfig`,
+`PipelineConfig`, `ProcessingConfig`, `StorageConfig`, `GuardConfig`, ...), never the
+whole `Settings`; `build_service` is what `python main.py run` and the demo start.
+
+The backend stack: per configured backend kind (LLM_BACKEND, then FALLBACK_BACKEND), the raw backend
 (OpenAI or KoboldCPP) wrapped in its guards (`resilience.guards.guarded_stack`:
 retries, breaker, rate-limit wait, timeout); then the fallback chain over them: the
 requested model, FALLBACK_MODELS on the same backend, then FALLBACK_BACKEND.
@@ -9,14 +13,36 @@ requested model, FALLBACK_MODELS on the same backend, then FALLBACK_BACKEND.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from chater_gpt.backends.base import LLMBackend
 from chater_gpt.backends.fallback import FallbackBackend, FallbackHook, FallbackLink
 from chater_gpt.backends.openai_direct import OpenAIDirectBackend
-from chater_gpt.config import BackendKind, Settings
+from chater_gpt.config import BackendKind, LogFormat, Settings, secret_values
+from chater_gpt.context.builder import ContextBuilder
+from chater_gpt.context.server_tokens import (
+    KoboldCppTokenizer,
+    LlamaCppTokenizer,
+    ServerTokenCounters,
+)
+from chater_gpt.context.tokens import BpeTokenCounters, TokenCounters
+from chater_gpt.contracts import RequestDefaults
+from chater_gpt.decoder import RequestDecoder
+from chater_gpt.images import ImageLimits
+from chater_gpt.kafka.pipeline import PauseGate, PipelineConfig, RouteEndpoint
+from chater_gpt.observability.logging import LoggingConfig, Redactor, configure_logging
+from chater_gpt.observability.metrics import Metrics
+from chater_gpt.observability.sentry import init_sentry
+from chater_gpt.processing.build import ProcessingConfig, ProcessingStores, build_processor
+from chater_gpt.resilience.admission import AdmissionControl, AdmissionLimits
 from chater_gpt.resilience.breaker import Breaker
+from chater_gpt.resilience.budget import TokenBudget
 from chater_gpt.resilience.guards import BackendStack, GuardConfig, GuardHooks, guarded_stack
-from chater_gpt.storage.stores import Stores
+from chater_gpt.resilience.policy import load_policy
+from chater_gpt.resilience.prober import BreakerProber
+from chater_gpt.resilience.rate_limit import RateLimiter
+from chater_gpt.service import Lifecycle, Service, ServiceConfig, ServiceParts
+from chater_gpt.storage.stores import HistoryConfig, StorageConfig, Stores, open_stores
 
 RawBackendFactory = Callable[[BackendKind, Settings], LLMBackend]
 
@@ -88,3 +114,188 @@ def build_backend_stack(
         primary if len(links) == 1 else FallbackBackend(links, on_fallback=on_fallback)
     )
     return BackendStack(backend=backend, breakers=breakers, guarded=by_name)
+
+
+# --- requests and routes ----------------------------------------------------------------
+
+
+def request_defaults(settings: Settings) -> RequestDefaults:
+    return RequestDefaults(
+        model=settings.model,
+        vision_model=settings.vision_model,
+        allowed_models=settings.models_allowed,
+        max_tokens=settings.max_tokens,
+        max_tokens_cap=settings.max_tokens_cap,
+        temperature=settings.temperature,
+        max_payload_bytes=settings.max_payload_bytes,
+        max_message_chars=settings.max_message_chars,
+        images=ImageLimits(
+            max_images=settings.max_images,
+            max_image_bytes=settings.max_image_bytes,
+            max_image_pixels=settings.max_image_pixels,
+        ),
+        placeholder_identities=settings.placeholders,
+    )
+
+
+def route_endpoints(settings: Settings) -> list[RouteEndpoint]:
+    defaults = request_defaults(settings)
+    return [
+        RouteEndpoint(route.name, RequestDecoder(defaults, route), route.reply_topic)
+        for route in settings.routes
+    ]
+
+
+# --- stores, tokens, admission ----------------------------------------------------------
+
+
+def storage_config(settings: Settings) -> StorageConfig:
+    """What the stores need of the settings (REDIS_*, the TTLs, the history bounds)."""
+    return StorageConfig(
+        redis_url=settings.redis_url.get_secret_value() if settings.redis_url else None,
+        key_prefix=settings.redis_key_prefix,
+        max_connections=settings.redis_max_connections,
+        outcome_ttl_seconds=settings.outcome_ttl_seconds,
+        history=HistoryConfig(
+            max_turns=settings.max_history,
+            ttl_seconds=settings.context_ttl_seconds,
+            max_conversations=settings.history_max_conversations,
+        ),
+        cache_ttl_seconds=(
+            settings.response_cache_ttl_seconds if settings.response_cache_enabled else None
+        ),
+    )
+
+
+def token_counters(settings: Settings) -> TokenCounters:
+    """The OpenAI encodings, or the local server's own tokenizer (TOKENIZER)."""
+    choice = settings.tokenizer
+    if choice == "auto":
+        choice = "koboldcpp" if settings.llm_backend is BackendKind.KOBOLDCPP else "encoding"
+    if choice == "koboldcpp" and settings.koboldcpp_api_url:
+        return ServerTokenCounters(KoboldCppTokenizer(settings.koboldcpp_api_url))
+    if choice == "llamacpp":
+        root = settings.openai_base_url.rstrip("/").removesuffix("/v1")
+        return ServerTokenCounters(LlamaCppTokenizer(root))
+    return BpeTokenCounters()
+
+
+def build_admission(settings: Settings, stores: Stores) -> AdmissionControl:
+    """Admission over the process's rate windows and budget counters (`open_stores`)."""
+    policy = load_policy(settings.tenant_policy_file) if settings.tenant_policy_file else None
+    return AdmissionControl(
+        limiter=RateLimiter(stores.rates),
+        budget=TokenBudget(stores.budgets),
+        limits=AdmissionLimits(
+            daily_token_limit=settings.daily_token_limit,
+            user_requests_per_minute=settings.user_requests_per_minute,
+            user_daily_token_limit=settings.user_daily_token_limit,
+        ),
+        policy=policy,
+    )
+
+
+def probe_interval(breaker_reset_seconds: float) -> float:
+    """How often the prober looks at the breakers: a few times per reset period, so an
+    idle breaker is probed soon after it may be; never busier than 5 per second."""
+    return min(max(breaker_reset_seconds / 4, 0.2), 5.0)
+
+
+# --- the service ------------------------------------------------------------------------
+
+
+def logging_config(settings: Settings) -> LoggingConfig:
+    return LoggingConfig(
+        level=settings.log_level,
+        json=settings.log_format is LogFormat.JSON,
+        secrets=tuple(secret_values(settings)),
+    )
+
+
+def start_observability(settings: Settings) -> Redactor:
+    """Logging (with every configured secret redacted) and, when SENTRY_DSN is set, Sentry."""
+    redactor = configure_logging(logging_config(settings))
+    init_sentry(settings.sentry_dsn.get_secret_value() if settings.sentry_dsn else None, redactor)
+    return redactor
+
+
+def processing_config(settings: Settings) -> ProcessingConfig:
+    return ProcessingConfig(
+        system_prompt=settings.system_prompt,
+        seed=settings.seed,
+        context_fallbacks=settings.context_fallback_models,
+        json_repair_attempts=settings.json_repair_attempts,
+    )
+
+
+def service_config(settings: Settings) -> ServiceConfig:
+    consumer: dict[str, Any] = {
+        **settings.kafka_consumer_properties(),
+        "group.id": settings.consumer_group,
+        "session.timeout.ms": settings.kafka_session_timeout_ms,
+        "heartbeat.interval.ms": settings.kafka_heartbeat_interval_ms,
+        "max.poll.interval.ms": settings.kafka_max_poll_interval_ms,
+    }
+    return ServiceConfig(
+        consumer=consumer,
+        producer=settings.kafka_producer_properties(),
+        pipeline=PipelineConfig(
+            max_in_flight=settings.max_in_flight,
+            revoke_grace_seconds=settings.shutdown_grace_seconds,
+            max_queued=settings.max_queued,
+        ),
+        shutdown_grace_seconds=settings.shutdown_grace_seconds,
+        commit_interval_seconds=settings.commit_interval_seconds,
+        join_grace_seconds=settings.kafka_join_grace_seconds,
+        metrics_port=settings.metrics_port,
+    )
+
+
+def build_parts(settings: Settings, *, redact: Callable[[str], str] = str) -> ServiceParts:
+    """Concrete adapters for the configuration: Redis when REDIS_URL is set, else in-memory."""
+    lifecycle = Lifecycle()
+    stores = open_stores(storage_config(settings))
+    lifecycle.closers.append(stores.aclose)
+    counters = token_counters(settings)
+    if isinstance(counters, BpeTokenCounters):
+        # Load the encodings' tables now (~0.3 s each), not on the first request.
+        for model in (settings.model, settings.vision_model):
+            counters.for_model(model)
+    if isinstance(counters, ServerTokenCounters):
+        lifecycle.closers.append(counters.aclose)
+    metrics = Metrics()
+    hooks = GuardHooks(
+        on_retry=metrics.retry_hook,
+        on_breaker_state=metrics.set_breaker_state,
+        on_rate_wait=metrics.rate_limit_waited,
+    )
+    stack = build_backend_stack(settings, stores, hooks=hooks)
+    lifecycle.closers.append(stack.aclose)
+    prober = BreakerProber(
+        stack.breakers, stack.guarded, interval=probe_interval(settings.breaker_reset_seconds)
+    )
+    lifecycle.background.append(prober.run)
+    gate = PauseGate()
+    processor = build_processor(
+        processing_config(settings),
+        ProcessingStores(history=stores.history, outcomes=stores.outcomes, cache=stores.cache),
+        backend=stack.backend,
+        builder=ContextBuilder(context_window=settings.context_window, counters=counters),
+        pauser=gate,
+        admission=build_admission(settings, stores),
+        observer=metrics,
+    )
+    return ServiceParts(
+        processor=processor,
+        routes=route_endpoints(settings),
+        gate=gate,
+        metrics=metrics,
+        stores=stores,
+        breaker_states=stack.breaker_states,
+        redact=redact,
+        lifecycle=lifecycle,
+    )
+
+
+def build_service(settings: Settings, *, redact: Callable[[str], str] = str) -> Service:
+    return Service(service_config(settings), build_parts(settings, redact=redact))

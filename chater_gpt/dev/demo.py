@@ -25,7 +25,7 @@ from chater_gpt.config import Settings, load_settings
 from chater_gpt.dev.broker import EmbeddedBroker
 from chater_gpt.dev.llm import LocalLLMServer
 from chater_gpt.dev.stack import embedded_settings
-from chater_gpt.service import Service, build_parts
+from chater_gpt.wiring import build_service
 
 log = logging.getLogger("chater_gpt.demo")
 
@@ -117,7 +117,7 @@ async def _demo(
     photos: list[tuple[str, str, bytes]],
     timeout: float,
 ) -> int:
-    service = Service(settings, build_parts(settings))
+    service = build_service(settings)
     running = asyncio.create_task(service.run(install_signal_handlers=False))
     started = time.monotonic()
     messages = chats + photos

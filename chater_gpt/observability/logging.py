@@ -13,13 +13,10 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import unquote, urlsplit
 
 import orjson
-from pydantic import SecretStr
-
-from chater_gpt.config import LogFormat, Settings
 
 _PATTERNS = (
     re.compile(r"sk-[A-Za-z0-9_\-]{8,}"),  # OpenAI-style keys
@@ -53,35 +50,6 @@ def _keep_prefix(match: re.Match[str]) -> str:
         return REDACTED
     suffix = groups[1] if len(groups) > 1 and groups[1] else ""
     return f"{groups[0]}{REDACTED}{suffix}"
-
-
-_SECRET_PROPERTY = re.compile(r"(?i)password|secret|token|key|credential")
-
-
-def secret_values(settings: Settings) -> list[str]:
-    """Every configured secret: the SecretStr settings, the password inside a URL on its
-    own (it could be logged without its URL), and secret-looking librdkafka extras."""
-    values = []
-    for name in type(settings).model_fields:
-        value = getattr(settings, name)
-        if isinstance(value, SecretStr) and value.get_secret_value():
-            secret = value.get_secret_value()
-            values.append(secret)
-            password = urlsplit(secret).password if "://" in secret else None
-            if password:
-                values.extend({password, unquote(password)})
-    extras = (
-        settings.kafka_extra_config,
-        settings.kafka_consumer_config,
-        settings.kafka_producer_config,
-    )
-    values.extend(
-        value
-        for properties in extras
-        for prop, value in properties.items()
-        if _SECRET_PROPERTY.search(prop) and value
-    )
-    return values
 
 
 class JsonFormatter(logging.Formatter):
@@ -141,20 +109,25 @@ class RepeatFilter(logging.Filter):
         return True
 
 
-def configure_logging(settings: Settings, *, stream: object = None) -> Redactor:
-    redactor = Redactor(secret_values(settings))
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    level: str  # DEBUG, INFO, WARNING, ERROR
+    json: bool  # JSON lines (production) or text (the demo)
+    secrets: tuple[str, ...] = ()  # every configured secret value, redacted wherever it shows
+
+
+def configure_logging(config: LoggingConfig, *, stream: object = None) -> Redactor:
+    redactor = Redactor(config.secrets)
     handler = logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]
     formatter: logging.Formatter = (
-        JsonFormatter(redactor)
-        if settings.log_format is LogFormat.JSON
-        else TextFormatter(redactor)
+        JsonFormatter(redactor) if config.json else TextFormatter(redactor)
     )
     handler.setFormatter(formatter)
-    if settings.log_level != "DEBUG":
+    if config.level != "DEBUG":
         handler.addFilter(RepeatFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(settings.log_level)
+    root.setLevel(config.level)
     # Client libraries log request details at DEBUG/INFO; keep them at WARNING.
     for noisy in ("httpx", "httpx2", "openai", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

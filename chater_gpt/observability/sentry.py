@@ -12,7 +12,6 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from chater_gpt.config import Settings
 from chater_gpt.observability.logging import REDACTED, Redactor
 
 if TYPE_CHECKING:  # sentry-sdk is imported at run time only when a DSN is set
@@ -62,17 +61,17 @@ def make_before_breadcrumb(
     return before_breadcrumb
 
 
-def init_sentry(settings: Settings, redactor: Redactor, **options: Any) -> bool:
-    """Start Sentry when SENTRY_DSN is set; returns whether it was started.
+def init_sentry(dsn: str | None, redactor: Redactor, **options: Any) -> bool:
+    """Start Sentry when a DSN (SENTRY_DSN) is given; returns whether it was started.
 
     `options` go to `sentry_sdk.init` (tests pass a `transport`).
     """
-    if settings.sentry_dsn is None or not settings.sentry_dsn.get_secret_value():
+    if not dsn:
         return False
     import sentry_sdk
 
     sentry_sdk.init(
-        dsn=settings.sentry_dsn.get_secret_value(),
+        dsn=dsn,
         before_send=make_before_send(redactor),
         before_breadcrumb=make_before_breadcrumb(redactor),
         include_local_variables=False,

@@ -8,7 +8,7 @@ service-wide budget is the one spent: that request should wait, not be answered)
 The returned `Admission` is settled with the real usage after the call, or
 released when the call failed.
 
-Wiring in the processor:
+Used by the processing stage `processing/admitted.py`:
 
     admission = await admit(key=..., user_email=..., app_code=..., model=...,
                             max_tokens=..., prompt_tokens=built.prompt_tokens)
@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from chater_gpt.config import Settings
 from chater_gpt.errors import InvalidRequest, ModelNotAllowed, RateLimited
 from chater_gpt.observability.logging import warn_degraded
 from chater_gpt.resilience.budget import (
@@ -35,11 +34,10 @@ from chater_gpt.resilience.budget import (
     tenant_scope,
     user_scope,
 )
-from chater_gpt.resilience.policy import PolicyBook, TenantPolicy, load_policy
+from chater_gpt.resilience.policy import PolicyBook, TenantPolicy
 from chater_gpt.resilience.rate_limit import RateLimiter
 from chater_gpt.storage.keys import tenant_scope_name, user_scope_name
 from chater_gpt.storage.rates import Rate
-from chater_gpt.storage.stores import Stores
 
 log = logging.getLogger(__name__)
 
@@ -161,24 +159,8 @@ class AdmissionControl:
                 )
 
 
-def build_admission(settings: Settings, stores: Stores) -> AdmissionControl:
-    """Admission over the process's rate windows and budget counters (`open_stores`)."""
-    policy = load_policy(settings.tenant_policy_file) if settings.tenant_policy_file else None
-    return AdmissionControl(
-        limiter=RateLimiter(stores.rates),
-        budget=TokenBudget(stores.budgets),
-        limits=AdmissionLimits(
-            daily_token_limit=settings.daily_token_limit,
-            user_requests_per_minute=settings.user_requests_per_minute,
-            user_daily_token_limit=settings.user_daily_token_limit,
-        ),
-        policy=policy,
-    )
-
-
 __all__ = [
     "Admission",
     "AdmissionControl",
     "AdmissionLimits",
-    "build_admission",
 ]

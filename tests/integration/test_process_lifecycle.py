@@ -139,10 +139,10 @@ async def test_a_part_that_can_no_longer_work_stops_the_service_with_exit_code_1
 ) -> None:
     # What a fatal reply-producer error does: stop (draining what it can), exit 1, and
     # let the restart replay whatever was not acknowledged.
-    from chater_gpt.service import Service, build_parts
+    from chater_gpt.wiring import build_service
 
     settings = make_settings(shutdown_grace_seconds=2)
-    service = Service(settings, build_parts(settings))
+    service = build_service(settings)
     run = asyncio.create_task(service.run(install_signal_handlers=False))
     await service.wait_assigned(30)
     service.fail("reply producer: fatal error (test)")

@@ -22,19 +22,19 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from chater_gpt.config import Settings
 
 if TYPE_CHECKING:
-    from chater_gpt.service import Service, ServiceParts
+    from chater_gpt.service import Service
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @asynccontextmanager
 async def running_service(
-    settings: Settings, parts: ServiceParts | None = None, *, assigned_timeout: float = 30
+    settings: Settings, *, assigned_timeout: float = 30
 ) -> AsyncIterator[Service]:
     """The service as a task of this event loop; yields once it owns its partitions."""
-    from chater_gpt.service import Service, build_parts
+    from chater_gpt.wiring import build_service
 
-    service = Service(settings, parts or build_parts(settings))
+    service = build_service(settings)
     task = asyncio.create_task(service.run(install_signal_handlers=False))
     try:
         await service.wait_assigned(assigned_timeout)

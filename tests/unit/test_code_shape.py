@@ -4,6 +4,7 @@ part stays readable alone. A module that outgrows this is split, not exempted.""
 from __future__ import annotations
 
 import ast
+import tomllib
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "chater_gpt"
@@ -49,3 +50,19 @@ def test_no_constructor_takes_more_than_8_parameters() -> None:
 def test_the_check_sees_constructors() -> None:
     sizes = constructor_sizes(PACKAGE / "kafka" / "pipeline.py")
     assert sizes["kafka/pipeline.py:Pipeline"] == 8
+
+
+def test_every_module_but_the_entry_points_and_the_wiring_is_kept_from_settings() -> None:
+    # The "settings" import contract lists its sources one by one; a new top-level module
+    # must be added there (or be an entry point), never slip past it.
+    config = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())
+    contract = next(c for c in config["tool"]["importlinter"]["contracts"] if c["id"] == "settings")
+    sources = {name.removeprefix("chater_gpt.") for name in contract["source_modules"]}
+    top_level = {
+        path.stem if path.is_file() else path.name
+        for path in PACKAGE.iterdir()
+        if (path.suffix == ".py" and path.stem != "__init__")
+        or (path.is_dir() and (path / "__init__.py").exists())
+    }
+    readers = {"cli", "wiring", "usage_cli", "dev", "config", "__main__"}
+    assert sources == top_level - readers

@@ -10,6 +10,7 @@ import pytest
 
 from chater_gpt.config import Settings
 from chater_gpt.observability.logging import configure_logging
+from chater_gpt.wiring import logging_config
 
 KEY = "sk-live-LOGGING-SECRET-abcdef0123456789"
 REDIS_PASSWORD = "r3dis-Pa55word-xyz"
@@ -24,7 +25,7 @@ def captured() -> io.StringIO:
         redis_url=f"redis://default:{REDIS_PASSWORD}@redis:6379/0",
         log_format="json",
     )
-    configure_logging(settings, stream=stream)
+    configure_logging(logging_config(settings), stream=stream)
     yield stream
     logging.getLogger().handlers.clear()
 

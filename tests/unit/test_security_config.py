@@ -20,10 +20,10 @@ from confluent_kafka import Consumer, KafkaException, Producer
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection, SSLConnection
 
-from chater_gpt.config import Settings, load_settings
+from chater_gpt.config import Settings, load_settings, secret_values
 from chater_gpt.errors import ConfigError
-from chater_gpt.observability.logging import secret_values
-from chater_gpt.service import ServiceParts, build_parts
+from chater_gpt.service import ServiceParts
+from chater_gpt.wiring import build_parts
 
 SASL_PASSWORD = "kafka-SASL-pw-5c1e9b"
 SSL_KEY_PASSWORD = "kafka-SSLKEY-pw-77d2a0"

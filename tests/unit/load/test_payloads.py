@@ -11,7 +11,7 @@ from chater_gpt.config import Settings, load_settings
 from chater_gpt.contracts import ChatRequest
 from chater_gpt.decoder import RequestDecoder
 from chater_gpt.routes import RouteShape
-from chater_gpt.service import request_defaults
+from chater_gpt.wiring import request_defaults
 from tests.load._payloads import PAYLOADS, RequestFactory, tiny_jpeg, uses_photos
 
 

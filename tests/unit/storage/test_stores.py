@@ -5,7 +5,6 @@ from __future__ import annotations
 from pydantic import SecretStr
 
 from chater_gpt.config import Settings
-from chater_gpt.service import storage_config
 from chater_gpt.storage.breaker_state import FailoverBreakerStateStore, RedisBreakerStateStore
 from chater_gpt.storage.budgets import FailoverBudgetStore, InMemoryBudgetStore, RedisBudgetStore
 from chater_gpt.storage.cache import InMemoryResponseCache, RedisResponseCache
@@ -14,6 +13,7 @@ from chater_gpt.storage.keys import KeySpace
 from chater_gpt.storage.outcomes import InMemoryOutcomeStore, RedisOutcomeStore
 from chater_gpt.storage.rates import FailoverRateStore, InMemoryRateStore, RedisRateStore
 from chater_gpt.storage.stores import HistoryConfig, StorageConfig, open_stores
+from chater_gpt.wiring import storage_config
 
 PASSWORD = "redis-pw-7f3a"
 URL = f"redis://:{PASSWORD}@127.0.0.1:1/0"
