@@ -30,6 +30,7 @@ class ErrorCode(StrEnum):
     BACKEND_UNAVAILABLE = "backend_unavailable"
     BACKEND_BAD_RESPONSE = "backend_bad_response"
     INVALID_MODEL_OUTPUT = "invalid_model_output"
+    STORE_UNAVAILABLE = "store_unavailable"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -153,6 +154,20 @@ class InvalidModelOutput(ChaterError):
     attempts. Not retryable: the same request would most likely fail the same way."""
 
     code = ErrorCode.INVALID_MODEL_OUTPUT
+
+
+class StoreUnavailable(ChaterError):
+    """A store could not reach Redis. The cause (`__cause__`) is the client's error; its
+    message is never shown (it may carry the address). Most callers carry on without
+    the store (README, "Redis outage"); a request that cannot, such as forgetting a
+    user's conversations, is answered with this error and may be retried."""
+
+    code = ErrorCode.STORE_UNAVAILABLE
+    retryable = True
+
+    def __init__(self, store: str) -> None:
+        super().__init__(f"the {store} store is unavailable")
+        self.store = store
 
 
 class CircuitOpen(BackendUnavailable):

@@ -17,8 +17,8 @@ from datetime import UTC, date, datetime
 from typing import Any, TextIO
 
 from chater_gpt.config import Settings
+from chater_gpt.errors import StoreUnavailable
 from chater_gpt.resilience.budget import TokenBudget
-from chater_gpt.storage.redis import StoreUnavailable
 from chater_gpt.storage.stores import open_stores
 
 

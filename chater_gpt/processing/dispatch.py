@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from chater_gpt.contracts import ForgetRequest, Job, RejectedRequest
+from chater_gpt.errors import StoreUnavailable
 from chater_gpt.processing.observer import ProcessorObserver
 from chater_gpt.processing.stages import ReplyStep
 from chater_gpt.replies import error_bytes, forget_ack_bytes
@@ -31,9 +32,17 @@ class Dispatch:
             )
             return error_bytes(request.key, request.error, request.style)
         if isinstance(request, ForgetRequest):
-            deleted = await self._history.forget_user(request.user_email)
-            self._observer.request_done(
-                outcome="forget", code="", model="", backend="", route=job.route
-            )
-            return forget_ack_bytes(request.key, request.user_email, deleted)
+            return await self._forget(request, job.route)
         return await self._chat(request, job)
+
+    async def _forget(self, request: ForgetRequest, route: str) -> bytes:
+        try:
+            deleted = await self._history.forget_user(request.user_email)
+        except StoreUnavailable as exc:
+            # Never acknowledge a deletion that did not happen: the caller retries.
+            self._observer.request_done(
+                outcome="error", code=exc.code.value, model="", backend="", route=route
+            )
+            return error_bytes(request.key, exc)
+        self._observer.request_done(outcome="forget", code="", model="", backend="", route=route)
+        return forget_ack_bytes(request.key, request.user_email, deleted)

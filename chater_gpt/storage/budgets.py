@@ -16,9 +16,10 @@ from typing import Protocol
 
 from redis.asyncio import Redis
 
+from chater_gpt.errors import StoreUnavailable
 from chater_gpt.observability.logging import warn_degraded
 from chater_gpt.storage.keys import KeySpace
-from chater_gpt.storage.redis import StoreUnavailable, store_errors
+from chater_gpt.storage.redis import store_errors
 from chater_gpt.storage.ttl_lru import TtlLru
 
 log = logging.getLogger(__name__)

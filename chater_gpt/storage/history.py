@@ -25,9 +25,10 @@ from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
 from chater_gpt.domain import ConversationRef, Role, Turn
+from chater_gpt.errors import StoreUnavailable
 from chater_gpt.observability.logging import warn_degraded
 from chater_gpt.storage.keys import KeySpace, UserHistoryKeys
-from chater_gpt.storage.redis import StoreUnavailable, store_errors
+from chater_gpt.storage.redis import store_errors
 from chater_gpt.storage.ttl_lru import TtlLru
 
 log = logging.getLogger(__name__)

@@ -34,14 +34,7 @@ from contextlib import contextmanager
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
-
-class StoreUnavailable(Exception):
-    """A store could not reach Redis. The cause (`__cause__`) is the client's error;
-    its message is never shown (it may carry the address)."""
-
-    def __init__(self, store: str) -> None:
-        super().__init__(f"the {store} store is unavailable")
-        self.store = store
+from chater_gpt.errors import StoreUnavailable
 
 
 @contextmanager

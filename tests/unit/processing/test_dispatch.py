@@ -6,7 +6,7 @@ import orjson
 
 from chater_gpt.contracts import ChatRequest, ForgetRequest, Job, RejectedRequest
 from chater_gpt.domain import ConversationRef, Turn
-from chater_gpt.errors import InvalidRequest
+from chater_gpt.errors import InvalidRequest, StoreUnavailable
 from chater_gpt.processing.dispatch import Dispatch
 from chater_gpt.storage.history import InMemoryHistoryStore
 from tests.unit.processing.fakes import RecordingObserver, chat_request, job_for
@@ -55,6 +55,25 @@ async def test_a_forget_request_deletes_the_users_conversations() -> None:
     assert reply["value"]["conversations_deleted"] == 2
     assert await store.load(ConversationRef("ada@example.com", "a")) == []
     assert observer.named("request_done")[0]["outcome"] == "forget"
+
+
+async def test_a_forget_request_during_a_store_outage_is_refused_not_acknowledged() -> None:
+    class Down(InMemoryHistoryStore):
+        async def forget_user(self, user_email: str) -> int:
+            raise StoreUnavailable("history")
+
+    observer, chat = RecordingObserver(), Chat()
+    store = Down(max_history=10, ttl_seconds=60, max_conversations=10)
+    forget = ForgetRequest(key="f-2", user_email="ada@example.com")
+    reply = orjson.loads(await Dispatch(chat, store, observer).process(job_for(forget)))
+    assert reply["key"] == "f-2"
+    assert "forgotten" not in reply["value"]
+    assert reply["value"]["error"] == {
+        "code": "store_unavailable",
+        "message": "the history store is unavailable",
+        "retryable": True,
+    }
+    assert observer.named("request_done")[0]["code"] == "store_unavailable"
 
 
 async def test_a_chat_request_goes_down_the_chat_chain() -> None:

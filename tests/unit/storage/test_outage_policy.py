@@ -9,11 +9,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from chater_gpt.domain import BreakerState, ConversationRef, Turn
-from chater_gpt.errors import BackendError, CircuitOpen
+from chater_gpt.errors import BackendError, CircuitOpen, StoreUnavailable
 from chater_gpt.resilience.breaker import Breaker
 from chater_gpt.storage.cache import CachedAnswer
 from chater_gpt.storage.rates import Rate
-from chater_gpt.storage.redis import StoreUnavailable
 from chater_gpt.storage.stores import StorageConfig, Stores, open_stores
 
 DOWN = StorageConfig(redis_url="redis://:pw@127.0.0.1:1/0", cache_ttl_seconds=60)

@@ -9,7 +9,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from chater_gpt.storage.redis import StoreUnavailable, redis_client, store_errors
+from chater_gpt.errors import StoreUnavailable
+from chater_gpt.storage.redis import redis_client, store_errors
 
 
 @pytest.mark.parametrize(
