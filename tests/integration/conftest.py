@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+from redis.asyncio import Redis as AsyncRedis
 
 from chater_gpt.config import Settings, load_settings
 from chater_gpt.dev.broker import EmbeddedBroker
@@ -72,6 +73,20 @@ def redis_url() -> str:
     finally:
         client.close()
     return url
+
+
+@pytest.fixture
+async def prefix(redis_url: str) -> AsyncIterator[str]:
+    """A Redis key prefix of the test's own; its keys are deleted afterwards."""
+    name = f"test:{uuid.uuid4().hex[:12]}:"
+    yield name
+    client = AsyncRedis.from_url(redis_url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{name}*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
 
 
 @dataclass(frozen=True)

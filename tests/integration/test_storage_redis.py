@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import io
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
 from pydantic import SecretStr
-from redis.asyncio import Redis
 
 from chater_gpt.config import Settings
 from chater_gpt.domain import BreakerState, ConversationRef, Turn
@@ -23,19 +21,6 @@ from chater_gpt.storage.stores import StorageConfig, Stores, open_stores
 from chater_gpt.usage_cli import run_usage
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def prefix(redis_url: str) -> AsyncIterator[str]:
-    name = f"test-{uuid.uuid4().hex[:12]}:"
-    yield name
-    client = Redis.from_url(redis_url)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{name}*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
 
 
 @pytest.fixture
