@@ -15,14 +15,14 @@ holds, and is decided once:
   carries on without the store: answers without stored history, with no
   replay protection (outcome neither read nor recorded) or without the cache; a
   warning and `chater_gpt_store_errors_total{store}`. A *forget* that cannot reach
-  Redis gets no reply: its offset stays uncommitted, so it is replayed after the next
-  restart or rebalance.
+  Redis cannot carry on without it: it is answered `store_unavailable` (retryable),
+  and nothing is acknowledged as deleted.
 - reads that must not guess (the `usage` command, `open_stores(..., fail_over=False)`):
   the error ends the command (exit code 1).
 - health: `/readyz` pings the client itself and reports `redis` failing while it
   does not answer; `HistoryStore.ping` answers False.
 
-So a Redis outage never stops the service nor fails a request: it loses sharing
+So a Redis outage never stops the service nor fails a chat request: it loses sharing
 (limits per replica) and memory (history, replay records) until Redis is back.
 """
 
