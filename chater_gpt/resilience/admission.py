@@ -41,14 +41,14 @@ from chater_gpt.storage.rates import Rate
 
 log = logging.getLogger(__name__)
 
+MINUTE = 60.0  # the per-user and per-tenant limits are requests per minute
+
 
 @dataclass(frozen=True, slots=True)
 class AdmissionLimits:
     daily_token_limit: int
     user_requests_per_minute: int | None = None
     user_daily_token_limit: int | None = None
-    # Shorter periods make the integration tests fast; production uses a minute.
-    rate_period: float = 60.0
 
 
 class Admission:
@@ -150,7 +150,7 @@ class AdmissionControl:
         if app_code and tenant is not None and tenant.requests_per_minute:
             checks.append((tenant_scope_name(app_code), tenant.requests_per_minute, "app_code"))
         for scope, limit, label in checks:
-            rate = Rate(limit, self._limits.rate_period, burst=limit)
+            rate = Rate(limit, MINUTE, burst=limit)
             wait = await self._limiter.try_acquire(scope, rate)
             if wait is not None:
                 raise RateLimited(
