@@ -9,17 +9,10 @@ from dataclasses import dataclass, field
 from chater_gpt.domain import BreakerState, PauseReason
 from chater_gpt.observability.health import READINESS_CHECKS, CheckResult, readiness, rss_bytes
 from chater_gpt.observability.probes import Heartbeat, RedisCheck, ServiceHealth
+from tests.support.fakes import FakeClock
 
 OK = CheckResult(True, "fine")
 OPEN = BreakerState.OPEN
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def ready(**overrides: object) -> dict[str, CheckResult]:
@@ -62,7 +55,7 @@ def test_each_failure_is_named() -> None:
 
 
 async def test_redis_check_caches_its_result_and_pings_once_for_concurrent_probes() -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     pings = 0
     up = True
 
@@ -108,7 +101,7 @@ async def test_redis_not_configured_is_ok() -> None:
 
 
 def test_heartbeat_age_grows_until_the_next_beat() -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     heartbeat = Heartbeat(clock)
     clock.now += 12
     assert heartbeat.age() == 12
@@ -141,7 +134,7 @@ class FakeService:
     ingress: FakeIngress | None = None
 
 
-def adapter(service: FakeService, clock: Clock) -> ServiceHealth:
+def adapter(service: FakeService, clock: FakeClock) -> ServiceHealth:
     return ServiceHealth(
         service,
         heartbeat=Heartbeat(clock),
@@ -154,7 +147,7 @@ def adapter(service: FakeService, clock: Clock) -> ServiceHealth:
 
 
 def test_kafka_check_follows_the_consumer() -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     service = FakeService()
     health = adapter(service, clock)
     assert not health.kafka_check().ok  # not started yet
@@ -179,7 +172,7 @@ def test_kafka_check_follows_the_consumer() -> None:
 
 
 def test_an_idle_member_without_partitions_is_ready_after_the_join_grace() -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     service = FakeService(ingress=FakeIngress(last_poll=clock.now))
     health = adapter(service, clock)
     clock.now += 61
@@ -188,7 +181,7 @@ def test_an_idle_member_without_partitions_is_ready_after_the_join_grace() -> No
 
 
 def test_unfinished_pauses_and_paused_partitions_come_from_the_pipeline_and_consumer() -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     service = FakeService()
     health = adapter(service, clock)
     assert (health.unfinished(), health.pause_reasons(), health.paused_partitions()) == (

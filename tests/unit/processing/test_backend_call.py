@@ -7,16 +7,8 @@ from chater_gpt.errors import CircuitOpen
 from chater_gpt.kafka.pipeline import PauseGate
 from chater_gpt.processing.backend_call import BackendCall
 from chater_gpt.processing.waiting import PausedWait
-from tests.support.fakes import RecordingSleep
+from tests.support.fakes import FakeClock, RecordingSleep
 from tests.unit.processing.fakes import RecordingObserver, prompt_for, result
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Backend:
@@ -25,7 +17,7 @@ class Backend:
 
     name = "fake"
 
-    def __init__(self, clock: Clock, closed_after: int = 0) -> None:
+    def __init__(self, clock: FakeClock, closed_after: int = 0) -> None:
         self.clock = clock
         self.closed_after = closed_after
         self.calls = 0
@@ -43,7 +35,7 @@ class Backend:
 
 
 def backend_call(
-    backend: Backend, clock: Clock, gate: PauseGate, sleep: RecordingSleep
+    backend: Backend, clock: FakeClock, gate: PauseGate, sleep: RecordingSleep
 ) -> tuple[BackendCall, RecordingObserver]:
     observer = RecordingObserver()
     wait = PausedWait(
@@ -53,14 +45,14 @@ def backend_call(
 
 
 async def test_a_call_is_timed() -> None:
-    clock = Clock()
+    clock = FakeClock(100.0)
     stage, observer = backend_call(Backend(clock), clock, PauseGate(), RecordingSleep())
     assert await stage(prompt_for().call) == result(backend="openai")
     assert observer.named("backend_latency") == [{"backend": "openai", "seconds": 2.0}]
 
 
 async def test_an_open_breaker_is_waited_for_paused_and_only_the_answer_is_timed() -> None:
-    clock, sleep = Clock(), RecordingSleep()
+    clock, sleep = FakeClock(100.0), RecordingSleep()
     seen: list[frozenset[str]] = []
     backend = Backend(clock, closed_after=2)
     stage, observer = backend_call(backend, clock, PauseGate(on_change=seen.append), sleep)

@@ -6,18 +6,11 @@ import pytest
 
 from chater_gpt.domain import ConversationRef, Turn
 from chater_gpt.storage.history import InMemoryHistoryStore, trim_start
+from tests.support.fakes import FakeClock
 
 ALICE = ConversationRef("alice@example.com")
 ALICE_WORK = ConversationRef("alice@example.com", "work")
 BOB = ConversationRef("bob@example.com")
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def exchange(n: int) -> list[Turn]:
@@ -31,7 +24,7 @@ def store(clock: FakeClock | None = None, **overrides: float) -> InMemoryHistory
         max_history=int(options["max_history"]),
         ttl_seconds=options["ttl_seconds"],
         max_conversations=int(options["max_conversations"]),
-        clock=clock or FakeClock(),
+        clock=clock or FakeClock(1000.0),
     )
 
 
@@ -44,7 +37,7 @@ async def test_appended_turns_come_back_in_order() -> None:
 
 
 async def test_conversation_expires_after_ttl_since_last_append() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     history = store(clock)
     await history.append(ALICE, exchange(1), dedupe_id="r1")
     clock.now += 50
@@ -110,7 +103,7 @@ async def test_two_conversations_of_one_user_are_kept_apart() -> None:
 
 
 async def test_forget_deletes_every_conversation_of_the_user_only() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     history = store(clock)
     await history.append(ALICE, exchange(1), dedupe_id="r1")
     await history.append(ALICE_WORK, exchange(2), dedupe_id="r2")
@@ -126,7 +119,7 @@ async def test_forget_deletes_every_conversation_of_the_user_only() -> None:
 
 
 async def test_forget_does_not_count_expired_conversations() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     history = store(clock)
     await history.append(ALICE, exchange(1), dedupe_id="r1")
     clock.now += 61
@@ -138,7 +131,7 @@ async def test_ping() -> None:
 
 
 async def test_evicted_and_expired_conversations_leave_the_user_index() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     history = store(clock, max_conversations=1)
     await history.append(ALICE, exchange(1), dedupe_id="r1")
     await history.append(BOB, exchange(2), dedupe_id="r2")  # evicts ALICE's

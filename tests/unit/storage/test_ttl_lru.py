@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 from chater_gpt.storage.ttl_lru import TtlLru
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.fakes import FakeClock
 
 
 def test_values_expire_after_their_ttl() -> None:
-    clock = Clock()
+    clock = FakeClock(100.0)
     lru: TtlLru[str] = TtlLru(ttl_seconds=10, max_entries=5, clock=clock)
     lru.put("a", "A")
     clock.now += 9.9
@@ -25,7 +18,7 @@ def test_values_expire_after_their_ttl() -> None:
 
 
 def test_a_put_refreshes_the_ttl_and_may_set_its_own() -> None:
-    clock = Clock()
+    clock = FakeClock(100.0)
     lru: TtlLru[str] = TtlLru(ttl_seconds=10, max_entries=5, clock=clock)
     lru.put("a", "A")
     clock.now += 8
@@ -37,7 +30,7 @@ def test_a_put_refreshes_the_ttl_and_may_set_its_own() -> None:
 
 
 def test_the_least_recently_used_goes_first() -> None:
-    lru: TtlLru[int] = TtlLru(ttl_seconds=10, max_entries=2, clock=Clock())
+    lru: TtlLru[int] = TtlLru(ttl_seconds=10, max_entries=2, clock=FakeClock(100.0))
     lru.put("a", 1)
     lru.put("b", 2)
     assert lru.get("a") == 1  # "b" is now the least recently used
@@ -47,7 +40,7 @@ def test_the_least_recently_used_goes_first() -> None:
 
 
 def test_pop_removes_and_returns_only_a_live_value() -> None:
-    clock = Clock()
+    clock = FakeClock(100.0)
     lru: TtlLru[int] = TtlLru(ttl_seconds=10, max_entries=5, clock=clock)
     lru.put("a", 1)
     lru.put("b", 2)
@@ -59,7 +52,7 @@ def test_pop_removes_and_returns_only_a_live_value() -> None:
 
 
 def test_entries_leaving_on_their_own_are_reported() -> None:
-    clock = Clock()
+    clock = FakeClock(100.0)
     gone: list[tuple[str, int]] = []
     lru: TtlLru[int] = TtlLru(
         ttl_seconds=10, max_entries=2, clock=clock, on_evict=lambda k, v: gone.append((k, v))
