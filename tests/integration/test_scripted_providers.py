@@ -210,6 +210,25 @@ async def test_anthropic_count_tokens_matches_the_usage(
     assert counted.input_tokens == used.usage.input_tokens == 3 + 1 + 4 + 4
 
 
+async def test_anthropic_model_list(
+    claude: anthropic.AsyncAnthropic, claude_server: ScriptedAnthropic
+) -> None:
+    """`GET /v1/models` as the SDK reads it; spends no tokens; down during an outage."""
+    page = await claude.models.list(limit=1)
+    assert [(m.type, m.id, m.lifecycle) for m in page.data] == [("model", CLAUDE, "active")]
+    assert (page.has_more, page.first_id, page.last_id) == (False, CLAUDE, CLAUDE)
+    assert (claude_server.model_lists, claude_server.calls, claude_server.requests) == (1, 0, [])
+    claude_server.outage_status = 529
+    with pytest.raises(anthropic.OverloadedError):
+        await claude.models.list(limit=1)
+    async with anthropic.AsyncAnthropic(
+        base_url=claude_server.base_url, api_key="sk-ant-wrong", max_retries=0
+    ) as wrong:
+        with pytest.raises(anthropic.AuthenticationError):
+            await wrong.models.list()
+    assert claude_server.model_lists == 3
+
+
 async def test_anthropic_json_schema_output(claude: anthropic.AsyncAnthropic) -> None:
     schema = {"type": "object", "properties": {"answer": {"type": "string"}}}
     message = await claude.messages.create(

@@ -2,11 +2,12 @@
 
 It follows Anthropic's published API reference (platform.claude.com/docs/en/api/...):
 "Messages" (`POST /v1/messages`), "Count tokens in a Message"
-(`POST /v1/messages/count_tokens`), "Streaming Messages" (build-with-claude/streaming:
-the server-sent events), "Errors" (api/errors: status codes, the error body, errors
-inside a stream) and "Versions" (api/versioning and the 2026-10-21 migration guide), as
-spoken by the official Python SDK pinned in requirements.txt (anthropic 2.14.0, which
-sends `anthropic-version: 2026-10-21` and its key as `Authorization: Bearer`).
+(`POST /v1/messages/count_tokens`), "List Models" (`GET /v1/models`), "Streaming
+Messages" (build-with-claude/streaming: the server-sent events), "Errors" (api/errors:
+status codes, the error body, errors inside a stream) and "Versions" (api/versioning
+and the 2026-10-21 migration guide), as spoken by the official Python SDK pinned in
+requirements.txt (anthropic 2.14.0, which sends `anthropic-version: 2026-10-21` and its
+key as `Authorization: Bearer`).
 
 Served on 127.0.0.1 from its own thread (`scripted_common.ScriptedServer`: recording,
 `wait_until`, latency, queued faults, fault functions, outage, stream faults):
@@ -36,6 +37,12 @@ Served on 127.0.0.1 from its own thread (`scripted_common.ScriptedServer`: recor
   usage.output_tokens), message_stop. A `StreamFault` sends `event: error` with
   `{"type": "error", "error": {...}}` after `after` deltas (or cuts the connection).
 - count_tokens -> `{"input_tokens": n}`, the same n as the answer's usage.input_tokens.
+- `GET /v1/models?limit=n` (1..1000, default 20; the same key and version checks) ->
+  `{"data": [{"type": "model", "id", "display_name", "created_at", "lifecycle"}],
+  "has_more", "first_id", "last_id"}`, the `models=` given (else `DEFAULT_MODELS`). It
+  spends no tokens (the breaker's half-open probe): counted in `model_lists`, not in
+  `calls`, never recorded; it fails with `outage_status` while that is set, and leaves
+  the queued faults to the messages.
 - Errors: `{"type": "error", "error": {"type", "message"}, "request_id"}` with the type
   the status documents (400 invalid_request_error, 401 authentication_error, 402
   billing_error, 403 permission_error, 404 not_found_error, 413 request_too_large, 429
@@ -77,6 +84,7 @@ from tests.support.scripted_common import (
 
 __all__ = [
     "API_VERSIONS",
+    "DEFAULT_MODELS",
     "AnthropicRequest",
     "ScriptedAnthropic",
     "count_input_tokens",
@@ -88,6 +96,7 @@ __all__ = [
 ]
 
 API_VERSIONS = ("2023-06-01", "2026-10-21")
+DEFAULT_MODELS = ("claude-sonnet-5", "claude-haiku-5-5")  # GET /v1/models without models=
 SAMPLING_PARAMETERS = ("temperature", "top_p", "top_k")  # removed in 2026-10-21
 IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 MAX_IMAGE_SIDE = 8000
@@ -365,6 +374,7 @@ class ScriptedAnthropic(ScriptedServer[AnthropicRequest]):
         self.api_key = api_key  # when set, the only key accepted
         self.models = models  # when set, the only models served (others: 404)
         self.stream_interval = stream_interval  # seconds between two stream deltas
+        self.model_lists = 0  # GET /v1/models served (the breaker's probes)
 
     @property
     def base_url(self) -> str:
@@ -374,6 +384,7 @@ class ScriptedAnthropic(ScriptedServer[AnthropicRequest]):
     def _add_routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/messages", self._messages)
         app.router.add_post("/v1/messages/count_tokens", self._count_tokens)
+        app.router.add_get("/v1/models", self._models)
 
     def _record_of(self, request: web.Request, body: dict[str, Any]) -> AnthropicRequest:
         return AnthropicRequest(request.path, body, dict(request.headers), time.time())
@@ -391,8 +402,8 @@ class ScriptedAnthropic(ScriptedServer[AnthropicRequest]):
 
     # --- requests -------------------------------------------------------------
 
-    def _check(self, request: web.Request, body: Any, *, counting: bool) -> int:
-        """Validate as the API does; the input token count, or raises Invalid."""
+    def _check_headers(self, request: web.Request) -> str:
+        """The key and the API version, checked as the API does; the version."""
         key = request_key(dict(request.headers))
         if key is None:
             raise Invalid("x-api-key header is required", 401)
@@ -403,6 +414,11 @@ class ScriptedAnthropic(ScriptedServer[AnthropicRequest]):
             raise Invalid("anthropic-version: header is required")
         if version not in API_VERSIONS:
             raise Invalid(f"anthropic-version: invalid version {version!r}")
+        return version
+
+    def _check(self, request: web.Request, body: Any, *, counting: bool) -> int:
+        """Validate as the API does; the input token count, or raises Invalid."""
+        version = self._check_headers(request)
         if not isinstance(body, dict):
             raise Invalid("The request body is not valid JSON")
         model = body.get("model")
@@ -433,14 +449,53 @@ class ScriptedAnthropic(ScriptedServer[AnthropicRequest]):
         try:
             tokens = self._check(request, body, counting=counting)
         except Invalid as exc:
-            request_id = new_request_id()
-            rejection = web.json_response(
-                with_request_id(error_body(exc.status, str(exc)), request_id),
-                status=exc.status,
-                headers={"request-id": request_id},
-            )
-            return body if isinstance(body, dict) else {}, 0, rejection
+            return body if isinstance(body, dict) else {}, 0, self._rejection(exc)
         return body, tokens, None
+
+    def _rejection(self, exc: Invalid) -> web.Response:
+        request_id = new_request_id()
+        return web.json_response(
+            with_request_id(error_body(exc.status, str(exc)), request_id),
+            status=exc.status,
+            headers={"request-id": request_id},
+        )
+
+    async def _models(self, request: web.Request) -> web.Response:
+        # Down with the rest of the server during an outage; spends no tokens.
+        with self._changed:
+            self.model_lists += 1
+            status = self.outage_status
+            self._changed.notify_all()
+        try:
+            self._check_headers(request)
+            raw_limit = request.query.get("limit", "20")
+            limit = int(raw_limit) if raw_limit.isdigit() else 0
+            if not 1 <= limit <= 1000:
+                raise Invalid("limit: Input should be between 1 and 1000")
+        except Invalid as exc:
+            return self._rejection(exc)
+        if status is not None:
+            return self._fault_response(Fault(status=status))
+        names = sorted(self.models) if self.models is not None else list(DEFAULT_MODELS)
+        data = [
+            {
+                "type": "model",
+                "id": name,
+                "display_name": name.replace("-", " ").title(),
+                "created_at": "2026-01-01T00:00:00Z",
+                "lifecycle": "active",
+            }
+            for name in names[:limit]
+        ]
+        return web.json_response(
+            {
+                "data": data,
+                "has_more": len(names) > limit,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None,
+            },
+            headers={"request-id": new_request_id()},
+        )
 
     async def _count_tokens(self, request: web.Request) -> web.StreamResponse:
         body, tokens, rejection = await self._read(request, counting=True)
