@@ -1,12 +1,15 @@
-"""OpenAI-style chat calls -> Anthropic Messages API bodies, and answers -> ChatResult
-(chater_gpt/backends/anthropic_wire.py; pure functions)."""
+"""OpenAI-style chat calls -> Anthropic Messages API bodies, answers -> ChatResult
+(chater_gpt/backends/anthropic_wire.py; pure functions), and the transport errors the SDK
+lets through mapped like its own (chater_gpt/backends/anthropic.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import httpx2
 import pytest
 
+from chater_gpt.backends.anthropic import _mapped_errors
 from chater_gpt.backends.anthropic_wire import (
     LEADING_USER_TEXT,
     accepts_sampling,
@@ -18,7 +21,13 @@ from chater_gpt.backends.anthropic_wire import (
     system_and_messages,
 )
 from chater_gpt.domain import ChatCall, ChatMessage, ResponseFormat
-from chater_gpt.errors import BackendBadResponse, InvalidImage, InvalidRequest
+from chater_gpt.errors import (
+    BackendBadResponse,
+    BackendError,
+    ErrorCode,
+    InvalidImage,
+    InvalidRequest,
+)
 from chater_gpt.json_output import json_instruction
 
 CLAUDE = "claude-haiku-5-5"
@@ -331,3 +340,24 @@ def test_an_unexpected_answer_is_a_bad_response(body: object) -> None:
     with pytest.raises(BackendBadResponse) as raised:
         parse_message(body, backend="anthropic", requested_model=CLAUDE)
     assert raised.value.message == "the anthropic backend sent an unexpected response"
+
+
+# --- the transport's own errors, where the SDK lets one through ------------------------
+
+
+@pytest.mark.parametrize(
+    ("raised", "code"),
+    [
+        (httpx2.RemoteProtocolError("peer closed connection"), ErrorCode.BACKEND_UNAVAILABLE),
+        (httpx2.ReadError("reset"), ErrorCode.BACKEND_UNAVAILABLE),
+        (httpx2.ConnectTimeout("connect"), ErrorCode.BACKEND_UNAVAILABLE),
+        (httpx2.ReadTimeout("read"), ErrorCode.BACKEND_TIMEOUT),
+        (httpx2.DecodingError("bad gzip"), ErrorCode.BACKEND_BAD_RESPONSE),
+        (ValueError("Expecting value: line 1 column 1"), ErrorCode.BACKEND_BAD_RESPONSE),
+    ],
+)
+def test_raw_transport_errors_are_mapped(raised: Exception, code: ErrorCode) -> None:
+    with pytest.raises(BackendError) as mapped, _mapped_errors("anthropic"):
+        raise raised
+    assert mapped.value.code is code
+    assert mapped.value.__cause__ is raised
