@@ -137,8 +137,9 @@ def _mapped_errors(backend: str) -> Iterator[None]:
         raise BackendBadResponse(f"the {backend} backend sent an unexpected response") from exc
     except anthropic.AnthropicError as exc:
         raise BackendError(f"the {backend} backend failed") from exc
-    # The transport's own errors, where the SDK lets one through unwrapped (reading a
-    # body it has not read yet, e.g. a connection cut mid-answer).
+    # The transport's own errors. The SDK wraps what sending raises (a connection cut
+    # mid-answer is an APIConnectionError), not what reading a body later raises, as a
+    # stream's does; and JSON that does not parse is a bare ValueError.
     except httpx2.ConnectTimeout as exc:
         raise BackendUnavailable(unreachable) from exc
     except httpx2.TimeoutException as exc:

@@ -161,6 +161,22 @@ async def test_a_pinned_older_api_version_gets_the_temperature(server: ScriptedA
     assert sent.body["temperature"] == 0.4
 
 
+async def test_without_a_key_the_environment_is_not_consulted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A proxy that needs no key: the SDK gets a placeholder, never a key of its own
+    finding (ANTHROPIC_API_KEY, ANTHROPIC_AUTH_TOKEN, profile files)."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-from-the-environment")
+    with ScriptedAnthropic() as open_server:
+        backend = AnthropicBackend(api_key=None, base_url=open_server.base_url, timeout=1.0)
+        try:
+            await backend.complete(chat())
+        finally:
+            await backend.aclose()
+        assert open_server.requests[-1].api_key == "not-needed"
+    assert backend.api_version == "2026-10-21"
+
+
 async def test_a_strict_schema_is_asked_for_as_structured_output(
     backend: AnthropicBackend, server: ScriptedAnthropic
 ) -> None:
