@@ -94,14 +94,14 @@ class GeminiBackend:
 
     async def complete(self, call: ChatCall) -> ChatResult:
         contents, config = request_of(call)
-        with _mapped_errors(self._name):
+        with mapped_errors(self._name):
             response = await self._client().aio.models.generate_content(
                 model=call.model, contents=contents, config=config
             )
         return result_of(response, backend=self._name, requested_model=call.model)
 
     async def ping(self) -> None:
-        with _mapped_errors(self._name):
+        with mapped_errors(self._name):
             await self._client().aio.models.list(config=types.ListModelsConfig(page_size=1))
 
     async def aclose(self) -> None:
@@ -114,7 +114,8 @@ class GeminiBackend:
 
 
 @contextmanager
-def _mapped_errors(backend: str) -> Iterator[None]:
+def mapped_errors(backend: str) -> Iterator[None]:
+    """What the SDK raises, as ours (see the module's docstring), chained."""
     try:
         yield
     except genai_errors.APIError as exc:

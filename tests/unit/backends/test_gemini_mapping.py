@@ -1,14 +1,18 @@
-"""The Gemini wire mapping (`backends.gemini_wire`), without a server: a ChatCall as the
-SDK's contents and config, an answer as a ChatResult, the API's errors as ours."""
+"""The Gemini mapping, without a server (`backends.gemini_wire`, `gemini.mapped_errors`): a
+ChatCall as the SDK's contents and config, an answer as a ChatResult, the API's errors
+and the transport's as ours."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
+import aiohttp
 import pytest
 from google.genai import errors as genai_errors
 from google.genai import types
 
+from chater_gpt.backends.gemini import mapped_errors
 from chater_gpt.backends.gemini_wire import (
     error_of,
     finish_reason_of,
@@ -412,3 +416,40 @@ def test_an_error_without_a_json_body_or_response() -> None:
 )
 def test_retry_delay(details: list[dict[str, Any]], seconds: float | None) -> None:
     assert retry_delay(details) == seconds
+
+
+# --- transport errors (what the SDK lets through from aiohttp) ------------------------
+
+
+def connection_key() -> Any:
+    return SimpleNamespace(ssl=True, host="10.1.2.3", port=443)
+
+
+@pytest.mark.parametrize(
+    ("raised", "code", "retryable"),
+    [
+        (TimeoutError(), ErrorCode.BACKEND_TIMEOUT, True),
+        (aiohttp.ServerTimeoutError("read timed out"), ErrorCode.BACKEND_TIMEOUT, True),
+        (aiohttp.ConnectionTimeoutError("connect"), ErrorCode.BACKEND_UNAVAILABLE, True),
+        (
+            aiohttp.ClientConnectorError(connection_key(), ConnectionRefusedError(111, "refused")),
+            ErrorCode.BACKEND_UNAVAILABLE,
+            True,
+        ),
+        (aiohttp.ServerDisconnectedError(), ErrorCode.BACKEND_UNAVAILABLE, True),
+        (aiohttp.ClientPayloadError("cut at 10.1.2.3"), ErrorCode.BACKEND_UNAVAILABLE, True),
+        (ConnectionResetError(104, "reset"), ErrorCode.BACKEND_UNAVAILABLE, True),
+        (aiohttp.ClientError("odd"), ErrorCode.BACKEND_ERROR, True),
+        (ValueError("Expecting value: line 1"), ErrorCode.BACKEND_BAD_RESPONSE, False),
+        (TypeError("'int' object is not iterable"), ErrorCode.BACKEND_BAD_RESPONSE, False),
+        (api_error(503), ErrorCode.BACKEND_ERROR, True),
+    ],
+)
+def test_what_the_sdk_raises_maps_to_ours(
+    raised: BaseException, code: ErrorCode, retryable: bool
+) -> None:
+    with pytest.raises(BackendError) as mapped, mapped_errors("gemini"):
+        raise raised
+    assert (mapped.value.code, mapped.value.retryable) == (code, retryable)
+    assert mapped.value.__cause__ is raised
+    assert "10.1.2.3" not in mapped.value.message
