@@ -1,10 +1,11 @@
 """The Gemini API's side of a call, for the `google-genai` SDK (pure: no I/O).
 
 Request (`request_of`: a `ChatCall` as the SDK's `contents` and `GenerateContentConfig`):
-- system messages (wherever they stand) -> `system_instruction`, their texts in order;
-  user -> role "user", assistant -> role "model"; consecutive messages of one role
-  become one Content. Empty texts are left out (the API refuses an empty text part)
-  and a message left without parts is dropped.
+- system (and OpenAI's "developer") messages, wherever they stand -> `system_instruction`,
+  their texts in order (images there are left out); user -> role "user", assistant ->
+  role "model"; consecutive messages of one role become one Content. Empty texts are
+  left out (the API refuses an empty text part) and a message left without parts is
+  dropped.
 - images (`image_url` parts): a base64 data URL -> `inline_data` (its MIME type and the
   bytes); an http(s) URL -> `file_data` with the URL as `file_uri` (the API fetches
   external URLs itself, see ai.google.dev/gemini-api/docs/file-input-methods) and the
