@@ -16,17 +16,22 @@ Served on 127.0.0.1 from its own thread (`scripted_common.ScriptedServer`: recor
   `?alt=sse`: `text/event-stream`, one `data: <GenerateContentResponse>` frame per word,
   frames ended by a blank line; without it: one JSON array of the same responses) and
   `:countTokens`. Other versions or methods -> 404 NOT_FOUND.
+- `GET /{v1|v1beta}/models` (`models.list`, the breaker's probe; `pageSize`): `{"models":
+  [Model resources of the served models], "nextPageToken"}`, the same auth, and the
+  `outage_status` error while one is set; counted in `model_lists`, never recorded nor
+  answered with a queued fault.
 - Auth: the key in `x-goog-api-key` or the `key` query parameter. None -> 403
   PERMISSION_DENIED ("Method doesn't allow unregistered callers ..."); with `api_key=`
   set, another key -> 400 INVALID_ARGUMENT "API key not valid. Please pass a valid API
   key." with an ErrorInfo detail (reason API_KEY_INVALID), as the real service answers.
 - The body (lowerCamel names; the snake_case forms are accepted too, as in any proto
   JSON API; unknown top-level names -> 400 "Unknown name"): `contents` (required,
-  non-empty; role user|model; `parts` of `{text}` or `{inlineData: {mimeType, data}}`,
-  data base64; images must decode), `systemInstruction` (text parts), `generationConfig`
-  (`maxOutputTokens` >= 1, `temperature` 0..2, `responseMimeType` text/plain |
-  application/json | text/x.enum, `responseSchema` or `responseJsonSchema`: one of
-  them, and only with a JSON or enum mime type). With `models=` set, another model ->
+  non-empty; role user|model; `parts` of `{text}`, `{inlineData: {mimeType, data}}`,
+  data base64, images must decode, or `{fileData: {fileUri, mimeType?}}`, an external
+  http(s) URL or a Files API URI, never fetched), `systemInstruction` (text parts),
+  `generationConfig` (`maxOutputTokens` >= 1, `temperature` 0..2, `responseMimeType`
+  text/plain | application/json | text/x.enum, `responseSchema` or `responseJsonSchema`:
+  one of them, and only with a JSON or enum mime type). With `models=` set, another model ->
   404 NOT_FOUND. countTokens takes `contents` or `generateContentRequest`.
 - Answer: `{"candidates": [{"content": {"role": "model", "parts": [{"text"}]},
   "finishReason": "STOP" | "MAX_TOKENS", "index": 0}], "usageMetadata":
@@ -47,7 +52,8 @@ Served on 127.0.0.1 from its own thread (`scripted_common.ScriptedServer`: recor
 Token counts are deterministic, not Gemini's tokenizer: `count_prompt_tokens(body)` is
 ceil(chars/4) for each text part (system instruction included) plus, for each image,
 258 when both sides are at most 384 pixels, else 258 per 768x768 tile (the vision
-page's rule), and 258 for other inline data; output tokens are ceil(chars/4) of the
+page's rule), and 258 for other inline data and for each fileData part (not fetched, so
+its size is unknown); output tokens are ceil(chars/4) of the
 answer, at least 1.
 """
 
@@ -84,6 +90,7 @@ __all__ = [
     "count_prompt_tokens",
     "echo_answer",
     "error_body",
+    "model_resource",
     "rate_limited",
     "unavailable",
     "user_text",
@@ -125,6 +132,7 @@ TOP_LEVEL = {
 JSON_TYPES = ("application/json", "text/x.enum")
 MIME_TYPES = ("text/plain", *JSON_TYPES)
 IMAGE_TOKENS = 258
+DEFAULT_MODELS = ("gemini-3.5-flash",)  # what models.list shows when `models=` is not set
 
 _ids = itertools.count(1)
 
@@ -286,6 +294,18 @@ def _inline_tokens(blob: Any, where: str) -> int:
     return image_tokens(width, height)
 
 
+def _file_modality(file_data: Any, where: str) -> str:
+    """A `fileData` part: an external http(s) URL or a Files API URI (never fetched here);
+    its modality by the optional `mimeType` (none: an image)."""
+    uri = _get(file_data, "fileUri") if isinstance(file_data, dict) else None
+    if not isinstance(uri, str) or not uri:
+        raise Invalid(f"* GenerateContentRequest.{where}.file_uri: file_uri is not specified")
+    if not uri.startswith(("https://", "http://")):
+        raise Invalid(f"* GenerateContentRequest.{where}.file_uri: unsupported file uri")
+    mime = _get(file_data, "mimeType")
+    return "IMAGE" if mime is None or str(mime).startswith("image/") else "DOCUMENT"
+
+
 def _content_tokens(content: Any, where: str, counts: dict[str, int], *, system: bool) -> None:
     if not isinstance(content, dict):
         raise Invalid(f"Invalid JSON payload received. Invalid value at '{where}'")
@@ -306,6 +326,9 @@ def _content_tokens(content: Any, where: str, counts: dict[str, int], *, system:
                 "IMAGE" if str(_get(blob, "mimeType") or "").startswith("image/") else "DOCUMENT"
             )
             counts[modality] = counts.get(modality, 0) + _inline_tokens(blob, f"{here}.inline_data")
+        elif not system and _get(part, "fileData") is not None:
+            modality = _file_modality(_get(part, "fileData"), f"{here}.file_data")
+            counts[modality] = counts.get(modality, 0) + IMAGE_TOKENS
         else:
             raise Invalid(
                 f"* GenerateContentRequest.{here}.data: required oneof field 'data' must "
@@ -372,6 +395,20 @@ def count_prompt_tokens(body: dict[str, Any]) -> int:
     return sum(prompt_token_details(body).values())
 
 
+def model_resource(model: str) -> dict[str, Any]:
+    """A Model resource of models.list / models.get (api/models)."""
+    return {
+        "name": f"models/{model}",
+        "version": "001",
+        "displayName": model,
+        "inputTokenLimit": 1_048_576,
+        "outputTokenLimit": 65_536,
+        "supportedGenerationMethods": list(METHODS),
+        "temperature": 1.0,
+        "maxTemperature": 2.0,
+    }
+
+
 class ScriptedGemini(ScriptedServer[GeminiRequest]):
     thread_name = "scripted-gemini"
 
@@ -389,6 +426,7 @@ class ScriptedGemini(ScriptedServer[GeminiRequest]):
         self.api_key = api_key  # when set, the only key accepted
         self.models = models  # when set, the only models served (others: 404)
         self.stream_interval = stream_interval  # seconds between two stream chunks
+        self.model_lists = 0  # GET /{version}/models served (the breaker's probes)
 
     @property
     def base_url(self) -> str:
@@ -397,6 +435,7 @@ class ScriptedGemini(ScriptedServer[GeminiRequest]):
 
     def _add_routes(self, app: web.Application) -> None:
         app.router.add_post("/{version}/models/{call}", self._call)
+        app.router.add_get("/{version}/models", self._list_models)
 
     def _record_of(self, request: web.Request, body: dict[str, Any]) -> GeminiRequest:
         return GeminiRequest(
@@ -408,12 +447,7 @@ class ScriptedGemini(ScriptedServer[GeminiRequest]):
 
     # --- requests -------------------------------------------------------------
 
-    def _check(self, request: web.Request, body: Any, method: str) -> dict[str, int]:
-        """Validate as the API does; the prompt's tokens by modality, or raises Invalid."""
-        version = request.match_info["version"]
-        model = request.match_info["call"].rsplit(":", 1)[0]
-        if version not in API_VERSIONS or method not in METHODS:
-            raise Invalid(f"The requested URL {request.path} was not found on this server.", 404)
+    def _check_key(self, request: web.Request) -> None:
         key = request_key(dict(request.headers), dict(request.query))
         if key is None:
             raise Invalid(
@@ -435,6 +469,14 @@ class ScriptedGemini(ScriptedServer[GeminiRequest]):
                     }
                 ],
             )
+
+    def _check(self, request: web.Request, body: Any, method: str) -> dict[str, int]:
+        """Validate as the API does; the prompt's tokens by modality, or raises Invalid."""
+        version = request.match_info["version"]
+        model = request.match_info["call"].rsplit(":", 1)[0]
+        if version not in API_VERSIONS or method not in METHODS:
+            raise Invalid(f"The requested URL {request.path} was not found on this server.", 404)
+        self._check_key(request)
         if not isinstance(body, dict):
             raise Invalid("Invalid JSON payload received.")
         if (
@@ -452,6 +494,33 @@ class ScriptedGemini(ScriptedServer[GeminiRequest]):
                 404,
             )
         return details
+
+    async def _list_models(self, request: web.Request) -> web.Response:
+        """models.list: the served models (Model resources), `pageSize` at a time. Down
+        with the rest of the server during an outage."""
+        with self._changed:
+            self.model_lists += 1
+            status = self.outage_status
+            self._changed.notify_all()
+        try:
+            if request.match_info["version"] not in API_VERSIONS:
+                raise Invalid(
+                    f"The requested URL {request.path} was not found on this server.", 404
+                )
+            self._check_key(request)
+        except Invalid as exc:
+            return web.json_response(
+                error_body(exc.status, str(exc), exc.details), status=exc.status
+            )
+        if status is not None:
+            return web.json_response(error_body(status), status=status)
+        names = sorted(self.models) if self.models is not None else list(DEFAULT_MODELS)
+        size = int(request.query.get("pageSize") or 50)
+        start = int(request.query.get("pageToken") or 0)
+        page: dict[str, Any] = {"models": [model_resource(m) for m in names[start : start + size]]}
+        if start + size < len(names):
+            page["nextPageToken"] = str(start + size)
+        return web.json_response(page)
 
     async def _call(self, request: web.Request) -> web.StreamResponse:
         method = request.match_info["call"].rsplit(":", 1)[-1]
