@@ -30,6 +30,8 @@ from chater_gpt.errors import ConfigError
 from chater_gpt.routes import Route, builtin_routes, load_routes, resolve_routes
 
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_ANTHROPIC_BASE_URL = "https://api.anthropic.com"
+DEFAULT_GEMINI_BASE_URL = "https://generativelanguage.googleapis.com"
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 # user_email values producers send when they know no user: no identity at all.
 DEFAULT_PLACEHOLDER_IDENTITIES = ("unknown", "anonymous", "none", "null", "undefined")
@@ -40,6 +42,8 @@ CommaList = Annotated[list[str], NoDecode]
 class BackendKind(StrEnum):
     OPENAI = "openai"
     KOBOLDCPP = "koboldcpp"
+    ANTHROPIC = "anthropic"
+    GEMINI = "gemini"
 
 
 class LogFormat(StrEnum):
@@ -110,6 +114,14 @@ class Settings(BaseSettings):
     openai_client: Literal["sdk", "aiohttp"] = "sdk"
     koboldcpp_api_url: str | None = None
     koboldcpp_api_key: SecretStr | None = None
+    # Anthropic (Claude) and Google (Gemini) through their official SDKs. The base URLs
+    # are the API's host (the SDKs add `/v1/...`); API versions empty: the SDK's own.
+    anthropic_api_key: SecretStr | None = None
+    anthropic_base_url: str = DEFAULT_ANTHROPIC_BASE_URL
+    anthropic_api_version: str | None = None
+    gemini_api_key: SecretStr | None = None
+    gemini_base_url: str = DEFAULT_GEMINI_BASE_URL
+    gemini_api_version: str | None = None
     model: str = "gpt-4o-mini"
     vision_model: str = "gpt-4o"
     allowed_models: CommaList = Field(default_factory=list)
@@ -229,6 +241,11 @@ class Settings(BaseSettings):
         key_missing = self.openai_api_key is None or not self.openai_api_key.get_secret_value()
         if uses_openai and self.openai_base_url == DEFAULT_OPENAI_BASE_URL and key_missing:
             raise ValueError("OPENAI_API_KEY is required when OPENAI_BASE_URL is OpenAI's own API")
+        backends = (self.llm_backend, self.fallback_backend)
+        if BackendKind.ANTHROPIC in backends and not _secret(self.anthropic_api_key):
+            raise ValueError("ANTHROPIC_API_KEY is required when the Anthropic backend is used")
+        if BackendKind.GEMINI in backends and not _secret(self.gemini_api_key):
+            raise ValueError("GEMINI_API_KEY is required when the Gemini backend is used")
         if self.kafka_security_protocol.startswith("SASL") and self.kafka_sasl_mechanism is None:
             raise ValueError("KAFKA_SASL_MECHANISM is required with a SASL security protocol")
         if self.tokenizer == "koboldcpp" and not self.koboldcpp_api_url:
@@ -302,6 +319,10 @@ class Settings(BaseSettings):
     def kafka_producer_properties(self) -> dict[str, str | int | float | bool]:
         """The common properties plus KAFKA_PRODUCER_CONFIG (which wins)."""
         return {**self.kafka_common_config(), **self.kafka_producer_config}
+
+
+def _secret(value: SecretStr | None) -> str:
+    return value.get_secret_value() if value is not None else ""
 
 
 _SECRET_PROPERTY = re.compile(r"(?i)password|secret|token|key|credential")

@@ -56,6 +56,24 @@ def build_raw_backend(kind: BackendKind, settings: Settings) -> LLMBackend:
             api_key=settings.koboldcpp_api_key,
             timeout=settings.timeout,
         )
+    if kind is BackendKind.ANTHROPIC:
+        from chater_gpt.backends.anthropic import AnthropicBackend
+
+        return AnthropicBackend(
+            api_key=settings.anthropic_api_key,
+            base_url=settings.anthropic_base_url,
+            timeout=settings.timeout,
+            api_version=settings.anthropic_api_version or None,
+        )
+    if kind is BackendKind.GEMINI:
+        from chater_gpt.backends.gemini import GeminiBackend
+
+        return GeminiBackend(
+            api_key=settings.gemini_api_key,
+            base_url=settings.gemini_base_url,
+            timeout=settings.timeout,
+            api_version=settings.gemini_api_version or None,
+        )
     if settings.openai_client == "aiohttp":
         return OpenAIDirectBackend(
             api_key=settings.openai_api_key,

@@ -15,7 +15,7 @@ from typing import Any
 
 from chater_operator import API_VERSION, KIND
 from chater_operator.drift import stamp
-from chater_operator.spec import InstanceSpec, Route
+from chater_operator.spec import API_KEY_VARIABLES, InstanceSpec, Route
 
 Manifest = dict[str, Any]
 
@@ -168,7 +168,7 @@ def secret_env(spec: InstanceSpec) -> list[dict[str, Any]]:
     """Secret settings, each a secretKeyRef: the value stays in its Secret."""
     refs: list[tuple[str, str, str]] = []
     if spec.api_key is not None:
-        variable = "KOBOLDCPP_API_KEY" if spec.backend == "koboldcpp" else "OPENAI_API_KEY"
+        variable = API_KEY_VARIABLES.get(spec.backend, "OPENAI_API_KEY")
         refs.append((variable, spec.api_key.name, spec.api_key.key))
     if spec.redis_url_secret is not None:
         refs.append(("REDIS_URL", spec.redis_url_secret.name, spec.redis_url_secret.key))

@@ -18,7 +18,14 @@ from chater_operator.errors import InvalidSpecError
 
 DEFAULT_IMAGE = "chater-gpt:0.1.0"
 DEFAULT_SHUTDOWN_GRACE_SECONDS = 25
-BACKENDS = ("openai", "koboldcpp")
+BACKENDS = ("openai", "koboldcpp", "anthropic", "gemini")
+# The variable that carries each backend's API key.
+API_KEY_VARIABLES = {
+    "openai": "OPENAI_API_KEY",
+    "koboldcpp": "KOBOLDCPP_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "gemini": "GEMINI_API_KEY",
+}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
@@ -35,6 +42,8 @@ SECRET_VARIABLES = frozenset(
     {
         "OPENAI_API_KEY",
         "KOBOLDCPP_API_KEY",
+        "ANTHROPIC_API_KEY",
+        "GEMINI_API_KEY",
         "REDIS_URL",
         "KAFKA_SASL_USERNAME",
         "KAFKA_SASL_PASSWORD",
@@ -265,10 +274,14 @@ def parse_spec(raw: Mapping[str, Any], owner: Owner) -> InstanceSpec:
 
 
 def _api_key(reader: _Reader, backend: str, cr_name: str) -> SecretKeyRef | None:
-    # OpenAI's own API needs a key: without a reference, the conventional Secret
-    # "<name>-api-key" is expected (and reported as missing until it exists).
-    needs_default = backend == "openai" and not reader.string("openaiBaseUrl")
-    default = SecretKeyRef(f"{cr_name}-api-key", "OPENAI_API_KEY") if needs_default else None
+    # OpenAI's own API, Anthropic and Gemini need a key: without a reference, the
+    # conventional Secret "<name>-api-key" is expected (reported as missing until it
+    # exists), under the backend's variable name.
+    needs_default = backend in ("anthropic", "gemini") or (
+        backend == "openai" and not reader.string("openaiBaseUrl")
+    )
+    key = API_KEY_VARIABLES.get(backend, "OPENAI_API_KEY")
+    default = SecretKeyRef(f"{cr_name}-api-key", key) if needs_default else None
     return reader.secret_key_ref("apiKeySecretRef", default)
 
 

@@ -63,6 +63,18 @@ def test_comma_lists_and_levels(monkeypatch: pytest.MonkeyPatch) -> None:
             "KOBOLDCPP_API_URL",
         ),
         (
+            {"BOOTSTRAP_SERVER": "k:9092", "OPENAI_API_KEY": FAKE_KEY, "LLM_BACKEND": "anthropic"},
+            "ANTHROPIC_API_KEY",
+        ),
+        (
+            {
+                "BOOTSTRAP_SERVER": "k:9092",
+                "OPENAI_API_KEY": FAKE_KEY,
+                "FALLBACK_BACKEND": "gemini",
+            },
+            "GEMINI_API_KEY",
+        ),
+        (
             {
                 "BOOTSTRAP_SERVER": "k:9092",
                 "OPENAI_API_KEY": FAKE_KEY,

@@ -106,6 +106,13 @@ def test_a_full_spec_is_accepted(validator: jsonschema.Draft7Validator) -> None:
     assert errors(validator, obj) == []
 
 
+@pytest.mark.parametrize("backend", ["anthropic", "gemini"])
+def test_the_provider_backends_need_no_url(
+    validator: jsonschema.Draft7Validator, backend: str
+) -> None:
+    assert not list(validator.iter_errors(with_spec(backend=backend, model="m")))
+
+
 def test_the_routes_example_is_accepted(validator: jsonschema.Draft7Validator) -> None:
     example = yaml.safe_load(ROUTES_EXAMPLE_PATH.read_text())
     assert errors(validator, example) == []

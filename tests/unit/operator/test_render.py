@@ -112,6 +112,15 @@ def test_secrets_reach_the_pod_only_as_secret_key_refs() -> None:
             assert set(node["valueFrom"]) == {"secretKeyRef"}
 
 
+def test_each_provider_key_reaches_its_own_variable() -> None:
+    for backend, variable in (("anthropic", "ANTHROPIC_API_KEY"), ("gemini", "GEMINI_API_KEY")):
+        children = render_children(parse({**FULL_SPEC, "backend": backend}))
+        env = {item["name"]: item for item in container(children)["env"]}
+        assert env[variable]["valueFrom"] == {"secretKeyRef": {"name": "llm-keys", "key": "openai"}}
+        assert "OPENAI_API_KEY" not in env
+        assert by_kind(children)["ConfigMap"]["data"]["LLM_BACKEND"] == backend
+
+
 def test_tls_files_are_mounted_read_only_from_their_secret() -> None:
     children = render_children(parse(FULL_SPEC))
     pod = by_kind(children)["Deployment"]["spec"]["template"]["spec"]

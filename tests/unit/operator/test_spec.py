@@ -88,6 +88,10 @@ def test_api_key_reference_defaults_only_where_a_key_is_needed() -> None:
     assert parse_spec(local, OWNER).api_key is None
     kobold = {**BASE, "backend": "koboldcpp", "koboldcppUrl": "http://kobold:5001"}
     assert parse_spec(kobold, OWNER).api_key is None
+    # Anthropic and Gemini always need a key, under their own variable name.
+    for backend, variable in (("anthropic", "ANTHROPIC_API_KEY"), ("gemini", "GEMINI_API_KEY")):
+        provider = {**BASE, "backend": backend, "model": "m"}
+        assert parse_spec(provider, OWNER).api_key == SecretKeyRef("inst-api-key", variable)
 
 
 def test_referenced_secrets_are_listed_once_each() -> None:
