@@ -144,6 +144,9 @@ class Settings(BaseSettings):
     daily_token_limit: int = Field(default=100_000, ge=1)
     user_requests_per_minute: int | None = Field(default=None, ge=1)
     user_daily_token_limit: int | None = Field(default=None, ge=1)
+    # Daily money budgets in USD (global, per user); unset: no money limit.
+    daily_cost_limit_usd: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    user_daily_cost_limit_usd: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     tenant_policy_file: Path | None = None
     breaker_fail_max: int = Field(default=5, ge=1)
     breaker_reset_seconds: float = Field(default=30.0, gt=0)

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 from chater_gpt.config import Settings
 from chater_gpt.errors import StoreUnavailable
-from chater_gpt.resilience.budget import TokenBudget
+from chater_gpt.resilience.budget import DailyBudget
 from chater_gpt.storage.stores import open_stores
 
 
@@ -36,7 +36,7 @@ def _day(text: str) -> date:
         raise argparse.ArgumentTypeError("expected a date as YYYY-MM-DD") from None
 
 
-async def user_usage(budget: TokenBudget, user: str, day: date | None) -> dict[str, Any]:
+async def user_usage(budget: DailyBudget, user: str, day: date | None) -> dict[str, Any]:
     """The report for one user and day (today, UTC, when `day` is None)."""
     day_text = (day or datetime.now(UTC).date()).isoformat()
     return {"user": user, "day": day_text, "total_tokens": await budget.usage(user, day_text)}
@@ -54,7 +54,7 @@ def run_usage(settings: Settings, user: str, day: date | None, *, out: TextIO = 
     async def read() -> dict[str, Any]:
         stores = open_stores(storage_config(settings), fail_over=False)
         try:
-            return await user_usage(TokenBudget(stores.budgets), user, day)
+            return await user_usage(DailyBudget(stores.budgets), user, day)
         finally:
             await stores.aclose()
 

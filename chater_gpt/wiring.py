@@ -36,9 +36,10 @@ from chater_gpt.observability.sentry import init_sentry
 from chater_gpt.processing.build import ProcessingConfig, ProcessingStores, build_processor
 from chater_gpt.resilience.admission import AdmissionControl, AdmissionLimits
 from chater_gpt.resilience.breaker import Breaker
-from chater_gpt.resilience.budget import TokenBudget
+from chater_gpt.resilience.budget import DailyBudget
 from chater_gpt.resilience.guards import BackendStack, GuardConfig, GuardHooks, guarded_stack
 from chater_gpt.resilience.policy import load_policy
+from chater_gpt.resilience.prices import Prices
 from chater_gpt.resilience.prober import BreakerProber
 from chater_gpt.resilience.rate_limit import RateLimiter
 from chater_gpt.service import Lifecycle, Service, ServiceConfig, ServiceParts
@@ -198,18 +199,46 @@ def token_counters(settings: Settings) -> TokenCounters:
     return BpeTokenCounters()
 
 
+class InterimPrices:
+    """Interim `Prices` (list prices per million tokens, input and output) until the
+    model catalogue is plugged in `build_prices`. A model is priced by the longest name
+    it starts with (`gpt-4o-mini-2024-07-18` is `gpt-4o-mini`); any other costs 0.0."""
+
+    PER_MILLION: dict[str, tuple[float, float]] = {
+        "gpt-4o-mini": (0.15, 0.60),
+        "gpt-4o": (2.50, 10.00),
+    }
+
+    def cost_usd(self, model: str, prompt_tokens: int, completion_tokens: int) -> float:
+        names = [name for name in self.PER_MILLION if model.startswith(name)]
+        if not names:
+            return 0.0
+        per_input, per_output = self.PER_MILLION[max(names, key=len)]
+        return (prompt_tokens * per_input + completion_tokens * per_output) / 1_000_000
+
+
+def build_prices(settings: Settings) -> Prices:
+    """The prices of the money budgets (DAILY_COST_LIMIT_USD, ...). Interim table until
+    the model catalogue provides them."""
+    return InterimPrices()
+
+
 def build_admission(settings: Settings, stores: Stores) -> AdmissionControl:
     """Admission over the process's rate windows and budget counters (`open_stores`)."""
     policy = load_policy(settings.tenant_policy_file) if settings.tenant_policy_file else None
     return AdmissionControl(
         limiter=RateLimiter(stores.rates),
-        budget=TokenBudget(stores.budgets),
+        budget=DailyBudget(stores.budgets),
         limits=AdmissionLimits(
             daily_token_limit=settings.daily_token_limit,
             user_requests_per_minute=settings.user_requests_per_minute,
             user_daily_token_limit=settings.user_daily_token_limit,
+            daily_cost_limit_usd=settings.daily_cost_limit_usd,
+            user_daily_cost_limit_usd=settings.user_daily_cost_limit_usd,
+            fallback_models=tuple(settings.fallback_models),
         ),
         policy=policy,
+        prices=build_prices(settings),
     )
 
 

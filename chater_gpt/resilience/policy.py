@@ -8,6 +8,7 @@ The file is YAML (`.yaml`/`.yml`) or JSON:
         max_tokens: 500                 # cap on a request's max_tokens
         requests_per_minute: 30         # refused beyond (rate_limited)
         daily_token_limit: 200000       # refused beyond (budget_exhausted)
+        daily_cost_limit_usd: 25.0      # USD per UTC day, refused beyond (budget_exhausted)
     unknown_app_code: reject            # or "allow": no tenant limits for it
 
 Parsing and validation only; `admission` applies it.
@@ -33,6 +34,7 @@ class TenantPolicy(BaseModel):
     max_tokens: int | None = Field(default=None, ge=1)
     requests_per_minute: int | None = Field(default=None, ge=1)
     daily_token_limit: int | None = Field(default=None, ge=1)
+    daily_cost_limit_usd: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 
 
 class PolicyBook(BaseModel):

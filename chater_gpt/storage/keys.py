@@ -12,10 +12,12 @@ so each family below is byte-for-byte what earlier versions wrote
     <prefix>rate:<scope>                        a GCRA rate window (rates.py)
     <prefix>budget:<UTC day>:<scope>            a daily token counter (budgets.py);
                                                 a user's usage is their budget counter
+    <prefix>cost:<UTC day>:<scope>              a daily money counter, in nano-USD
+                                                (budgets.py), beside the token counter
     <prefix>breaker:<backend>                   shared breaker state (breaker_state.py)
     <prefix>breaker:<backend>:probe             the half-open probe claim
 
-Scopes (of rate windows and budget counters) are `global`, `user:<identity>`,
+Scopes (of rate windows and budget and cost counters) are `global`, `user:<identity>`,
 `tenant:<app_code>` and `rpm:<backend>` (a backend's pacing).
 
 Personal data never appears in a key: an e-mail address is hashed with `digest`, the
@@ -134,6 +136,9 @@ class KeySpace:
 
     def budget(self, day: str, scope: str) -> str:
         return f"{self.prefix}budget:{day}:{scope}"
+
+    def cost(self, day: str, scope: str) -> str:
+        return f"{self.prefix}cost:{day}:{scope}"
 
     def breaker(self, backend: str) -> str:
         return f"{self.prefix}breaker:{backend}"

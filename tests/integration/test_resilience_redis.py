@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 
 from chater_gpt.errors import BackendError, BudgetExhausted, CircuitOpen
 from chater_gpt.resilience.breaker import Breaker
-from chater_gpt.resilience.budget import TokenBudget, global_scope, user_scope
+from chater_gpt.resilience.budget import DailyBudget, global_scope, user_scope
 from chater_gpt.resilience.rate_limit import Pacer, RateLimiter
 from chater_gpt.storage.breaker_state import RedisBreakerStateStore
 from chater_gpt.storage.budgets import RedisBudgetStore
@@ -78,7 +78,7 @@ async def test_refusing_limit_holds_across_replicas(clients: list[Redis], prefix
 async def test_budget_is_never_overspent_by_concurrent_replicas(
     clients: list[Redis], prefix: str
 ) -> None:
-    budgets = [TokenBudget(RedisBudgetStore(c, keys=KeySpace(prefix))) for c in clients]
+    budgets = [DailyBudget(RedisBudgetStore(c, keys=KeySpace(prefix))) for c in clients]
     limit = 1000
     scopes = [global_scope(limit), user_scope("ada@example.com", None)]
     charged: list[int] = []

@@ -13,7 +13,8 @@ from pydantic import SecretStr
 
 from chater_gpt.config import Settings
 from chater_gpt.domain import BreakerState, ConversationRef, Turn
-from chater_gpt.resilience.budget import TokenBudget, global_scope, user_scope
+from chater_gpt.resilience.budget import DailyBudget, global_scope, user_scope
+from chater_gpt.storage.budgets import Charge, Counter, Meter
 from chater_gpt.storage.cache import CachedAnswer
 from chater_gpt.storage.keys import digest, user_scope_name
 from chater_gpt.storage.rates import Rate
@@ -40,7 +41,9 @@ async def test_every_store_writes_the_key_space_keys(stores: Stores, prefix: str
     await stores.cache.put("c1", CachedAnswer("a", "m", "stop"))
     await stores.history.append(ada, [Turn("user", "q"), Turn("assistant", "a")], dedupe_id="r1")
     await stores.rates.step(user_scope_name("ada@example.com"), Rate(5), reserve=False)
-    await stores.budgets.reserve("2026-03-01", [("global", None)], 7)
+    await stores.budgets.reserve(
+        "2026-03-01", [Charge(Counter("global"), 7), Charge(Counter("global", Meter.COST), 9)]
+    )
     state = stores.breaker_state("openai")
     assert state is not None
     await state.save(BreakerState.OPEN, opened_at=1.0)
@@ -55,6 +58,7 @@ async def test_every_store_writes_the_key_space_keys(stores: Stores, prefix: str
         f"{prefix}{{u:{digest('Ada@example.com')}}}:idx",
         f"{prefix}rate:user:{digest('ada@example.com')}",
         f"{prefix}budget:2026-03-01:global",
+        f"{prefix}cost:2026-03-01:global",
         f"{prefix}breaker:openai",
         f"{prefix}breaker:openai:probe",
     }
@@ -66,7 +70,7 @@ def test_the_usage_command_reads_the_budget_from_redis(redis_url: str, prefix: s
     async def spend() -> None:
         stores = open_stores(StorageConfig(redis_url=redis_url, key_prefix=prefix))
         try:
-            budget = TokenBudget(stores.budgets)
+            budget = DailyBudget(stores.budgets)
             scopes = [global_scope(10**6), user_scope("ada@example.com", None)]
             await budget.settle(await budget.reserve(scopes, 90), 42)
         finally:

@@ -82,6 +82,18 @@ def test_comma_lists_and_levels(monkeypatch: pytest.MonkeyPatch) -> None:
             },
             "KAFKA_SASL_MECHANISM",
         ),
+        (
+            {"BOOTSTRAP_SERVER": "k:9092", "OPENAI_API_KEY": FAKE_KEY, "DAILY_COST_LIMIT_USD": "0"},
+            "DAILY_COST_LIMIT_USD",
+        ),
+        (
+            {
+                "BOOTSTRAP_SERVER": "k:9092",
+                "OPENAI_API_KEY": FAKE_KEY,
+                "USER_DAILY_COST_LIMIT_USD": "inf",
+            },
+            "USER_DAILY_COST_LIMIT_USD",
+        ),
     ],
 )
 def test_invalid_configuration_names_the_variable(

@@ -83,3 +83,34 @@ async def test_without_fallbacks_errors_pass_through_unretried_when_not_retryabl
     with pytest.raises(BackendRejected):
         await stack.backend.complete(call())
     assert len(openai.calls) == 1
+
+
+async def test_the_money_budgets_are_wired_with_prices() -> None:
+    from chater_gpt.errors import BudgetExhausted
+    from chater_gpt.wiring import build_admission
+
+    control = build_admission(
+        settings(daily_cost_limit_usd=100.0, user_daily_cost_limit_usd=0.001), in_memory()
+    )
+    admit: dict[str, Any] = {
+        "key": "k",
+        "user_email": "ada@example.com",
+        "app_code": None,
+        "model": "gpt-4o-mini",
+        "max_tokens": 1000,
+        "prompt_tokens": 1000,
+    }
+    first = await control.admit(**admit)
+    assert first.reserved_cost_usd == 0.00075  # 1000 at $0.15/M + 1000 at $0.60/M
+    with pytest.raises(BudgetExhausted) as caught:
+        await control.admit(**admit)
+    assert "money" in caught.value.message
+
+
+def test_the_interim_prices() -> None:
+    from chater_gpt.wiring import build_prices
+
+    prices = build_prices(settings())
+    assert prices.cost_usd("gpt-4o", 1_000_000, 0) == 2.5
+    assert prices.cost_usd("gpt-4o-mini-2024-07-18", 0, 1_000_000) == 0.6  # a dated snapshot
+    assert prices.cost_usd("local-llama", 10, 10) == 0.0  # unpriced

@@ -10,14 +10,14 @@ import pytest
 from pydantic import SecretStr
 
 from chater_gpt.config import Settings
-from chater_gpt.resilience.budget import TokenBudget, user_scope
+from chater_gpt.resilience.budget import DailyBudget, user_scope
 from chater_gpt.storage.budgets import InMemoryBudgetStore
 from chater_gpt.usage_cli import add_parser, run_usage, user_usage
 
 
 async def test_usage_reports_the_tokens_settled_for_that_user_and_day() -> None:
     today = datetime.now(UTC).date()
-    budget = TokenBudget(InMemoryBudgetStore())
+    budget = DailyBudget(InMemoryBudgetStore())
     reservation = await budget.reserve([user_scope("Someone@Example.com", None)], 500)
     await budget.settle(reservation, 150)
     await budget.reserve([user_scope("other@example.com", None)], 70)

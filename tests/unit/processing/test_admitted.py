@@ -3,6 +3,7 @@ budget waits, paused."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -19,11 +20,11 @@ from tests.unit.processing.fakes import RecordingObserver, chat_request, prompt_
 
 class FakeAdmission:
     def __init__(self) -> None:
-        self.settled: list[int] = []
+        self.settled: list[ChatResult] = []
         self.released = 0
 
-    async def settle(self, total_tokens: int) -> None:
-        self.settled.append(total_tokens)
+    async def settle(self, result: ChatResult) -> None:
+        self.settled.append(result)
 
     async def release(self) -> None:
         self.released += 1
@@ -86,9 +87,10 @@ async def test_an_admitted_call_settles_its_reservation_with_the_tokens_used() -
             "model": "gpt-4o-mini",
             "max_tokens": 10,
             "prompt_tokens": 42,
+            "call_model": "gpt-4o-mini",
         }
     ]
-    assert control.admission.settled == [6]
+    assert control.admission.settled == [result()]  # its usage, and the model that answered
     assert control.admission.released == 0
     assert observer.named("tokens") == [{"model": "gpt-4o-mini", "prompt": 5, "completion": 1}]
 
@@ -129,3 +131,14 @@ async def test_without_admission_control_the_call_is_only_counted() -> None:
     assert await stage(prompt_for()) == result()
     assert len(backend.calls) == 1
     assert [event for event, _ in observer.events] == ["tokens"]
+
+
+async def test_the_model_called_is_admitted_beside_the_model_requested() -> None:
+    # A larger-context fallback: the tenant policy sees the request's model, the money
+    # budget prices the call's.
+    control = FakeControl()
+    stage, _observer = admitted(Backend(), control)
+    prompt = prompt_for()
+    larger = replace(prompt, call=replace(prompt.call, model="gpt-4o"))
+    await stage(larger)
+    assert (control.asked[0]["model"], control.asked[0]["call_model"]) == ("gpt-4o-mini", "gpt-4o")

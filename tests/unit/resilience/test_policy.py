@@ -14,6 +14,7 @@ tenants:
     max_tokens: 500
     requests_per_minute: 30
     daily_token_limit: 200000
+    daily_cost_limit_usd: 12.5
   docs: {}
 unknown_app_code: allow
 """
@@ -27,9 +28,11 @@ def test_yaml_policy(tmp_path: Path) -> None:
     assert shop is not None
     assert shop.allowed_models == frozenset({"gpt-4o-mini"})
     assert (shop.max_tokens, shop.requests_per_minute, shop.daily_token_limit) == (500, 30, 200000)
+    assert shop.daily_cost_limit_usd == 12.5
     docs = book.for_app("docs")
     assert docs is not None
     assert docs.allowed_models is None
+    assert docs.daily_cost_limit_usd is None  # no money limit
     assert book.for_app("other") is None
     assert book.unknown_app_code == "allow"
 
@@ -47,6 +50,10 @@ def test_json_policy_defaults_to_rejecting_unknown_app_codes(tmp_path: Path) -> 
         ('{"tenants": {"shop": {"max_tokens": 0}}}', "tenants.shop.max_tokens"),
         ('{"tenants": {"shop": {"max_tokns": 5}}}', "tenants.shop.max_tokns"),
         ('{"unknown_app_code": "maybe"}', "unknown_app_code"),
+        ('{"tenants": {"shop": {"daily_cost_limit_usd": 0}}}', "tenants.shop.daily_cost_limit_usd"),
+        ('{"tenants": {"s": {"daily_cost_limit_usd": -5}}}', "tenants.s.daily_cost_limit_usd"),
+        ('{"tenants": {"s": {"daily_cost_limit_usd": "lots"}}}', "tenants.s.daily_cost_limit_usd"),
+        ('{"tenants": {"s": {"daily_cost_usd": 5}}}', "tenants.s.daily_cost_usd"),
         ("{not json", "not valid JSON"),
     ],
 )
@@ -60,3 +67,9 @@ def test_invalid_policy_names_the_problem(text: str, named: str) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         load_policy(tmp_path / "absent.yaml")
+
+
+def test_an_infinite_money_limit_is_refused() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_policy("tenants: {shop: {daily_cost_limit_usd: .inf}}", yaml=True)
+    assert "tenants.shop.daily_cost_limit_usd" in caught.value.message

@@ -65,6 +65,10 @@ def test_pinned_keys_of_every_family() -> None:
     assert KEYS.budget("2026-03-01", ada) == (
         "chater:budget:2026-03-01:user:b5fc85e55755f9e0d030a10ab4429b6b"
     )
+    assert KEYS.cost("2026-03-01", GLOBAL_SCOPE) == "chater:cost:2026-03-01:global"
+    assert KEYS.cost("2026-03-01", tenant_scope_name("shop")) == (
+        "chater:cost:2026-03-01:tenant:shop"
+    )
     assert KEYS.breaker("openai") == "chater:breaker:openai"
     assert KEYS.breaker_probe("openai") == "chater:breaker:openai:probe"
     user = KEYS.user_history(ADA.user_email)
@@ -131,6 +135,7 @@ def test_no_key_names_a_user() -> None:
         user.turns(member),
         user.index,
         KEYS.budget("2026-01-01", user_scope_name(email)),
+        KEYS.cost("2026-01-01", user_scope_name(email)),
         KEYS.rate(user_scope_name(email)),
     ):
         assert "ada" not in key

@@ -11,6 +11,7 @@ import pytest
 from chater_gpt.domain import BreakerState, ConversationRef, Turn
 from chater_gpt.errors import BackendError, CircuitOpen, StoreUnavailable
 from chater_gpt.resilience.breaker import Breaker
+from chater_gpt.storage.budgets import Charge, Counter, Meter
 from chater_gpt.storage.cache import CachedAnswer
 from chater_gpt.storage.rates import Rate
 from chater_gpt.storage.stores import StorageConfig, Stores, open_stores
@@ -56,10 +57,12 @@ async def test_limits_hold_per_process(stores: Stores, caplog: pytest.LogCapture
     answers = [await stores.rates.step("user:a", rate, reserve=False) for _ in range(3)]
     assert answers[:2] == [None, None]
     assert answers[2] == pytest.approx(30.0, abs=1.0)  # the fallback's real clock
-    assert await stores.budgets.reserve(DAY, [("global", 100)], 80) is None
-    assert await stores.budgets.reserve(DAY, [("global", 100)], 30) == 0
-    assert await stores.budgets.used(DAY, "global") == 80  # the per-process count
-    await stores.budgets.adjust(DAY, ["global"], -50)  # dropped, with a warning
+    tokens, cost = Counter("global"), Counter("global", Meter.COST)
+    assert await stores.budgets.reserve(DAY, [Charge(tokens, 80, 100), Charge(cost, 5)]) is None
+    assert await stores.budgets.reserve(DAY, [Charge(tokens, 30, 100)]) == 0
+    assert await stores.budgets.used(DAY, tokens) == 80  # the per-process count
+    assert await stores.budgets.used(DAY, cost) == 5
+    await stores.budgets.adjust(DAY, [(tokens, -50)])  # dropped, with a warning
     warnings = {r.getMessage() for r in caplog.records if r.levelno == logging.WARNING}
     cause = "(StoreUnavailable from ConnectionError)"
     assert warnings == {
@@ -98,7 +101,7 @@ async def test_without_fail_over_every_store_raises() -> None:
     stores = open_stores(DOWN, fail_over=False)
     try:
         with pytest.raises(StoreUnavailable):
-            await stores.budgets.used(DAY, "global")
+            await stores.budgets.used(DAY, Counter("global"))
         with pytest.raises(StoreUnavailable):
             await stores.rates.step("global", Rate(1), reserve=True)
         state = stores.breaker_state("openai")
