@@ -1,7 +1,7 @@
 """Command line: `run` (production, configured by the environment; also what a bare
 `python main.py` does, as the original service started), `demo` (the embedded
 local stack end to end), `schema` (write or check the committed JSON Schemas), `usage`
-(tokens a user spent on a UTC day, from Redis)."""
+(tokens and cost of a user or a tenant on a UTC day, from Redis)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
         return run_demo(requests=args.requests)
     if args.command == "usage":
         settings = _settings_or_none()
-        return 2 if settings is None else run_usage(settings, args.user, args.day)
+        if settings is None:
+            return 2
+        return run_usage(settings, args.user, args.day, tenant=args.tenant)
     return write_schemas(check=args.check)
 
 

@@ -1,7 +1,8 @@
-"""`python -m chater_gpt usage --user someone@example.com [--day YYYY-MM-DD]`:
-the tokens one user spent on one UTC day, read from the shared budget in Redis.
+"""`python -m chater_gpt usage (--user someone@example.com | --tenant APP_CODE)
+[--day YYYY-MM-DD]`: the tokens and money one user or one tenant (`app_code`) spent on
+one UTC day, read from the shared budget in Redis, as one JSON line.
 
-Usage is counted by the daily token budget (`resilience/budget.py`), whose counters
+Usage is counted by the daily budgets (`resilience/budget.py`), whose counters
 (`storage/budgets.py`) key users by a hash of their e-mail; this command only reads
 them, from Redis itself: a Redis failure ends it (exit code 1) rather than report the
 per-process fallback.
@@ -19,13 +20,18 @@ from typing import Any, TextIO
 from chater_gpt.config import Settings
 from chater_gpt.errors import StoreUnavailable
 from chater_gpt.resilience.budget import DailyBudget
+from chater_gpt.storage.keys import tenant_scope_name, user_scope_name
 from chater_gpt.storage.stores import open_stores
 
 
 def add_parser(commands: Any) -> None:
     """Register the `usage` sub-command on the CLI's sub-parsers."""
-    parser = commands.add_parser("usage", help="tokens a user spent on a UTC day")
-    parser.add_argument("--user", required=True, help="the user's e-mail address")
+    parser = commands.add_parser(
+        "usage", help="tokens and cost (USD) of a user or a tenant on a UTC day"
+    )
+    who = parser.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", help="the user's e-mail address")
+    who.add_argument("--tenant", help="the tenant's app_code")
     parser.add_argument("--day", type=_day, default=None, help="UTC day, YYYY-MM-DD (today)")
 
 
@@ -38,14 +44,35 @@ def _day(text: str) -> date:
 
 async def user_usage(budget: DailyBudget, user: str, day: date | None) -> dict[str, Any]:
     """The report for one user and day (today, UTC, when `day` is None)."""
+    return {"user": user, **await _spent(budget, user_scope_name(user), day)}
+
+
+async def tenant_usage(budget: DailyBudget, app_code: str, day: date | None) -> dict[str, Any]:
+    """The report for one tenant and day (today, UTC, when `day` is None)."""
+    return {"tenant": app_code, **await _spent(budget, tenant_scope_name(app_code), day)}
+
+
+async def _spent(budget: DailyBudget, scope_name: str, day: date | None) -> dict[str, Any]:
     day_text = (day or datetime.now(UTC).date()).isoformat()
-    return {"user": user, "day": day_text, "total_tokens": await budget.usage(user, day_text)}
+    spent = await budget.spent(scope_name, day_text)
+    return {"day": day_text, "total_tokens": spent.tokens, "cost_usd": spent.cost_usd}
 
 
-def run_usage(settings: Settings, user: str, day: date | None, *, out: TextIO = sys.stdout) -> int:
-    """Print the report as one JSON line; 2 without Redis, 1 when Redis fails."""
+def run_usage(
+    settings: Settings,
+    user: str | None,
+    day: date | None,
+    *,
+    tenant: str | None = None,
+    out: TextIO = sys.stdout,
+) -> int:
+    """Print the report (of `user`, else of `tenant`) as one JSON line; 2 without Redis,
+    1 when Redis fails."""
     if settings.redis_url is None:
         print("chater-gpt: usage is kept in Redis and REDIS_URL is not set", file=sys.stderr)
+        return 2
+    if (user is None) == (tenant is None):
+        print("chater-gpt: usage needs one of --user and --tenant", file=sys.stderr)
         return 2
 
     # Imported here: of the service's wiring, the command needs only storage_config.
@@ -54,7 +81,11 @@ def run_usage(settings: Settings, user: str, day: date | None, *, out: TextIO = 
     async def read() -> dict[str, Any]:
         stores = open_stores(storage_config(settings), fail_over=False)
         try:
-            return await user_usage(DailyBudget(stores.budgets), user, day)
+            budget = DailyBudget(stores.budgets)
+            if user is not None:
+                return await user_usage(budget, user, day)
+            assert tenant is not None
+            return await tenant_usage(budget, tenant, day)
         finally:
             await stores.aclose()
 

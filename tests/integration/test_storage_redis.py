@@ -6,14 +6,14 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 from pydantic import SecretStr
 
 from chater_gpt.config import Settings
 from chater_gpt.domain import BreakerState, ConversationRef, Turn
-from chater_gpt.resilience.budget import DailyBudget, global_scope, user_scope
+from chater_gpt.resilience.budget import DailyBudget, global_scope, tenant_scope, user_scope
 from chater_gpt.storage.budgets import Charge, Counter, Meter
 from chater_gpt.storage.cache import CachedAnswer
 from chater_gpt.storage.keys import digest, user_scope_name
@@ -71,8 +71,14 @@ def test_the_usage_command_reads_the_budget_from_redis(redis_url: str, prefix: s
         stores = open_stores(StorageConfig(redis_url=redis_url, key_prefix=prefix))
         try:
             budget = DailyBudget(stores.budgets)
-            scopes = [global_scope(10**6), user_scope("ada@example.com", None)]
-            await budget.settle(await budget.reserve(scopes, 90), 42)
+            scopes = [
+                global_scope(10**6),
+                user_scope("ada@example.com", None),
+                tenant_scope("shop", None, 5.0),
+            ]
+            await budget.settle(await budget.reserve(scopes, 90, 0.0009), 42, 0.000123)
+            await budget.reserve([global_scope(10**6), tenant_scope("shop", None)], 8, 0.000002)
+            await budget.reserve([user_scope("bob@example.com", None, 1.0)], 1000, 0.5)
         finally:
             await stores.aclose()
 
@@ -87,8 +93,17 @@ def test_the_usage_command_reads_the_budget_from_redis(redis_url: str, prefix: s
     assert run_usage(settings, "Ada@Example.com", None, out=out) == 0
     today = datetime.now(UTC).date().isoformat()
     assert out.getvalue() == (
-        f'{{"user": "Ada@Example.com", "day": "{today}", "total_tokens": 42}}\n'
+        f'{{"user": "Ada@Example.com", "day": "{today}", "total_tokens": 42,'
+        ' "cost_usd": 0.000123}\n'
     )
+    out = io.StringIO()
+    assert run_usage(settings, None, None, tenant="shop", out=out) == 0
+    assert out.getvalue() == (
+        f'{{"tenant": "shop", "day": "{today}", "total_tokens": 50, "cost_usd": 0.000125}}\n'
+    )
+    out = io.StringIO()
+    assert run_usage(settings, None, date(2000, 1, 1), tenant="shop", out=out) == 0
+    assert '"total_tokens": 0, "cost_usd": 0.0}' in out.getvalue()
 
 
 def test_the_usage_command_fails_when_redis_does_not_answer(
