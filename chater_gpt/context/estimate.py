@@ -8,8 +8,9 @@ the longest of its raw, NFC and NFKC forms (a tokenizer that normalizes first co
 the normalized text; NFKC can turn one character into up to 18):
 
 - Gemini: 1 token per byte. Google's own SDK counts Gemini 2.x and 3.0 with the Gemma 3
-  SentencePiece model and later models with Gemma 4's (google-genai's local tokenizer);
-  SentencePiece with byte fallback spends at most one token per byte of its input.
+  SentencePiece model and later models with Gemma 4's tokenizer (google-genai's local
+  tokenizer); SentencePiece with byte fallback spends at most one token per byte of its
+  input (Gemma 4's tokenizer is assumed to keep that property: no offline copy to check).
 - Claude: 3 tokens per byte. Claude's tokenizer is not byte-level BPE: it writes word
   and case markers into the text (`⟨bow⟩`, `⟨eow⟩`, `⟨shift⟩`, `⟨caps⟩`) and falls back
   to bytes of the lower-cased form, so a text can cost more tokens than bytes: `Ⱥ` (2
@@ -27,9 +28,11 @@ Images follow each provider's published rule (see `anthropic_image_tokens` and
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -169,14 +172,33 @@ def estimate_rule(provider: str, model: str = "") -> EstimateRule | None:
 
 
 class EstimatedTokenCounter:
-    """A `TokenCounter` whose counts are `tokens_per_byte` x `utf8_bound(text)`."""
+    """A `TokenCounter` whose counts are `tokens_per_byte` x `utf8_bound(text)`.
 
-    def __init__(self, rule: EstimateRule) -> None:
+    Normalizing a long non-ASCII text costs about as much as encoding it (13 ms for
+    300 kB of CJK), and stored history is counted again on every request, so the bounds
+    of longer non-ASCII texts are kept in a bounded cache keyed by a digest (no text).
+    """
+
+    _CACHE_MIN_CHARS = 256
+
+    def __init__(self, rule: EstimateRule, *, cache_size: int = 4096) -> None:
         self.rule = rule
         self._factor = rule.tokens_per_byte
+        self._cache: OrderedDict[bytes, int] = OrderedDict()
+        self._cache_size = cache_size
 
     def count(self, text: str) -> int:
-        return self._factor * utf8_bound(text)
+        if len(text) < self._CACHE_MIN_CHARS or text.isascii():
+            return self._factor * utf8_bound(text)
+        key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        bound = self._cache.get(key)
+        if bound is None:
+            bound = self._cache[key] = utf8_bound(text)
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(key)
+        return self._factor * bound
 
     def truncate(self, text: str, max_tokens: int) -> str:
         """The longest prefix (whole code points) whose count is at most `max_tokens`."""

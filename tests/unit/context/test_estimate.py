@@ -393,3 +393,15 @@ def test_scripted_counts_are_far_below_the_bound() -> None:
     under the Claude bound for ASCII: the margin the estimate pays for safety."""
     text = "The quick brown fox jumps over the lazy dog. " * 20
     assert claude().count(text) == 12 * math.ceil(len(text) / 4)
+
+
+def test_long_non_ascii_bounds_are_cached_and_bounded() -> None:
+    rule = estimate_rule("gemini", "gemini-2.5-flash")
+    assert rule is not None
+    counter = EstimatedTokenCounter(rule, cache_size=2)
+    texts = [f"{i} " + "\uff0cnaïve 你好 " * 100 for i in range(4)]  # a full-width comma: NFKC
+    counts = [counter.count(text) for text in texts]
+    assert counts == [counter.count(text) for text in texts] == [utf8_bound(t) for t in texts]
+    assert len(counter._cache) == 2
+    assert counter.count("x" * 1000) == 1000  # ASCII is not cached: its length is its bound
+    assert len(counter._cache) == 2
