@@ -20,12 +20,18 @@ from chater_gpt.backends.fallback import FallbackBackend, FallbackHook, Fallback
 from chater_gpt.backends.openai_direct import OpenAIDirectBackend
 from chater_gpt.config import BackendKind, LogFormat, Settings, secret_values
 from chater_gpt.context.builder import ContextBuilder
+from chater_gpt.context.counters import ModelTokenCounters
+from chater_gpt.context.provider_tokens import (
+    AnthropicCountTokens,
+    GeminiCountTokens,
+    ProviderCountClient,
+)
 from chater_gpt.context.server_tokens import (
     KoboldCppTokenizer,
     LlamaCppTokenizer,
     ServerTokenCounters,
 )
-from chater_gpt.context.tokens import BpeTokenCounters, TokenCounters
+from chater_gpt.context.tokens import TokenCounters
 from chater_gpt.contracts import RequestDefaults
 from chater_gpt.decoder import RequestDecoder
 from chater_gpt.images import ImageLimits
@@ -186,8 +192,29 @@ def storage_config(settings: Settings) -> StorageConfig:
     )
 
 
+def provider_count_endpoints(settings: Settings) -> dict[str, ProviderCountClient]:
+    """The token-count endpoints of the providers with a key (PROVIDER_TOKEN_COUNTS)."""
+    if not settings.provider_token_counts:
+        return {}
+    endpoints: dict[str, ProviderCountClient] = {}
+    if settings.anthropic_api_key and settings.anthropic_api_key.get_secret_value():
+        endpoints["anthropic"] = AnthropicCountTokens(
+            settings.anthropic_base_url,
+            settings.anthropic_api_key.get_secret_value(),
+            api_version=settings.anthropic_api_version,
+        )
+    if settings.gemini_api_key and settings.gemini_api_key.get_secret_value():
+        endpoints["gemini"] = GeminiCountTokens(
+            settings.gemini_base_url,
+            settings.gemini_api_key.get_secret_value(),
+            api_version=settings.gemini_api_version,
+        )
+    return endpoints
+
+
 def token_counters(settings: Settings) -> TokenCounters:
-    """The OpenAI encodings, or the local server's own tokenizer (TOKENIZER)."""
+    """Per model: OpenAI's encodings, the Claude/Gemini estimate or their endpoints
+    (counters.py); or the local server's own tokenizer (TOKENIZER)."""
     choice = settings.tokenizer
     if choice == "auto":
         choice = "koboldcpp" if settings.llm_backend is BackendKind.KOBOLDCPP else "encoding"
@@ -196,7 +223,7 @@ def token_counters(settings: Settings) -> TokenCounters:
     if choice == "llamacpp":
         root = settings.openai_base_url.rstrip("/").removesuffix("/v1")
         return ServerTokenCounters(LlamaCppTokenizer(root))
-    return BpeTokenCounters()
+    return ModelTokenCounters(endpoints=provider_count_endpoints(settings))
 
 
 class InterimPrices:
@@ -304,11 +331,11 @@ def build_parts(settings: Settings, *, redact: Callable[[str], str] = str) -> Se
     stores = open_stores(storage_config(settings))
     lifecycle.closers.append(stores.aclose)
     counters = token_counters(settings)
-    if isinstance(counters, BpeTokenCounters):
+    if isinstance(counters, ModelTokenCounters):
         # Load the encodings' tables now (~0.3 s each), not on the first request.
         for model in (settings.model, settings.vision_model):
             counters.for_model(model)
-    if isinstance(counters, ServerTokenCounters):
+    if isinstance(counters, ServerTokenCounters | ModelTokenCounters):
         lifecycle.closers.append(counters.aclose)
     metrics = Metrics()
     hooks = GuardHooks(

@@ -2,8 +2,9 @@
 
 Order: system prompt, stored history (oldest first), the request's own context
 turns, the new user message (with its images). The budget is
-min(CONTEXT_WINDOW, the model's own window) - max_tokens, counted exactly
-(see `tokens.py`), including the chat-format overhead.
+min(CONTEXT_WINDOW, the model's own window) - max_tokens, counted by the model's
+counter (`counters.py`: exact for OpenAI models, an upper bound for Claude and
+Gemini), including the chat-format overhead.
 
 Trimming rule (documented in the README, "Conversation context"):
 - consecutive earlier turns of one role are merged into one message;
@@ -25,12 +26,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from chater_gpt.context.counters import ModelTokenCounters
 from chater_gpt.context.tokens import (
     REPLY_PRIMING_TOKENS,
-    BpeTokenCounters,
     TokenCounter,
     TokenCounters,
-    image_tokens,
     message_tokens,
     model_context_window,
 )
@@ -45,7 +45,8 @@ ChatMessage = dict[str, Any]
 @dataclass(frozen=True, slots=True)
 class BuiltContext:
     messages: Sequence[ChatMessage]
-    # The prompt as OpenAI counts it (text exactly; images by the published rule).
+    # The prompt as the model's counter counts it: exact for OpenAI models (images by
+    # the published rule), an upper bound for Claude and Gemini.
     prompt_tokens: int
     # Earlier turns (history or supplied context) left out to fit the window.
     dropped_turns: int
@@ -62,7 +63,7 @@ class ContextBuilder:
         marker: str = TRUNCATION_MARKER,
     ) -> None:
         self._context_window = context_window
-        self._counters = counters or BpeTokenCounters()
+        self._counters = counters or ModelTokenCounters()
         self._marker = marker
 
     def window_for(self, model: str) -> int:
@@ -100,7 +101,7 @@ class ContextBuilder:
         counter = self._counters.for_model(model)
         window = self.window_for(model)
         budget = window - max_tokens - REPLY_PRIMING_TOKENS
-        image_cost = sum(image_tokens(image) for image in images)
+        image_cost = sum(counter.image_tokens(image) for image in images)
         system_prompt, user_message, truncated = self._fit_fixed(
             counter, budget, system_prompt, user_message, image_cost, window, max_tokens
         )

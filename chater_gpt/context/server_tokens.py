@@ -7,7 +7,8 @@ server for every text not in the cache (a few per request: the new message and t
 last answer; stored history is cached from earlier turns); `count` then answers
 from the cache, and falls back to the closest OpenAI encoding for anything the
 server could not count. Truncation cuts with the closest encoding (approximate:
-the server's tokens are not split locally).
+the server's tokens are not split locally). A provider's token-count endpoint
+(provider_tokens.py) is used the same way, with the conservative estimate as fallback.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any, Protocol
@@ -22,7 +24,8 @@ from typing import Any, Protocol
 import aiohttp
 import orjson
 
-from chater_gpt.context.tokens import BpeTokenCounter, BpeTokenCounters, TokenCounter
+from chater_gpt.context.tokens import BpeTokenCounters, TokenCounter
+from chater_gpt.domain import ImageInput
 
 log = logging.getLogger(__name__)
 
@@ -88,17 +91,21 @@ class ServerTokenCounter:
     def __init__(
         self,
         endpoint: TokenizerEndpoint,
-        fallback: BpeTokenCounter,
+        fallback: TokenCounter,
         *,
         cache_size: int = 8192,
         concurrency: int = 8,
+        retry_after: float | None = None,
     ) -> None:
         self._endpoint = endpoint
         self._fallback = fallback
         self._cache: OrderedDict[bytes, int] = OrderedDict()
         self._cache_size = cache_size
         self._limit = asyncio.Semaphore(concurrency)
-        self._failed = False
+        # After a failure the endpoint is not asked again: never (None, a local server
+        # without the endpoint), or for `retry_after` seconds (a provider's endpoint).
+        self._retry_after = retry_after
+        self._failed_at: float | None = None
 
     def count(self, text: str) -> int:
         cached = self._cache.get(_digest(text))
@@ -106,6 +113,19 @@ class ServerTokenCounter:
 
     def truncate(self, text: str, max_tokens: int) -> str:
         return self._fallback.truncate(text, max_tokens)
+
+    def image_tokens(self, image: ImageInput) -> int:
+        return self._fallback.image_tokens(image)
+
+    @property
+    def _failed(self) -> bool:
+        if self._failed_at is None:
+            return False
+        retry_after = self._retry_after
+        if retry_after is not None and time.monotonic() - self._failed_at >= retry_after:
+            self._failed_at = None
+            return False
+        return True
 
     async def prefetch(self, texts: Iterable[str]) -> None:
         if self._failed:
@@ -120,13 +140,13 @@ class ServerTokenCounter:
             try:
                 counted = await self._endpoint.count(text)
             except (aiohttp.ClientError, TimeoutError, KeyError, ValueError, TypeError):
-                if not self._failed:
+                if self._failed_at is None:
                     log.warning(
-                        "the server's tokenizer is unavailable; counting with %s instead",
-                        self._fallback.encoding_name,
+                        "the server's token count is unavailable; counting with %s instead",
+                        type(self._fallback).__name__,
                         exc_info=True,
                     )
-                self._failed = True  # do not pay a failing round trip on every request
+                self._failed_at = time.monotonic()  # no failing round trip on every request
                 return
         self._cache[key] = counted
         if len(self._cache) > self._cache_size:

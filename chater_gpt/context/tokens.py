@@ -137,8 +137,10 @@ def image_tokens(image: ImageInput) -> int:
 class TokenCounter(Protocol):
     """Counts and cuts text in one model's tokens.
 
-    Implementations: `BpeTokenCounter` (exact for OpenAI models, closest for the
-    rest) and `server_tokens.ServerTokenCounter` (a local server's own tokenizer).
+    Implementations: `BpeTokenCounter` (exact for OpenAI models),
+    `estimate.EstimatedTokenCounter` (an upper bound for Claude and Gemini) and
+    `server_tokens.ServerTokenCounter` (a server's own count: a local server's tokenizer,
+    or a provider's token-count endpoint).
     """
 
     def count(self, text: str) -> int:
@@ -147,6 +149,10 @@ class TokenCounter(Protocol):
 
     def truncate(self, text: str, max_tokens: int) -> str:
         """A prefix of `text` of at most `max_tokens` tokens (whole characters only)."""
+        ...
+
+    def image_tokens(self, image: ImageInput) -> int:
+        """Tokens of one image part, by the rule of the model's provider."""
         ...
 
 
@@ -297,6 +303,9 @@ class BpeTokenCounter:
             except ValueError:
                 keep -= 1
         return ""
+
+    def image_tokens(self, image: ImageInput) -> int:
+        return image_tokens(image)
 
     def _count(self, text: str) -> int:
         try:

@@ -114,3 +114,33 @@ def test_the_interim_prices() -> None:
     assert prices.cost_usd("gpt-4o", 1_000_000, 0) == 2.5
     assert prices.cost_usd("gpt-4o-mini-2024-07-18", 0, 1_000_000) == 0.6  # a dated snapshot
     assert prices.cost_usd("local-llama", 10, 10) == 0.0  # unpriced
+
+
+async def test_token_counters_per_provider_and_the_endpoints_when_asked() -> None:
+    from chater_gpt.context.counters import ModelTokenCounters
+    from chater_gpt.context.estimate import EstimatedTokenCounter
+    from chater_gpt.context.provider_tokens import AnthropicCountTokens, GeminiCountTokens
+    from chater_gpt.context.server_tokens import ServerTokenCounters
+    from chater_gpt.context.tokens import BpeTokenCounter
+    from chater_gpt.wiring import provider_count_endpoints, token_counters
+
+    counters = token_counters(settings())
+    assert isinstance(counters, ModelTokenCounters)
+    assert not counters.needs_prefetch
+    assert isinstance(counters.for_model("gpt-4o-mini"), BpeTokenCounter)
+    assert isinstance(counters.for_model("claude-sonnet-4-5"), EstimatedTokenCounter)
+    assert isinstance(token_counters(settings(tokenizer="koboldcpp")), ServerTokenCounters)
+
+    keys = {"anthropic_api_key": "sk-ant", "gemini_api_key": "g-key"}
+    assert provider_count_endpoints(settings(**keys)) == {}  # off by default
+    endpoints = provider_count_endpoints(settings(provider_token_counts=True, **keys))
+    assert isinstance(endpoints["anthropic"], AnthropicCountTokens)
+    assert isinstance(endpoints["gemini"], GeminiCountTokens)
+    only_claude = provider_count_endpoints(
+        settings(provider_token_counts=True, anthropic_api_key="sk-ant")
+    )
+    assert set(only_claude) == {"anthropic"}  # no key, no endpoint: the estimate counts
+    counters = token_counters(settings(provider_token_counts=True, **keys))
+    assert isinstance(counters, ModelTokenCounters)
+    assert counters.needs_prefetch
+    await counters.aclose()
