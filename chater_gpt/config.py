@@ -182,8 +182,10 @@ class Settings(BaseSettings):
     # endpoint of the llama.cpp server behind OPENAI_BASE_URL), "koboldcpp".
     tokenizer: Literal["auto", "encoding", "llamacpp", "koboldcpp"] = "auto"
     # Claude and Gemini prompts counted exactly by the provider's token-count endpoint
-    # (cached per text; the conservative estimate when it fails or is off).
-    provider_token_counts: bool = False
+    # (cached per text; the conservative estimate when it fails or is off). On by
+    # default: the estimate over-counts English ~9x (Claude), so alone it would trim
+    # history early and refuse long messages as context_too_long.
+    provider_token_counts: bool = True
     max_history: int = Field(default=10, ge=0)
     context_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=1)
     history_max_conversations: int = Field(default=10_000, ge=1)

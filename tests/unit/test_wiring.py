@@ -132,8 +132,8 @@ async def test_token_counters_per_provider_and_the_endpoints_when_asked() -> Non
     assert isinstance(token_counters(settings(tokenizer="koboldcpp")), ServerTokenCounters)
 
     keys = {"anthropic_api_key": "sk-ant", "gemini_api_key": "g-key"}
-    assert provider_count_endpoints(settings(**keys)) == {}  # off by default
-    endpoints = provider_count_endpoints(settings(provider_token_counts=True, **keys))
+    assert provider_count_endpoints(settings(provider_token_counts=False, **keys)) == {}
+    endpoints = provider_count_endpoints(settings(**keys))  # on by default
     assert isinstance(endpoints["anthropic"], AnthropicCountTokens)
     assert isinstance(endpoints["gemini"], GeminiCountTokens)
     only_claude = provider_count_endpoints(
