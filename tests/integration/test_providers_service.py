@@ -45,6 +45,8 @@ def anthropic_settings(server: ScriptedAnthropic) -> dict[str, object]:
         "anthropic_api_key": ANTHROPIC_KEY,
         "model": CLAUDE,
         "vision_model": CLAUDE,
+        # The completion path alone (the count endpoints: test_provider_token_counts.py).
+        "provider_token_counts": False,
     }
 
 
@@ -52,6 +54,7 @@ def gemini_settings(server: ScriptedGemini) -> dict[str, object]:
     return {
         "gemini_base_url": server.base_url,
         "gemini_api_key": GEMINI_KEY,
+        "provider_token_counts": False,
     }
 
 
