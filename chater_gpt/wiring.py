@@ -298,7 +298,11 @@ def build_parts(settings: Settings, *, redact: Callable[[str], str] = str) -> Se
         processing_config(settings),
         ProcessingStores(history=stores.history, outcomes=stores.outcomes, cache=stores.cache),
         backend=stack.backend,
-        builder=ContextBuilder(context_window=settings.context_window, counters=counters),
+        builder=ContextBuilder(
+            context_window=settings.context_window,
+            counters=counters,
+            window_of=settings.catalogue.context_window,
+        ),
         pauser=gate,
         admission=build_admission(settings, stores),
         observer=metrics,
