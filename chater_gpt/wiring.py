@@ -4,10 +4,12 @@ Every part receives a small frozen config of its own (`ServiceConfig`,
 `PipelineConfig`, `ProcessingConfig`, `StorageConfig`, `GuardConfig`, ...), never the
 whole `Settings`; `build_service` is what `python main.py run` and the demo start.
 
-The backend stack: per configured backend kind (LLM_BACKEND, then FALLBACK_BACKEND), the raw backend
-(OpenAI or KoboldCPP) wrapped in its guards (`resilience.guards.guarded_stack`:
-retries, breaker, rate-limit wait, timeout); then the fallback chain over them: the
-requested model, FALLBACK_MODELS on the same backend, then FALLBACK_BACKEND.
+The backend stack: per configured provider (`configured_providers`: LLM_BACKEND,
+FALLBACK_BACKEND, and every provider whose key or URL is set), the raw backend wrapped
+in its guards (`resilience.guards.guarded_stack`: retries, breaker, rate-limit wait,
+timeout); the model router over them (each call to its model's provider, by the
+model catalogue); then the fallback chain: the requested model, FALLBACK_MODELS (each
+on its own provider), then FALLBACK_BACKEND.
 """
 
 from __future__ import annotations
@@ -18,7 +20,15 @@ from typing import Any
 from chater_gpt.backends.base import LLMBackend
 from chater_gpt.backends.fallback import FallbackBackend, FallbackHook, FallbackLink
 from chater_gpt.backends.openai_direct import OpenAIDirectBackend
-from chater_gpt.config import BackendKind, LogFormat, Settings, secret_values
+from chater_gpt.backends.router import ModelRouter, pinned_models, warn_unrouted
+from chater_gpt.catalogue import Provider
+from chater_gpt.config import (
+    DEFAULT_OPENAI_BASE_URL,
+    BackendKind,
+    LogFormat,
+    Settings,
+    secret_values,
+)
 from chater_gpt.context.builder import ContextBuilder
 from chater_gpt.context.server_tokens import (
     KoboldCppTokenizer,
@@ -111,27 +121,71 @@ def build_backend_stack(
 ) -> BackendStack:
     rates = stores.rates
     config = guard_config(settings)
-    kinds = [settings.llm_backend]
-    if settings.fallback_backend is not None and settings.fallback_backend not in kinds:
-        kinds.append(settings.fallback_backend)
-    guarded: list[LLMBackend] = []
+    guarded: dict[BackendKind, LLMBackend] = {}
     breakers: dict[str, Breaker] = {}
     by_name: dict[str, LLMBackend] = {}
-    for kind in kinds:
+    for kind in configured_providers(settings):
         raw = raw_backend(kind, settings)
         store = stores.breaker_state(raw.name)
         guard = guarded_stack(raw, config, hooks, rates=rates, breaker_store=store)
         breakers[raw.name] = guard.breaker
         by_name[raw.name] = guard.backend
-        guarded.append(guard.backend)
-    primary = guarded[0]
-    links = [FallbackLink(primary)]
-    links += [FallbackLink(primary, model) for model in settings.fallback_models]
-    links += [FallbackLink(backend) for backend in guarded[1:]]
+        guarded[kind] = guard.backend
+    router = ModelRouter(
+        {Provider(kind.value): backend for kind, backend in guarded.items()},
+        default=Provider(settings.llm_backend.value),
+        catalogue=settings.catalogue,
+        pinned=default_backend_models(settings),
+    )
+    links = [FallbackLink(router)]
+    links += [FallbackLink(router, model) for model in settings.fallback_models]
+    if settings.fallback_backend not in (None, settings.llm_backend):
+        links.append(FallbackLink(guarded[settings.fallback_backend]))
     backend: LLMBackend = (
-        primary if len(links) == 1 else FallbackBackend(links, on_fallback=on_fallback)
+        router if len(links) == 1 else FallbackBackend(links, on_fallback=on_fallback)
     )
     return BackendStack(backend=backend, breakers=breakers, guarded=by_name)
+
+
+def configured_providers(settings: Settings) -> list[BackendKind]:
+    """LLM_BACKEND, FALLBACK_BACKEND, then every provider with a configuration of its own:
+    OpenAI with a key or a base URL of its own, Anthropic and Gemini with a key,
+    KoboldCPP with a URL. The model router sends each model to its provider's backend."""
+    openai = bool(_secret(settings.openai_api_key)) or (
+        settings.openai_base_url != DEFAULT_OPENAI_BASE_URL
+    )
+    candidates = [
+        (settings.llm_backend, True),
+        (settings.fallback_backend, True),
+        (BackendKind.OPENAI, openai),
+        (BackendKind.ANTHROPIC, bool(_secret(settings.anthropic_api_key))),
+        (BackendKind.GEMINI, bool(_secret(settings.gemini_api_key))),
+        (BackendKind.KOBOLDCPP, bool(settings.koboldcpp_api_url)),
+    ]
+    kinds = [kind for kind, configured in candidates if kind is not None and configured]
+    return list(dict.fromkeys(kinds))
+
+
+def default_backend_models(settings: Settings) -> frozenset[str]:
+    """Models LLM_BACKEND serves whatever the catalogue says (as before the catalogue):
+    configured ones whose provider is not configured; with KoboldCPP (one loaded model,
+    whatever the name), MODEL and VISION_MODEL."""
+    configured = {Provider(kind.value) for kind in configured_providers(settings)}
+    named = [
+        settings.model,
+        settings.vision_model,
+        *settings.fallback_models,
+        *(route.model for route in settings.routes if route.model),
+        *settings.context_fallback_models.values(),
+    ]
+    pinned = pinned_models(settings.catalogue, configured, named)
+    if settings.llm_backend is BackendKind.KOBOLDCPP:
+        pinned |= {settings.model, settings.vision_model}
+    return pinned
+
+
+def _secret(value: Any) -> str:
+    return value.get_secret_value() if value is not None else ""
 
 
 # --- requests and routes ----------------------------------------------------------------
@@ -287,6 +341,8 @@ def build_parts(settings: Settings, *, redact: Callable[[str], str] = str) -> Se
         on_breaker_state=metrics.set_breaker_state,
         on_rate_wait=metrics.rate_limit_waited,
     )
+    default = Provider(settings.llm_backend.value)
+    warn_unrouted(settings.catalogue, default_backend_models(settings), default)
     stack = build_backend_stack(settings, stores, hooks=hooks)
     lifecycle.closers.append(stack.aclose)
     prober = BreakerProber(
