@@ -215,3 +215,26 @@ def test_the_settings_load_the_file_at_start_up(tmp_path: Path) -> None:
         load_settings({**base, "model_catalogue_file": str(path)})
     with pytest.raises(ConfigError, match="MODEL_CATALOGUE_FILE: cannot read"):
         load_settings({**base, "model_catalogue_file": str(tmp_path / "missing.yaml")})
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "examples"
+
+
+def test_the_shipped_examples_are_files_the_service_accepts() -> None:
+    settings = load_settings(
+        {
+            "bootstrap_server": "x:9",
+            "openai_api_key": "sk-test",
+            "routes_file": str(EXAMPLES / "routes-gemini.yaml"),
+            "model_catalogue_file": str(EXAMPLES / "models.yaml"),
+        }
+    )
+    routes = {route.name: route for route in settings.routes}
+    assert set(routes) == {"chat", "photo", "gemini"}  # today's topics stay
+    gemini = routes["gemini"]
+    assert (gemini.request_topic, gemini.reply_topic) == ("gemini-send", "gemini-response")
+    assert gemini.model is not None
+    assert settings.catalogue.provider_of(gemini.model) is Provider.GEMINI
+    assert gemini.model in settings.models_allowed
+    assert settings.catalogue.context_window("smollm2-135m-instruct") == 8192
+    assert settings.catalogue.provider_of("gemini-3.1-pro-preview-06-05") is Provider.GEMINI
