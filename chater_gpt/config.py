@@ -26,6 +26,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from chater_gpt.catalogue import DEFAULT_CATALOGUE, ModelCatalogue, load_catalogue
 from chater_gpt.errors import ConfigError
 from chater_gpt.routes import Route, builtin_routes, load_routes, resolve_routes
 
@@ -131,6 +132,8 @@ class Settings(BaseSettings):
     context_fallback_models: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=lambda: {"gpt-3.5-turbo": "gpt-4o-mini", "gpt-4": "gpt-4o"}
     )
+    # Models added to or changed in the shipped catalogue (YAML or JSON, chater_gpt/catalogue).
+    model_catalogue_file: Path | None = None
     max_tokens: int = Field(default=1000, ge=1)
     max_tokens_cap: int = Field(default=4096, ge=1)
     temperature: float = Field(default=0.7, ge=0, le=2)
@@ -200,6 +203,7 @@ class Settings(BaseSettings):
     sentry_dsn: SecretStr | None = None
 
     _routes: tuple[Route, ...] = PrivateAttr(default=())
+    _catalogue: ModelCatalogue = PrivateAttr(default=DEFAULT_CATALOGUE)
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -274,7 +278,17 @@ class Settings(BaseSettings):
         self._routes = tuple(resolve_routes(builtin, extra, dev=self.is_dev))
         return self
 
+    @model_validator(mode="after")
+    def _load_catalogue(self) -> Settings:
+        self._catalogue = load_catalogue(self.model_catalogue_file)
+        return self
+
     # --- derived views -------------------------------------------------------
+
+    @property
+    def catalogue(self) -> ModelCatalogue:
+        """The model catalogue: the shipped table with MODEL_CATALOGUE_FILE applied."""
+        return self._catalogue
 
     @property
     def routes(self) -> tuple[Route, ...]:

@@ -117,10 +117,25 @@ class Usage(BaseModel):
     total_tokens: int
 
 
+def _provider_field() -> Any:
+    return Field(default=None, description="Who answered: openai, anthropic, gemini or koboldcpp.")
+
+
+def _cost_field() -> Any:
+    return Field(
+        default=None,
+        ge=0,
+        description="The answer's cost in USD at the model's list prices (model catalogue); "
+        "0 for models without a price and for cached answers.",
+    )
+
+
 class ReplyValue(BaseModel):
     response: str
     model: str
+    provider: str | None = _provider_field()
     usage: Usage
+    cost: float | None = _cost_field()
     finish_reason: str
     timestamp: str = Field(description="ISO-8601 UTC time the reply was built.")
     processing_time: float = Field(description="Seconds from consuming the request to reply.")
@@ -148,7 +163,9 @@ class PhotoReplyValue(BaseModel):
     timestamp: str | None = Field(default=None, description="The request's, when it had one.")
     date: str | None = Field(default=None, description="The request's, when it had one.")
     model: str
+    provider: str | None = _provider_field()
     usage: Usage
+    cost: float | None = _cost_field()
 
 
 class PhotoErrorValue(BaseModel):

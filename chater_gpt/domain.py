@@ -113,7 +113,8 @@ class ChatCall:
 
 @dataclass(frozen=True, slots=True)
 class ChatResult:
-    """A backend's answer to a `ChatCall`, with its token usage."""
+    """A backend's answer to a `ChatCall`, with its token usage (and, once the model
+    router has priced it, the provider that answered and its cost)."""
 
     text: str
     model: str
@@ -121,6 +122,12 @@ class ChatResult:
     completion_tokens: int
     finish_reason: str
     backend: str
+    # Prompt tokens read from the provider's prompt cache (part of prompt_tokens).
+    cached_prompt_tokens: int = 0
+    # The catalogue's provider that answered ("" before routing) and the call's cost in
+    # USD at its list prices (0 for models the catalogue does not price).
+    provider: str = ""
+    cost_usd: float = 0.0
 
     @property
     def total_tokens(self) -> int:

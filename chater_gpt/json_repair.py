@@ -3,7 +3,7 @@ once more (JSON_REPAIR_ATTEMPTS), billed like any call; then give up with
 `invalid_model_output`.
 
 The answer that goes out is the checked JSON text (one markdown fence stripped);
-the usage reported is the sum over every call made for the request.
+the usage (and the cost) reported is the sum over every call made for the request.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ async def enforce_json(
     """The checked answer, repairing up to `attempts` times; raises InvalidModelOutput."""
     result = first
     prompt_total, completion_total = first.prompt_tokens, first.completion_tokens
+    cached_total, cost_total = first.cached_prompt_tokens, first.cost_usd
     repairs_left = attempts
     while True:
         try:
@@ -60,7 +61,14 @@ async def enforce_json(
             result = await ask(repair, estimate)
             prompt_total += result.prompt_tokens
             completion_total += result.completion_tokens
+            cached_total += result.cached_prompt_tokens
+            cost_total += result.cost_usd
             continue
         return dataclasses.replace(
-            result, text=text, prompt_tokens=prompt_total, completion_tokens=completion_total
+            result,
+            text=text,
+            prompt_tokens=prompt_total,
+            completion_tokens=completion_total,
+            cached_prompt_tokens=cached_total,
+            cost_usd=cost_total,
         )

@@ -1,10 +1,12 @@
 """Reply bytes, in the shape of the request's route (orjson: the hot path).
 
-Chat replies (`gpt-response`): `{response, model, usage, finish_reason, timestamp,
-processing_time}`; photo replies (`photo-analysis-response`): `{analysis, user_email,
-image_id, timestamp?, date?, model, usage}`. An error reply carries `error` at the top
-of the value, and for a photo the echoed fields and never `analysis`. Tests check what
-these write against the schemas of `contracts.py`.
+Chat replies (`gpt-response`): `{response, model, provider, usage, cost, finish_reason,
+timestamp, processing_time}`; photo replies (`photo-analysis-response`): `{analysis,
+user_email, image_id, timestamp?, date?, model, provider, usage, cost}`. `provider` is
+who answered (left out when unknown), `cost` its price in USD (0 from the cache). An
+error reply carries `error` at the top of the value, and for a photo the echoed fields
+and never `analysis`. Tests check what these write against the schemas of
+`contracts.py`.
 """
 
 from __future__ import annotations
@@ -33,6 +35,18 @@ def _usage(result: ChatResult) -> dict[str, int]:
     }
 
 
+def _cost(result: ChatResult, cached: bool) -> float:
+    return 0.0 if cached else round(result.cost_usd, 10)
+
+
+def _answered_by(value: dict[str, Any], result: ChatResult, cached: bool) -> None:
+    value["model"] = result.model
+    if result.provider:
+        value["provider"] = result.provider
+    value["usage"] = _usage(result)
+    value["cost"] = _cost(result, cached)
+
+
 def reply_bytes(
     key: str,
     result: ChatResult,
@@ -44,19 +58,15 @@ def reply_bytes(
     value: dict[str, Any]
     if style.shape is RouteShape.PHOTO:
         value = {"analysis": result.text, **dict(style.echo)}
-        value["model"] = result.model
-        value["usage"] = _usage(result)
+        _answered_by(value, result, cached)
         value["finish_reason"] = result.finish_reason
         value["processing_time"] = round(processing_time, 4)
         return orjson.dumps({"key": key, "value": value})
-    value = {
-        "response": result.text,
-        "model": result.model,
-        "usage": _usage(result),
-        "finish_reason": result.finish_reason,
-        "timestamp": utc_timestamp(),
-        "processing_time": round(processing_time, 4),
-    }
+    value = {"response": result.text}
+    _answered_by(value, result, cached)
+    value["finish_reason"] = result.finish_reason
+    value["timestamp"] = utc_timestamp()
+    value["processing_time"] = round(processing_time, 4)
     if cached:
         value["cached"] = True
     return orjson.dumps({"key": key, "value": value})

@@ -33,8 +33,9 @@ asked for by the instruction alone. The service checks the answer either way.
 
 The answer: the text of its `text` blocks, in order; `usage.input_tokens` plus the
 cache reads and writes (`cache_read_input_tokens`, `cache_creation_input_tokens`) as
-prompt tokens, `usage.output_tokens` as completion tokens; `stop_reason` in OpenAI's
-words (`FINISH_REASONS`).
+prompt tokens (the cache reads also as cached prompt tokens, priced apart),
+`usage.output_tokens` as completion tokens; `stop_reason` in OpenAI's words
+(`FINISH_REASONS`).
 """
 
 from __future__ import annotations
@@ -222,6 +223,7 @@ def parse_message(body: object, *, backend: str, requested_model: str) -> ChatRe
             for name in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
         )
         completion_tokens = int(usage.get("output_tokens") or 0)
+        cached_tokens = int(usage.get("cache_read_input_tokens") or 0)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise bad from exc
     if not all(isinstance(text, str) for text in texts):
@@ -233,4 +235,5 @@ def parse_message(body: object, *, backend: str, requested_model: str) -> ChatRe
         completion_tokens=completion_tokens,
         finish_reason=finish_reason(body.get("stop_reason")),
         backend=backend,
+        cached_prompt_tokens=cached_tokens,
     )

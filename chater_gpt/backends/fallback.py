@@ -1,12 +1,13 @@
 """Fallbacks: other models, then another backend, when the primary cannot answer.
 
-`FallbackBackend` tries its links in order (the requested model on the primary,
-then each FALLBACK_MODELS on the primary, then the requested model on
-FALLBACK_BACKEND) and moves on only on a retryable failure or an open breaker;
-any other error (a bad request, bad credentials) is the answer. When every link
-fails, the *first* link's error is raised: when that is `CircuitOpen`, the
+`FallbackBackend` tries its links in order (the requested model through the model
+router, then each FALLBACK_MODELS through it, each on its own provider's backend, then
+the requested model on FALLBACK_BACKEND) and moves on only on a retryable failure or
+an open breaker (a link that would ask a backend already tried for the same model is
+skipped); any other error (a bad request, bad credentials) is the answer. When every
+link fails, the *first* link's error is raised: when that is `CircuitOpen`, the
 processor waits for the primary instead of answering with an error. The result
-names the model that actually answered.
+names the model (and the router, the provider) that actually answered.
 
 The context-window fallback (a larger model when the prompt does not fit) is the
 processor's: it is decided before any call, from CONTEXT_FALLBACK_MODELS.
@@ -19,8 +20,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from chater_gpt.backends.base import LLMBackend
+from chater_gpt.backends.router import ModelRouter
 from chater_gpt.domain import ChatCall, ChatResult
-from chater_gpt.errors import BackendError, CircuitOpen
+from chater_gpt.errors import BackendError, ChaterError, CircuitOpen
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,17 @@ FallbackHook = Callable[[str, str, BaseException], None]
 
 def should_fall_back(exc: BaseException) -> bool:
     return isinstance(exc, CircuitOpen) or (isinstance(exc, BackendError) and exc.retryable)
+
+
+def serving(backend: LLMBackend, model: str) -> LLMBackend:
+    """The backend that answers `model` through `backend` (a router's choice), so that a
+    chain never asks one backend for one model twice."""
+    if isinstance(backend, ModelRouter):
+        try:
+            return backend.backend_for(model)
+        except ChaterError:
+            return backend
+    return backend
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +67,10 @@ class FallbackBackend:
         tried: set[tuple[int, str]] = set()
         for link in self._links:
             attempt = call if link.model is None else replace(call, model=link.model)
-            if (id(link.backend), attempt.model) in tried:
+            target = serving(link.backend, attempt.model)
+            if (id(target), attempt.model) in tried:
                 continue
-            tried.add((id(link.backend), attempt.model))
+            tried.add((id(target), attempt.model))
             try:
                 return await link.backend.complete(attempt)
             except BackendError as exc:
@@ -64,10 +78,10 @@ class FallbackBackend:
                     raise
                 first_error = first_error or exc
                 if self._on_fallback is not None:
-                    self._on_fallback(link.backend.name, attempt.model, exc)
+                    self._on_fallback(target.name, attempt.model, exc)
                 log.info(
                     "backend failed; trying the next fallback",
-                    extra={"backend": link.backend.name, "code": exc.code.value},
+                    extra={"backend": target.name, "code": exc.code.value},
                 )
         assert first_error is not None  # at least one link was tried
         raise first_error
@@ -78,6 +92,8 @@ class FallbackBackend:
     async def aclose(self) -> None:
         closed: set[int] = set()
         for link in self._links:
-            if id(link.backend) not in closed:
-                closed.add(id(link.backend))
-                await link.backend.aclose()
+            owned = link.backend.backends if isinstance(link.backend, ModelRouter) else ()
+            for backend in owned or (link.backend,):
+                if id(backend) not in closed:
+                    closed.add(id(backend))
+                    await backend.aclose()

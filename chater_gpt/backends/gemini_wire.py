@@ -22,7 +22,8 @@ Request (`request_of`: a `ChatCall` as the SDK's `contents` and `GenerateContent
 
 Response (`result_of`): the first candidate's text parts (thoughts left out); usage from
 `usage_metadata` (prompt = `prompt_token_count`; completion = `candidates_token_count` +
-`thoughts_token_count`, both billed as output); `finish_reason` in OpenAI's words
+`thoughts_token_count`, both billed as output; cached = `cached_content_token_count`,
+part of the prompt); `finish_reason` in OpenAI's words
 (`finish_reason_of`); `model_version`, else the requested model. No candidate: a
 blocked prompt is `BackendRejected` naming the block reason, else `BackendBadResponse`.
 
@@ -193,6 +194,7 @@ def result_of(
         usage = response.usage_metadata or types.GenerateContentResponseUsageMetadata()
         prompt = usage.prompt_token_count or 0
         completion = (usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0)
+        cached = usage.cached_content_token_count or 0
         finish = finish_reason_of(candidate.finish_reason)
         model = response.model_version or requested_model
     except (AttributeError, TypeError, ValueError) as exc:
@@ -204,6 +206,7 @@ def result_of(
         completion_tokens=int(completion),
         finish_reason=finish,
         backend=backend,
+        cached_prompt_tokens=int(cached),
     )
 
 

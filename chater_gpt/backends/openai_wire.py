@@ -59,6 +59,8 @@ def parse_completion(body: object, *, backend: str, requested_model: str) -> Cha
         usage = body.get("usage") or {}
         prompt_tokens = int(usage.get("prompt_tokens") or 0)
         completion_tokens = int(usage.get("completion_tokens") or 0)
+        details = usage.get("prompt_tokens_details")
+        cached_tokens = int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
     except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
         raise bad from exc
     if not isinstance(text, str):
@@ -70,4 +72,5 @@ def parse_completion(body: object, *, backend: str, requested_model: str) -> Cha
         completion_tokens=completion_tokens,
         finish_reason=str(choice.get("finish_reason") or "stop"),
         backend=backend,
+        cached_prompt_tokens=cached_tokens,
     )

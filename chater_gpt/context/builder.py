@@ -4,7 +4,8 @@ Order: system prompt, stored history (oldest first), the request's own context
 turns, the new user message (with its images). The budget is
 min(CONTEXT_WINDOW, the model's own window) - max_tokens, counted by the model's
 counter (`counters.py`: exact for OpenAI models, an upper bound for Claude and
-Gemini), including the chat-format overhead.
+Gemini), including the chat-format overhead. The model's own window comes from
+`window_of` (the model catalogue's, by default the shipped one).
 
 Trimming rule (documented in the README, "Conversation context"):
 - consecutive earlier turns of one role are merged into one message;
@@ -22,17 +23,17 @@ Trimming rule (documented in the README, "Conversation context"):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from chater_gpt.catalogue import DEFAULT_CATALOGUE
 from chater_gpt.context.counters import ModelTokenCounters
 from chater_gpt.context.tokens import (
     REPLY_PRIMING_TOKENS,
     TokenCounter,
     TokenCounters,
     message_tokens,
-    model_context_window,
 )
 from chater_gpt.domain import ImageInput, Turn
 from chater_gpt.errors import ContextTooLong
@@ -40,6 +41,8 @@ from chater_gpt.errors import ContextTooLong
 TRUNCATION_MARKER = "\n[…truncated]"
 
 ChatMessage = dict[str, Any]
+# A model's own context window, or None when unknown (then CONTEXT_WINDOW alone applies).
+WindowLookup = Callable[[str], int | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,14 +63,16 @@ class ContextBuilder:
         context_window: int,
         *,
         counters: TokenCounters | None = None,
+        window_of: WindowLookup = DEFAULT_CATALOGUE.context_window,
         marker: str = TRUNCATION_MARKER,
     ) -> None:
         self._context_window = context_window
         self._counters = counters or ModelTokenCounters()
+        self._window_of = window_of
         self._marker = marker
 
     def window_for(self, model: str) -> int:
-        own = model_context_window(model)
+        own = self._window_of(model)
         return self._context_window if own is None else min(self._context_window, own)
 
     async def prefetch(

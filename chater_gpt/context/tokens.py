@@ -55,24 +55,6 @@ _ENCODING_BY_PREFIX: tuple[tuple[str, str], ...] = (
 )
 
 # The model's own context window, where it is known (input + output, in tokens).
-_WINDOW_BY_PREFIX: tuple[tuple[str, int], ...] = (
-    ("gpt-4o", 128_000),
-    ("chatgpt-4o", 128_000),
-    ("gpt-4.1", 1_047_576),
-    ("gpt-4.5", 128_000),
-    ("gpt-5", 400_000),
-    ("gpt-4-turbo", 128_000),
-    ("gpt-4-1106", 128_000),
-    ("gpt-4-0125", 128_000),
-    ("gpt-4-32k", 32_768),
-    ("gpt-4", 8_192),
-    ("gpt-3.5-turbo", 16_385),
-    ("gpt-35-turbo", 16_385),
-    ("o1-mini", 128_000),
-    ("o1", 200_000),
-    ("o3", 200_000),
-    ("o4", 200_000),
-)
 
 # Image parts (OpenAI vision guide, gpt-4o / gpt-4.1 family).
 IMAGE_BASE_TOKENS = 85
@@ -99,15 +81,6 @@ def encoding_name_for_model(model: str) -> str:
         if name.startswith(prefix):
             return encoding
     return O200K
-
-
-def model_context_window(model: str) -> int | None:
-    """The model's own window, or None when unknown (then CONTEXT_WINDOW alone applies)."""
-    name = _base_model(model)
-    for prefix, window in _WINDOW_BY_PREFIX:
-        if name.startswith(prefix):
-            return window
-    return None
 
 
 def image_tokens(image: ImageInput) -> int:

@@ -45,6 +45,7 @@ METRIC_DOCS: list[tuple[str, str]] = [
     ("chater_gpt_replayed_total", "Replayed requests answered from their recorded outcome."),
     ("chater_gpt_prompt_tokens_total", "Prompt tokens used, by model."),
     ("chater_gpt_completion_tokens_total", "Completion tokens used, by model."),
+    ("chater_gpt_cost_usd_total", "USD spent at list prices, by model and provider."),
     ("chater_gpt_backend_latency_seconds", "Duration of successful LLM backend calls."),
     (
         "chater_gpt_end_to_end_latency_seconds",
@@ -180,6 +181,9 @@ class Metrics:
         self._completion_tokens = Counter(
             "chater_gpt_completion_tokens", "Completion tokens", ["model"], registry=r
         )
+        self._cost = Counter(
+            "chater_gpt_cost_usd", "USD at list prices", ["model", "provider"], registry=r
+        )
         self._backend_latency = Histogram(
             "chater_gpt_backend_latency_seconds",
             "Backend call latency",
@@ -273,6 +277,10 @@ class Metrics:
         model = self._model(model)
         self._child(self._prompt_tokens, ("prompt", model), model).inc(max(prompt, 0))
         self._child(self._completion_tokens, ("completion", model), model).inc(max(completion, 0))
+
+    def cost(self, *, model: str, provider: str, usd: float) -> None:
+        model, provider = self._model(model), self._backend(provider)
+        self._child(self._cost, ("cost", model, provider), model, provider).inc(max(usd, 0.0))
 
     def backend_latency(self, *, backend: str, seconds: float) -> None:
         backend = self._backend(backend)

@@ -1,5 +1,5 @@
-"""The backend call, timed; while the backend's breaker is open the request waits,
-paused, for it to close instead of failing."""
+"""The backend call, timed and its cost counted; while the backend's breaker is open
+the request waits, paused, for it to close instead of failing."""
 
 from __future__ import annotations
 
@@ -31,4 +31,6 @@ class BackendCall:
         started = self._clock()
         result = await self._backend.complete(call)
         self._observer.backend_latency(backend=result.backend, seconds=self._clock() - started)
+        # Every call is billed, a JSON re-ask too: counted here, once per call.
+        self._observer.cost(model=result.model, provider=result.provider, usd=result.cost_usd)
         return result

@@ -50,13 +50,16 @@ class Caching:
             self._observer.cache_miss()
             return None
         self._observer.cache_hit()
-        # A cached answer spends no tokens: usage is reported as zero.
-        return ChatResult(answer.text, answer.model, 0, 0, answer.finish_reason, "cache")
+        # A cached answer spends no tokens and costs nothing: usage and cost are zero.
+        return ChatResult(
+            answer.text, answer.model, 0, 0, answer.finish_reason, "cache", provider=answer.provider
+        )
 
     async def _cache_answer(self, cache_id: str, result: ChatResult) -> None:
         try:
             await self._cache.put(
-                cache_id, CachedAnswer(result.text, result.model, result.finish_reason)
+                cache_id,
+                CachedAnswer(result.text, result.model, result.finish_reason, result.provider),
             )
         except Exception as exc:
             store_degraded(

@@ -17,6 +17,8 @@ class ProcessorObserver(Protocol):
 
     def tokens(self, *, model: str, prompt: int, completion: int) -> None: ...
 
+    def cost(self, *, model: str, provider: str, usd: float) -> None: ...
+
     def backend_latency(self, *, backend: str, seconds: float) -> None: ...
 
     def replayed(self) -> None: ...
@@ -40,6 +42,9 @@ class NullObserver:
         pass
 
     def tokens(self, *, model: str, prompt: int, completion: int) -> None:
+        pass
+
+    def cost(self, *, model: str, provider: str, usd: float) -> None:
         pass
 
     def backend_latency(self, *, backend: str, seconds: float) -> None:

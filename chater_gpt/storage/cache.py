@@ -28,6 +28,7 @@ class CachedAnswer:
     text: str
     model: str
     finish_reason: str
+    provider: str = ""  # who answered first (entries written before it have none)
 
 
 class ResponseCache(Protocol):
@@ -58,12 +59,12 @@ def cache_key(
 
 
 def _encode(answer: CachedAnswer) -> bytes:
-    return orjson.dumps([answer.text, answer.model, answer.finish_reason])
+    return orjson.dumps([answer.text, answer.model, answer.finish_reason, answer.provider])
 
 
 def _decode(raw: bytes) -> CachedAnswer:
-    text, model, finish_reason = orjson.loads(raw)
-    return CachedAnswer(str(text), str(model), str(finish_reason))
+    text, model, finish_reason, *rest = orjson.loads(raw)
+    return CachedAnswer(str(text), str(model), str(finish_reason), str(rest[0]) if rest else "")
 
 
 class InMemoryResponseCache:

@@ -149,6 +149,13 @@ async def test_a_bad_answer_is_repaired_once_and_usage_is_summed() -> None:
     assert repairs.count == 1
 
 
+async def test_the_cost_and_the_cached_tokens_of_every_call_are_summed_too() -> None:
+    good = ChatResult('{"kcal": 89}', "gpt-4o-mini", 180, 10, "stop", "openai", 100, "openai", 0.25)
+    bad = ChatResult("89 kcal", "gpt-4o-mini", 120, 30, "stop", "openai", 60, "openai", 0.5)
+    result = await enforce(bad, ScriptedAsk(good))
+    assert (result.cached_prompt_tokens, result.cost_usd, result.provider) == (160, 0.75, "openai")
+
+
 async def test_the_repair_call_adds_the_bad_answer_and_a_user_turn() -> None:
     ask = ScriptedAsk(answer('{"kcal": 89}'))
     bad = "A banana has about 89 kcal."

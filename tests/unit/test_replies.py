@@ -193,10 +193,13 @@ def test_a_chat_reply_is_unchanged(style: ReplyStyle | None) -> None:
         else reply_bytes("req-1", result, 2.5, style=style)
     )
     value = value_of(raw, CHAT_SCHEMA, "req-1")
+    # The original fields, in their order; `cost` (issue 13) is the only addition, and
+    # `provider` too once the model router has named one.
     assert list(value) == [
         "response",
         "model",
         "usage",
+        "cost",
         "finish_reason",
         "timestamp",
         "processing_time",
@@ -221,3 +224,45 @@ def test_a_chat_error_reply_is_unchanged() -> None:
     assert set(value) == {"error", "timestamp"}
     assert value["error"]["code"] == "rate_limited"
     assert value["timestamp"].endswith("Z")
+
+
+# --- provider and cost (issue 13) -------------------------------------------------------
+
+ROUTED = ChatResult("hi", "claude-haiku-4-5", 1000, 200, "stop", "anthropic", 0, "anthropic", 0.002)
+
+
+def test_a_chat_reply_names_the_provider_and_the_cost_after_the_model() -> None:
+    value = value_of(reply_bytes("req-1", ROUTED, 0.5), CHAT_SCHEMA, "req-1")
+    assert list(value)[:5] == ["response", "model", "provider", "usage", "cost"]
+    assert (value["model"], value["provider"], value["cost"]) == (
+        "claude-haiku-4-5",
+        "anthropic",
+        0.002,
+    )
+
+
+def test_a_photo_reply_names_the_provider_and_the_cost() -> None:
+    value = value_of(reply_bytes("a31e", ROUTED, 0.5, style=PHOTO), PHOTO_SCHEMA)
+    assert (value["provider"], value["cost"]) == ("anthropic", 0.002)
+    assert list(value)[:5] == ["analysis", "user_email", "image_id", "timestamp", "date"]
+
+
+def test_a_cached_reply_keeps_its_provider_and_costs_nothing() -> None:
+    cached = ChatResult("hi", "gpt-4o", 0, 0, "stop", "cache", provider="openai", cost_usd=0.5)
+    value = value_of(reply_bytes("req-1", cached, 0.01, cached=True), CHAT_SCHEMA, "req-1")
+    assert (value["provider"], value["cost"], value["cached"]) == ("openai", 0.0, True)
+
+
+def test_a_reply_without_cost_or_provider_still_validates_against_the_old_fields() -> None:
+    # New fields are optional in the schema: a reply from before issue 13 stays valid.
+    old = {
+        "response": "x",
+        "model": "m",
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        "finish_reason": "stop",
+        "timestamp": "t",
+        "processing_time": 1,
+    }
+    jsonschema.validate({"key": "k", "value": old}, CHAT_SCHEMA)
+    photo = {"analysis": "{}", "model": "m", "usage": old["usage"]}
+    jsonschema.validate({"key": "k", "value": photo}, PHOTO_SCHEMA)

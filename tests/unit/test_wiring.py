@@ -6,10 +6,14 @@ import pytest
 
 from chater_gpt.backends.base import LLMBackend
 from chater_gpt.config import BackendKind, Settings, load_settings
-from chater_gpt.errors import BackendError, BackendRejected
+from chater_gpt.errors import BackendError, BackendRejected, ModelNotAllowed
 from chater_gpt.resilience.guards import GuardHooks
 from chater_gpt.storage.stores import StorageConfig, Stores, open_stores
-from chater_gpt.wiring import build_backend_stack
+from chater_gpt.wiring.backends import (
+    build_backend_stack,
+    configured_providers,
+    default_backend_models,
+)
 from tests.support.fakes import ScriptedBackend, call
 
 
@@ -32,8 +36,10 @@ def in_memory() -> Stores:
 
 
 def raw_factory(backends: dict[BackendKind, ScriptedBackend]) -> Any:
+    """The given backends; every other configured provider gets a quiet one of its own."""
+
     def make(kind: BackendKind, _settings: Settings) -> LLMBackend:
-        return backends[kind]
+        return backends.setdefault(kind, ScriptedBackend(kind.value))
 
     return make
 
@@ -72,7 +78,8 @@ async def test_fallback_models_on_the_primary() -> None:
     result = await stack.backend.complete(call("gpt-4o-mini"))
     assert result.model == "gpt-4o"
     assert len(waits) == 3  # every attempt took its rate-limit turn
-    assert list(stack.breakers) == ["openai"]
+    # One breaker per configured provider (KOBOLDCPP_API_URL is set in these settings).
+    assert list(stack.breakers) == ["openai", "koboldcpp"]
 
 
 async def test_without_fallbacks_errors_pass_through_unretried_when_not_retryable() -> None:
@@ -107,7 +114,7 @@ async def test_the_money_budgets_are_wired_with_prices() -> None:
     assert "money" in caught.value.message
 
 
-def test_the_interim_prices() -> None:
+def test_the_money_budgets_price_with_the_catalogue() -> None:
     from chater_gpt.wiring import build_prices
 
     prices = build_prices(settings())
@@ -144,3 +151,95 @@ async def test_token_counters_per_provider_and_the_endpoints_when_asked() -> Non
     assert isinstance(counters, ModelTokenCounters)
     assert counters.needs_prefetch
     await counters.aclose()
+
+
+# --- routing by model (the model catalogue) ---------------------------------------------
+
+KEYS = {"anthropic_api_key": "sk-ant-test", "gemini_api_key": "AIza-test"}
+
+
+def test_every_provider_with_a_configuration_gets_a_backend_of_its_own() -> None:
+    assert configured_providers(settings()) == [BackendKind.OPENAI, BackendKind.KOBOLDCPP]
+    assert configured_providers(settings(**KEYS, koboldcpp_api_url=None)) == [
+        BackendKind.OPENAI,
+        BackendKind.ANTHROPIC,
+        BackendKind.GEMINI,
+    ]
+    local = settings(llm_backend="koboldcpp", openai_base_url="https://api.openai.com/v1")
+    assert configured_providers(local) == [BackendKind.KOBOLDCPP]
+
+
+async def test_each_model_reaches_its_providers_backend_and_is_priced() -> None:
+    backends: dict[BackendKind, ScriptedBackend] = {}
+    stack = build_backend_stack(settings(**KEYS), in_memory(), raw_backend=raw_factory(backends))
+    for model, kind in [
+        ("gpt-4o-mini", BackendKind.OPENAI),
+        ("claude-haiku-4-5", BackendKind.ANTHROPIC),
+        ("gemini-2.5-flash", BackendKind.GEMINI),
+        ("smollm2-135m-instruct", BackendKind.OPENAI),  # unknown: LLM_BACKEND serves it
+    ]:
+        result = await stack.backend.complete(call(model))
+        assert backends[kind].calls[-1].model == model
+        assert result.provider == kind.value
+        expected = settings().catalogue.cost_usd(model, 3, 2)  # the fake's usage
+        assert result.cost_usd == pytest.approx(expected)
+    assert result.cost_usd == 0.0  # the unknown model
+
+
+async def test_a_cross_provider_fallback_chain_answers_from_the_next_provider() -> None:
+    down = [BackendError("503", retry_after=0.0)] * 2
+    backends = {
+        BackendKind.OPENAI: ScriptedBackend("openai", down),
+        BackendKind.ANTHROPIC: ScriptedBackend("anthropic", down),
+    }
+    stack = build_backend_stack(
+        settings(**KEYS, fallback_models="claude-haiku-4-5,gemini-2.5-flash"),
+        in_memory(),
+        raw_backend=raw_factory(backends),
+    )
+    result = await stack.backend.complete(call("gpt-4o-mini"))
+    assert (result.model, result.provider) == ("gemini-2.5-flash", "gemini")
+    assert [len(backends[k].calls) for k in (BackendKind.OPENAI, BackendKind.ANTHROPIC)] == [2, 2]
+
+
+async def test_a_model_of_an_unconfigured_provider_is_not_allowed_naming_the_provider() -> None:
+    stack = build_backend_stack(settings(), in_memory(), raw_backend=raw_factory({}))
+    with pytest.raises(ModelNotAllowed, match=r"anthropic.*ANTHROPIC_API_KEY") as caught:
+        await stack.backend.complete(call("claude-haiku-4-5"))
+    assert caught.value.retryable is False
+
+
+async def test_with_koboldcpp_the_configured_models_stay_on_it_as_before() -> None:
+    # MODEL=gpt-4o-mini (the default) on a KoboldCPP server that answers any name, with
+    # OpenAI as FALLBACK_BACKEND: KoboldCPP first, as before the catalogue; no cost.
+    kobold = ScriptedBackend("koboldcpp", [BackendError("503", retry_after=0.0)] * 2)
+    backends = {BackendKind.KOBOLDCPP: kobold}
+    local = settings(llm_backend="koboldcpp", fallback_backend="openai", breaker_fail_max=5)
+    stack = build_backend_stack(local, in_memory(), raw_backend=raw_factory(backends))
+    result = await stack.backend.complete(call("gpt-4o-mini"))
+    assert len(kobold.calls) == 2
+    assert (result.backend, result.provider) == ("openai", "")  # FALLBACK_BACKEND, unrouted
+    second = await stack.backend.complete(call("gpt-4o-mini"))
+    assert (second.backend, second.provider, second.cost_usd) == ("koboldcpp", "koboldcpp", 0.0)
+
+
+async def test_a_configured_model_of_an_unconfigured_provider_stays_on_llm_backend() -> None:
+    backends: dict[BackendKind, ScriptedBackend] = {}
+    routed = settings(fallback_models="claude-haiku-4-5", breaker_fail_max=5)  # no Anthropic key
+    stack = build_backend_stack(routed, in_memory(), raw_backend=raw_factory(backends))
+    backends[BackendKind.OPENAI].outcomes.extend([BackendError("503", retry_after=0.0)] * 2)
+    result = await stack.backend.complete(call("gpt-4o-mini"))
+    assert (result.model, result.backend, result.cost_usd) == ("claude-haiku-4-5", "openai", 0.0)
+    assert default_backend_models(routed) == {"claude-haiku-4-5"}
+
+
+async def test_the_chain_never_asks_one_backend_for_one_model_twice() -> None:
+    openai = ScriptedBackend("openai", [BackendError("503", retry_after=0.0)] * 2)
+    both = settings(llm_backend="koboldcpp", fallback_backend="openai", model="local")
+    stack = build_backend_stack(
+        both, in_memory(), raw_backend=raw_factory({BackendKind.OPENAI: openai})
+    )
+    # gpt-4.1 is OpenAI's: the router sends it there; FALLBACK_BACKEND would ask again.
+    with pytest.raises(BackendError):
+        await stack.backend.complete(call("gpt-4.1"))
+    assert len(openai.calls) == 2  # one attempt and one retry, from one link

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chater_gpt.catalogue import DEFAULT_CATALOGUE
 from chater_gpt.context import tokens
 from chater_gpt.context.tokens import (
     IMAGE_MAX_TOKENS,
@@ -21,7 +22,6 @@ from chater_gpt.context.tokens import (
     encoding_name_for_model,
     image_tokens,
     message_tokens,
-    model_context_window,
 )
 from chater_gpt.domain import ImageInput
 
@@ -141,7 +141,8 @@ def test_encoding_by_model_family(model: str, encoding: str) -> None:
     ],
 )
 def test_model_windows(model: str, window: int | None) -> None:
-    assert model_context_window(model) == window
+    # The model catalogue is the one table of windows (it replaced the token module's).
+    assert DEFAULT_CATALOGUE.context_window(model) == window
 
 
 def image(width: int | None, height: int | None, detail: str = "auto") -> ImageInput:

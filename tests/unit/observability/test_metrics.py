@@ -58,6 +58,18 @@ def test_requests_by_outcome_code_model_and_backend() -> None:
         )
 
 
+def test_cost_in_usd_by_model_and_provider() -> None:
+    metrics = Metrics()
+    metrics.cost(model="gpt-4o-mini", provider="openai", usd=0.25)
+    metrics.cost(model="gpt-4o-mini", provider="openai", usd=0.5)
+    metrics.cost(model="claude-haiku-4-5", provider="anthropic", usd=0.125)
+    metrics.cost(model="local", provider="koboldcpp", usd=-1.0)  # never negative
+    cost = "chater_gpt_cost_usd_total"
+    assert value(metrics, cost, model="gpt-4o-mini", provider="openai") == pytest.approx(0.75)
+    assert value(metrics, cost, model="claude-haiku-4-5", provider="anthropic") == 0.125
+    assert value(metrics, cost, model="local", provider="koboldcpp") == 0.0
+
+
 def test_tokens_by_model_and_backend_latency_histogram() -> None:
     metrics = Metrics()
     metrics.tokens(model="gpt-4o-mini", prompt=50, completion=100)

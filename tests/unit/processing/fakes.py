@@ -27,6 +27,9 @@ class RecordingObserver:
     def tokens(self, *, model: str, prompt: int, completion: int) -> None:
         self.events.append(("tokens", {"model": model, "prompt": prompt, "completion": completion}))
 
+    def cost(self, *, model: str, provider: str, usd: float) -> None:
+        self.events.append(("cost", {"model": model, "provider": provider, "usd": usd}))
+
     def backend_latency(self, *, backend: str, seconds: float) -> None:
         self.events.append(("backend_latency", {"backend": backend, "seconds": seconds}))
 

@@ -3,6 +3,7 @@ answer is cached."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import pytest
@@ -97,3 +98,16 @@ async def test_an_unreachable_cache_degrades_to_answering(
     assert observer.named("store_error") == [{"store": "cache"}, {"store": "cache"}]
     assert "response cache unavailable (ConnectionError)" in caplog.text
     assert "could not store the answer in the response cache (ConnectionError)" in caplog.text
+
+
+async def test_a_cached_answer_keeps_its_provider_and_costs_nothing() -> None:
+    class Routed(Inner):
+        async def __call__(self, prompt: Prompt) -> Answer:
+            answer = await super().__call__(prompt)
+            return Answer(dataclasses.replace(answer.result, provider="gemini", cost_usd=0.25))
+
+    caching = Caching(Routed(), cache(), RecordingObserver())
+    first = await caching(prompt_for())
+    again = await caching(prompt_for())
+    assert (first.result.provider, first.result.cost_usd) == ("gemini", 0.25)
+    assert (again.result.provider, again.result.cost_usd, again.cached) == ("gemini", 0.0, True)

@@ -121,6 +121,7 @@ async def test_a_replayed_job_is_answered_from_its_record_without_a_second_call(
     assert len(backend.calls) == 1
     assert [event for event, _ in observer.events] == [
         "backend_latency",
+        "cost",
         "tokens",
         "request_done",
         "replayed",

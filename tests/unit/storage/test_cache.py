@@ -58,3 +58,12 @@ async def test_in_memory_cache_expires_and_stays_bounded() -> None:
         await cache.put(name, ANSWER)
     assert await cache.get("x") is None
     assert await cache.get("z") == ANSWER
+
+
+def test_the_stored_form_keeps_the_provider_and_reads_entries_written_without_one() -> None:
+    from chater_gpt.storage.cache import _decode, _encode
+
+    routed = CachedAnswer("Hello!", "claude-haiku-4-5", "stop", "anthropic")
+    assert _decode(_encode(routed)) == routed
+    assert _decode(b'["Hello!", "gpt-4o-mini", "stop"]') == ANSWER  # before issue 13
+    assert ANSWER.provider == ""

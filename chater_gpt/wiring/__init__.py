@@ -4,10 +4,12 @@ Every part receives a small frozen config of its own (`ServiceConfig`,
 `PipelineConfig`, `ProcessingConfig`, `StorageConfig`, `GuardConfig`, ...), never the
 whole `Settings`; `build_service` is what `python main.py run` and the demo start.
 
-The backend stack: per configured backend kind (LLM_BACKEND, then FALLBACK_BACKEND), the raw backend
-(OpenAI or KoboldCPP) wrapped in its guards (`resilience.guards.guarded_stack`:
-retries, breaker, rate-limit wait, timeout); then the fallback chain over them: the
-requested model, FALLBACK_MODELS on the same backend, then FALLBACK_BACKEND.
+The backend stack: per configured provider (`configured_providers`: LLM_BACKEND,
+FALLBACK_BACKEND, and every provider whose key or URL is set), the raw backend wrapped
+in its guards (`resilience.guards.guarded_stack`: retries, breaker, rate-limit wait,
+timeout); the model router over them (each call to its model's provider, by the
+model catalogue); then the fallback chain: the requested model, FALLBACK_MODELS (each
+on its own provider), then FALLBACK_BACKEND.
 """
 
 from __future__ import annotations
@@ -15,9 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from chater_gpt.backends.base import LLMBackend
-from chater_gpt.backends.fallback import FallbackBackend, FallbackHook, FallbackLink
-from chater_gpt.backends.openai_direct import OpenAIDirectBackend
+from chater_gpt.backends.router import warn_unrouted
+from chater_gpt.catalogue import Provider
 from chater_gpt.config import BackendKind, LogFormat, Settings, secret_values
 from chater_gpt.context.builder import ContextBuilder
 from chater_gpt.context.counters import ModelTokenCounters
@@ -41,105 +42,15 @@ from chater_gpt.observability.metrics import Metrics
 from chater_gpt.observability.sentry import init_sentry
 from chater_gpt.processing.build import ProcessingConfig, ProcessingStores, build_processor
 from chater_gpt.resilience.admission import AdmissionControl, AdmissionLimits
-from chater_gpt.resilience.breaker import Breaker
 from chater_gpt.resilience.budget import DailyBudget
-from chater_gpt.resilience.guards import BackendStack, GuardConfig, GuardHooks, guarded_stack
+from chater_gpt.resilience.guards import GuardHooks
 from chater_gpt.resilience.policy import load_policy
 from chater_gpt.resilience.prices import Prices
 from chater_gpt.resilience.prober import BreakerProber
 from chater_gpt.resilience.rate_limit import RateLimiter
 from chater_gpt.service import Lifecycle, Service, ServiceConfig, ServiceParts
 from chater_gpt.storage.stores import HistoryConfig, StorageConfig, Stores, open_stores
-
-RawBackendFactory = Callable[[BackendKind, Settings], LLMBackend]
-
-
-def build_raw_backend(kind: BackendKind, settings: Settings) -> LLMBackend:
-    if kind is BackendKind.KOBOLDCPP:
-        from chater_gpt.backends.koboldcpp import KoboldCppBackend
-
-        return KoboldCppBackend(
-            base_url=settings.koboldcpp_api_url,
-            api_key=settings.koboldcpp_api_key,
-            timeout=settings.timeout,
-        )
-    if kind is BackendKind.ANTHROPIC:
-        from chater_gpt.backends.anthropic import AnthropicBackend
-
-        return AnthropicBackend(
-            api_key=settings.anthropic_api_key,
-            base_url=settings.anthropic_base_url,
-            timeout=settings.timeout,
-            api_version=settings.anthropic_api_version or None,
-        )
-    if kind is BackendKind.GEMINI:
-        from chater_gpt.backends.gemini import GeminiBackend
-
-        return GeminiBackend(
-            api_key=settings.gemini_api_key,
-            base_url=settings.gemini_base_url,
-            timeout=settings.timeout,
-            api_version=settings.gemini_api_version or None,
-        )
-    if settings.openai_client == "aiohttp":
-        return OpenAIDirectBackend(
-            api_key=settings.openai_api_key,
-            base_url=settings.openai_base_url,
-            timeout=settings.timeout,
-        )
-    # Imported here: the SDK costs ~50 MB of memory, which the aiohttp client does not need.
-    from chater_gpt.backends.openai import OpenAIBackend
-
-    return OpenAIBackend(
-        api_key=settings.openai_api_key,
-        base_url=settings.openai_base_url,
-        timeout=settings.timeout,
-    )
-
-
-def guard_config(settings: Settings) -> GuardConfig:
-    return GuardConfig(
-        timeout=settings.timeout,
-        max_retries=settings.max_retries,
-        retry_after_cap=settings.retry_after_cap_seconds,
-        requests_per_minute=settings.requests_per_minute,
-        breaker_fail_max=settings.breaker_fail_max,
-        breaker_reset_seconds=settings.breaker_reset_seconds,
-    )
-
-
-def build_backend_stack(
-    settings: Settings,
-    stores: Stores,
-    *,
-    hooks: GuardHooks | None = None,
-    on_fallback: FallbackHook | None = None,
-    raw_backend: RawBackendFactory = build_raw_backend,
-) -> BackendStack:
-    rates = stores.rates
-    config = guard_config(settings)
-    kinds = [settings.llm_backend]
-    if settings.fallback_backend is not None and settings.fallback_backend not in kinds:
-        kinds.append(settings.fallback_backend)
-    guarded: list[LLMBackend] = []
-    breakers: dict[str, Breaker] = {}
-    by_name: dict[str, LLMBackend] = {}
-    for kind in kinds:
-        raw = raw_backend(kind, settings)
-        store = stores.breaker_state(raw.name)
-        guard = guarded_stack(raw, config, hooks, rates=rates, breaker_store=store)
-        breakers[raw.name] = guard.breaker
-        by_name[raw.name] = guard.backend
-        guarded.append(guard.backend)
-    primary = guarded[0]
-    links = [FallbackLink(primary)]
-    links += [FallbackLink(primary, model) for model in settings.fallback_models]
-    links += [FallbackLink(backend) for backend in guarded[1:]]
-    backend: LLMBackend = (
-        primary if len(links) == 1 else FallbackBackend(links, on_fallback=on_fallback)
-    )
-    return BackendStack(backend=backend, breakers=breakers, guarded=by_name)
-
+from chater_gpt.wiring.backends import build_backend_stack, default_backend_models
 
 # --- requests and routes ----------------------------------------------------------------
 
@@ -223,31 +134,15 @@ def token_counters(settings: Settings) -> TokenCounters:
     if choice == "llamacpp":
         root = settings.openai_base_url.rstrip("/").removesuffix("/v1")
         return ServerTokenCounters(LlamaCppTokenizer(root))
-    return ModelTokenCounters(endpoints=provider_count_endpoints(settings))
-
-
-class InterimPrices:
-    """Interim `Prices` (list prices per million tokens, input and output) until the
-    model catalogue is plugged in `build_prices`. A model is priced by the longest name
-    it starts with (`gpt-4o-mini-2024-07-18` is `gpt-4o-mini`); any other costs 0.0."""
-
-    PER_MILLION: dict[str, tuple[float, float]] = {
-        "gpt-4o-mini": (0.15, 0.60),
-        "gpt-4o": (2.50, 10.00),
-    }
-
-    def cost_usd(self, model: str, prompt_tokens: int, completion_tokens: int) -> float:
-        names = [name for name in self.PER_MILLION if model.startswith(name)]
-        if not names:
-            return 0.0
-        per_input, per_output = self.PER_MILLION[max(names, key=len)]
-        return (prompt_tokens * per_input + completion_tokens * per_output) / 1_000_000
+    return ModelTokenCounters(
+        provider_of=settings.catalogue.provider_of, endpoints=provider_count_endpoints(settings)
+    )
 
 
 def build_prices(settings: Settings) -> Prices:
-    """The prices of the money budgets (DAILY_COST_LIMIT_USD, ...). Interim table until
-    the model catalogue provides them."""
-    return InterimPrices()
+    """The prices of the money budgets (DAILY_COST_LIMIT_USD, ...): the model catalogue's
+    (the shipped table and MODEL_CATALOGUE_FILE)."""
+    return settings.catalogue
 
 
 def build_admission(settings: Settings, stores: Stores) -> AdmissionControl:
@@ -343,6 +238,8 @@ def build_parts(settings: Settings, *, redact: Callable[[str], str] = str) -> Se
         on_breaker_state=metrics.set_breaker_state,
         on_rate_wait=metrics.rate_limit_waited,
     )
+    default = Provider(settings.llm_backend.value)
+    warn_unrouted(settings.catalogue, default_backend_models(settings), default)
     stack = build_backend_stack(settings, stores, hooks=hooks)
     lifecycle.closers.append(stack.aclose)
     prober = BreakerProber(
@@ -354,7 +251,11 @@ def build_parts(settings: Settings, *, redact: Callable[[str], str] = str) -> Se
         processing_config(settings),
         ProcessingStores(history=stores.history, outcomes=stores.outcomes, cache=stores.cache),
         backend=stack.backend,
-        builder=ContextBuilder(context_window=settings.context_window, counters=counters),
+        builder=ContextBuilder(
+            context_window=settings.context_window,
+            counters=counters,
+            window_of=settings.catalogue.context_window,
+        ),
         pauser=gate,
         admission=build_admission(settings, stores),
         observer=metrics,
