@@ -46,6 +46,8 @@ def three_providers(anthropic: ScriptedAnthropic, gemini: ScriptedGemini) -> dic
         "anthropic_api_key": ANTHROPIC_KEY,
         "gemini_base_url": gemini.base_url,
         "gemini_api_key": GEMINI_KEY,
+        # The completion path alone (the count endpoints: test_provider_token_counts.py).
+        "provider_token_counts": False,
     }
 
 
