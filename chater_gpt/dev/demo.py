@@ -194,7 +194,8 @@ def _print_replies(
         print(f"  answer: {' '.join(answer.split())}")  # one line, even for JSON
         print(
             f"  usage:  prompt={usage['prompt_tokens']} completion={usage['completion_tokens']} "
-            f"total={usage['total_tokens']}\n"
+            f"total={usage['total_tokens']}  cost: ${value.get('cost', 0.0):.6f} "
+            f"({value.get('provider') or 'local'})\n"
         )
 
 

@@ -32,6 +32,7 @@ def test_the_demo_answers_every_request_and_prints_the_usage() -> None:
     # and the broken photo.
     assert "6/6 replies" in out, out
     assert out.count("usage:  prompt=") == 4, out
+    assert out.count("cost: $0.000000") == 4, out  # the local LLM is in no price list
     assert "ERROR invalid_json" in out, out
     assert "ERROR invalid_image" in out, out
     json_answer = next(line for line in out.splitlines() if '"weight_kg"' in line)
