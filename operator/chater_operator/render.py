@@ -113,6 +113,8 @@ def config_data(spec: InstanceSpec) -> dict[str, str]:
         "MAX_IN_FLIGHT": spec.max_in_flight,
         "REQUESTS_PER_MINUTE": spec.requests_per_minute,
         "DAILY_TOKEN_LIMIT": spec.daily_token_limit,
+        "DAILY_COST_LIMIT_USD": spec.daily_cost_limit_usd,
+        "USER_DAILY_COST_LIMIT_USD": spec.user_daily_cost_limit_usd,
         "KAFKA_SASL_MECHANISM": spec.kafka.sasl_mechanism,
         "IS_DEV": "true" if spec.is_dev else None,
         "ROUTES_FILE": ROUTES_FILE if spec.routes else None,

@@ -9,6 +9,7 @@ written around the schema (an old CRD, a test) still renders predictably.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -189,6 +190,8 @@ class InstanceSpec:
     max_in_flight: int | None = None
     requests_per_minute: int | None = None
     daily_token_limit: int | None = None
+    daily_cost_limit_usd: float | None = None
+    user_daily_cost_limit_usd: float | None = None
     shutdown_grace_seconds: int = DEFAULT_SHUTDOWN_GRACE_SECONDS
     log_level: str = "INFO"
     extra_config: Mapping[str, str] = field(default_factory=dict)
@@ -252,6 +255,8 @@ def parse_spec(raw: Mapping[str, Any], owner: Owner) -> InstanceSpec:
         max_in_flight=reader.optional_integer("maxInFlight", minimum=1, maximum=10_000),
         requests_per_minute=reader.optional_integer("requestsPerMinute", minimum=1),
         daily_token_limit=reader.optional_integer("dailyTokenLimit", minimum=1),
+        daily_cost_limit_usd=reader.optional_positive_number("dailyCostLimitUsd"),
+        user_daily_cost_limit_usd=reader.optional_positive_number("userDailyCostLimitUsd"),
         shutdown_grace_seconds=reader.integer(
             "shutdownGraceSeconds", DEFAULT_SHUTDOWN_GRACE_SECONDS, minimum=0
         ),
@@ -301,6 +306,21 @@ def _check_rules(spec: InstanceSpec) -> None:
             "spec.kafkaSecurity.saslMechanism and saslSecretRef are required with a SASL protocol"
         )
     _check_route_topics(spec)
+    _check_extra_config_overlaps(spec)
+
+
+def _check_extra_config_overlaps(spec: InstanceSpec) -> None:
+    """Variables that newer spec fields render, which extraConfig may still carry (older
+    CRs set them there): one source each, never both."""
+    fields = {
+        "DAILY_COST_LIMIT_USD": ("dailyCostLimitUsd", spec.daily_cost_limit_usd),
+        "USER_DAILY_COST_LIMIT_USD": ("userDailyCostLimitUsd", spec.user_daily_cost_limit_usd),
+    }
+    for variable, (name, value) in fields.items():
+        if value is not None and variable in spec.extra_config:
+            raise InvalidSpecError(
+                f"spec.{name} and spec.extraConfig.{variable} set the same variable: keep one"
+            )
 
 
 def _check_route_topics(spec: InstanceSpec) -> None:
@@ -496,6 +516,16 @@ class _Reader:
         if value < minimum or (maximum is not None and value > maximum):
             bounds = f"at least {minimum}" + (f" and at most {maximum}" if maximum else "")
             raise self.fail(key, bounds)
+        return value
+
+    def optional_positive_number(self, key: str) -> float | None:
+        value = self._raw.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise self.fail(key, "a number")
+        if not math.isfinite(value) or value <= 0:
+            raise self.fail(key, "a number above 0")
         return value
 
     def integer(

@@ -41,7 +41,8 @@ ROUTES: list[dict[str, Any]] = [
     {"name": "photo-eu", "requestTopic": "photo-send-eu", "replyTopic": "photo-response-eu"},
 ]
 
-# Every field set (HPA autoscaling, SASL + TLS Kafka, Secret-held Redis URL, routes, isDev).
+# Every field set (HPA autoscaling, SASL + TLS Kafka, Secret-held Redis URL, routes, isDev,
+# money limits).
 FULL_SPEC: dict[str, Any] = {
     "namespace": "chater",
     "bootstrapServer": "kafka-0:9093,kafka-1:9093",
@@ -61,6 +62,8 @@ FULL_SPEC: dict[str, Any] = {
     "maxInFlight": 64,
     "requestsPerMinute": 600,
     "dailyTokenLimit": 2_000_000,
+    "dailyCostLimitUsd": 40,
+    "userDailyCostLimitUsd": 0.75,
     "shutdownGraceSeconds": 40,
     "logLevel": "DEBUG",
     "extraConfig": {"MAX_TOKENS": "800", "SYSTEM_PROMPT": "Be brief."},

@@ -4,7 +4,8 @@ jsonschema checks the schema as the API server does for these keywords. The
 Kubernetes extensions are mapped: `x-kubernetes-preserve-unknown-fields` keeps
 unknown fields; elsewhere unknown fields are refused, as `kubectl apply`
 (strict field validation, the default) refuses them; a list of
-`x-kubernetes-list-type: map` refuses two items with the same keys. CEL rules
+`x-kubernetes-list-type: map` refuses two items with the same keys; OpenAPI 3.0's boolean
+`exclusiveMinimum` becomes draft 7's number. CEL rules
 (`x-kubernetes-validations`) are left to the API server; spec.py repeats them.
 """
 
@@ -48,6 +49,12 @@ def as_json_schema(node: Any) -> Any:
         for key, value in node.items()
         if not key.startswith("x-kubernetes-")
     }
+    for bound, exclusive in (("minimum", "exclusiveMinimum"), ("maximum", "exclusiveMaximum")):
+        # OpenAPI 3.0's boolean form (the CRD's) -> JSON Schema draft 7's number form.
+        if node.get(exclusive) is True:
+            schema[exclusive] = schema.pop(bound)
+        elif node.get(exclusive) is False:
+            del schema[exclusive]
     closed = "properties" in node and "additionalProperties" not in node
     if closed and not node.get("x-kubernetes-preserve-unknown-fields") and node.get("type"):
         schema["additionalProperties"] = False
@@ -282,3 +289,36 @@ def test_crd_names_columns_and_status_subresource() -> None:
     assert columns["Replicas"] == ".spec.replicas"
     assert columns["Ready"] == ".status.readyReplicas"
     assert columns["Age"] == ".metadata.creationTimestamp"
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        {"dailyCostLimitUsd": 25},
+        {"dailyCostLimitUsd": 0.01, "userDailyCostLimitUsd": 0.5},
+        {"userDailyCostLimitUsd": 1e-6},
+    ],
+    ids=["integer", "both", "tiny"],
+)
+def test_money_limits_above_zero_are_accepted(
+    validator: jsonschema.Draft7Validator, limits: dict[str, Any]
+) -> None:
+    assert errors(validator, with_spec(**limits)) == []
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        {"dailyCostLimitUsd": 0},
+        {"dailyCostLimitUsd": -5},
+        {"dailyCostLimitUsd": "25"},
+        {"userDailyCostLimitUsd": 0.0},
+        {"userDailyCostLimitUsd": True},
+        {"dailyCostLimitUSD": 25},  # misspelt: unknown fields are refused
+    ],
+    ids=["zero", "negative", "string", "user-zero", "user-boolean", "misspelt"],
+)
+def test_money_limits_must_be_numbers_above_zero(
+    validator: jsonschema.Draft7Validator, limits: dict[str, Any]
+) -> None:
+    assert errors(validator, with_spec(**limits)) != []

@@ -344,3 +344,22 @@ def test_each_instance_gets_its_own_redis_key_prefix_unless_the_cr_sets_one() ->
     explicit = {**README_EXAMPLE["spec"], "extraConfig": {"REDIS_KEY_PREFIX": "chater:"}}
     data = by_kind(render_children(parse(explicit)))["ConfigMap"]["data"]
     assert data["REDIS_KEY_PREFIX"] == "chater:"
+
+
+def test_money_limits_become_the_services_cost_limits() -> None:
+    spec = {**README_EXAMPLE["spec"], "dailyCostLimitUsd": 25, "userDailyCostLimitUsd": 0.5}
+    data = by_kind(render_children(parse(spec)))["ConfigMap"]["data"]
+    assert (data["DAILY_COST_LIMIT_USD"], data["USER_DAILY_COST_LIMIT_USD"]) == ("25", "0.5")
+    plain = by_kind(render_children(parse(README_EXAMPLE["spec"])))["ConfigMap"]["data"]
+    assert not {"DAILY_COST_LIMIT_USD", "USER_DAILY_COST_LIMIT_USD"} & set(plain)
+
+
+def test_the_rendered_money_limits_are_what_the_service_reads() -> None:
+    from chater_gpt.config import load_settings
+
+    data = by_kind(render_children(parse(FULL_SPEC)))["ConfigMap"]["data"]
+    values = {key.lower(): value for key, value in data.items() if key != "routes.json"}
+    values.pop("routes_file")
+    settings = load_settings(values | {"openai_api_key": "sk-test"})
+    assert settings.daily_cost_limit_usd == FULL_SPEC["dailyCostLimitUsd"]
+    assert settings.user_daily_cost_limit_usd == FULL_SPEC["userDailyCostLimitUsd"]

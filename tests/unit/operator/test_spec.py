@@ -35,6 +35,19 @@ BASE = README_EXAMPLE["spec"]
         ({"extraConfig": {"REDIS_KEY_PREFIX": ""}}, "REDIS_KEY_PREFIX"),
         ({"extraConfig": {"REDIS_KEY_PREFIX": "p" * 65}}, "REDIS_KEY_PREFIX"),
         ({"isDev": "yes"}, "spec.isDev"),
+        ({"dailyCostLimitUsd": 0}, "spec.dailyCostLimitUsd must be a number above 0"),
+        ({"dailyCostLimitUsd": -1.5}, "spec.dailyCostLimitUsd"),
+        ({"dailyCostLimitUsd": "25"}, "spec.dailyCostLimitUsd must be a number"),
+        ({"userDailyCostLimitUsd": True}, "spec.userDailyCostLimitUsd must be a number"),
+        ({"userDailyCostLimitUsd": float("inf")}, "spec.userDailyCostLimitUsd"),
+        (
+            {"dailyCostLimitUsd": 5, "extraConfig": {"DAILY_COST_LIMIT_USD": "5"}},
+            "spec.dailyCostLimitUsd and spec.extraConfig.DAILY_COST_LIMIT_USD",
+        ),
+        (
+            {"userDailyCostLimitUsd": 1, "extraConfig": {"USER_DAILY_COST_LIMIT_USD": "2"}},
+            "spec.userDailyCostLimitUsd and spec.extraConfig.USER_DAILY_COST_LIMIT_USD",
+        ),
         ({"routes": {"gemini": ROUTES[0]}}, "spec.routes"),
         ({"routes": [{**ROUTES[0], "name": "Gemini"}]}, "spec.routes[0].name"),
         ({"routes": [ROUTES[0], {**ROUTES[1], "name": "gemini"}]}, "'gemini' is used twice"),
@@ -147,3 +160,18 @@ def test_a_long_name_still_gets_a_unique_prefix_the_service_accepts() -> None:
         assert len(prefix) <= 64
         assert prefix.startswith("chater:nnn")
         assert prefix.endswith(":")
+
+
+def test_money_limits_are_read_as_given() -> None:
+    spec = parse_spec({**BASE, "dailyCostLimitUsd": 25, "userDailyCostLimitUsd": 0.5}, OWNER)
+    assert (spec.daily_cost_limit_usd, spec.user_daily_cost_limit_usd) == (25, 0.5)
+    plain = parse_spec(BASE, OWNER)
+    assert (plain.daily_cost_limit_usd, plain.user_daily_cost_limit_usd) == (None, None)
+
+
+def test_money_limits_set_through_extra_config_stay_valid() -> None:
+    # A CR written before the fields existed carried them in extraConfig: still accepted.
+    extra = {"DAILY_COST_LIMIT_USD": "10", "USER_DAILY_COST_LIMIT_USD": "0.2"}
+    spec = parse_spec({**BASE, "extraConfig": extra}, OWNER)
+    assert spec.extra_config == extra
+    assert spec.daily_cost_limit_usd is None
