@@ -363,3 +363,50 @@ def test_the_rendered_money_limits_are_what_the_service_reads() -> None:
     settings = load_settings(values | {"openai_api_key": "sk-test"})
     assert settings.daily_cost_limit_usd == FULL_SPEC["dailyCostLimitUsd"]
     assert settings.user_daily_cost_limit_usd == FULL_SPEC["userDailyCostLimitUsd"]
+
+
+# What the existing kinds of spec rendered before providerKeys, modelCatalogue and the money
+# limits existed (each child's rendered-hash annotation). A spec that sets none of the new
+# fields must render byte for byte the same: a different hash would make the operator
+# re-apply every running instance's children and, for the Deployment, roll its pods.
+# Change these only on purpose, saying so in the commit.
+RENDERED_BEFORE_THE_PROVIDER_FIELDS = {
+    "readme": {
+        "ConfigMap": "fcb7d6ba36a2c1927c94",
+        "Deployment": "b033f2d2ccca496884eb",
+        "Service": "66dbb49a3a6171bb4751",
+        "PodDisruptionBudget": "8c69d2d6dd4f491dd994",
+    },
+    "full": {
+        "ConfigMap": "6f94724deab0aa6def9b",
+        "Deployment": "e4e9bb33a52cbbd87130",
+        "Service": "3af3b7d7cf858d9549ea",
+        "PodDisruptionBudget": "a725bb927801f67f0028",
+        "HorizontalPodAutoscaler": "ab2221413ed49395365d",
+    },
+    "routes-example": {
+        "ConfigMap": "5e593aa94bb2f8889cf1",
+        "Deployment": "c3c4d7941ba267830d28",
+        "Service": "66dbb49a3a6171bb4751",
+        "PodDisruptionBudget": "8c69d2d6dd4f491dd994",
+    },
+}
+NEW_FIELDS = ("providerKeys", "modelCatalogue", "dailyCostLimitUsd", "userDailyCostLimitUsd")
+
+
+@pytest.mark.parametrize(
+    ("name", "spec"),
+    [
+        ("readme", README_EXAMPLE["spec"]),
+        ("full", FULL_SPEC),
+        ("routes-example", ROUTES_EXAMPLE["spec"]),
+    ],
+)
+def test_specs_without_the_new_fields_render_as_before(name: str, spec: dict[str, Any]) -> None:
+    older = {key: value for key, value in spec.items() if key not in NEW_FIELDS}
+    children = render_children(parse(older))
+    hashes = {
+        child["kind"]: child["metadata"]["annotations"]["chater.example.com/rendered-hash"]
+        for child in children
+    }
+    assert hashes == RENDERED_BEFORE_THE_PROVIDER_FIELDS[name]
