@@ -172,6 +172,8 @@ def secret_env(spec: InstanceSpec) -> list[dict[str, Any]]:
     if spec.api_key is not None:
         variable = API_KEY_VARIABLES.get(spec.backend, "OPENAI_API_KEY")
         refs.append((variable, spec.api_key.name, spec.api_key.key))
+    for provider, ref in spec.provider_keys.items():
+        refs.append((API_KEY_VARIABLES[provider], ref.name, ref.key))
     if spec.redis_url_secret is not None:
         refs.append(("REDIS_URL", spec.redis_url_secret.name, spec.redis_url_secret.key))
     if spec.kafka.sasl is not None:

@@ -27,6 +27,8 @@ API_KEY_VARIABLES = {
     "anthropic": "ANTHROPIC_API_KEY",
     "gemini": "GEMINI_API_KEY",
 }
+# spec.providerKeys: each provider's key, in the order they are rendered.
+PROVIDERS = ("openai", "anthropic", "gemini", "koboldcpp")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
@@ -181,7 +183,9 @@ class InstanceSpec:
     vision_model: str = "gpt-4o"
     openai_base_url: str | None = None
     koboldcpp_url: str | None = None
-    api_key: SecretKeyRef | None = None
+    api_key: SecretKeyRef | None = None  # the backend's key (apiKeySecretRef or its default)
+    # More providers' keys (spec.providerKeys), provider -> Secret key, in PROVIDERS order.
+    provider_keys: Mapping[str, SecretKeyRef] = field(default_factory=dict)
     redis_url: str | None = None
     redis_url_secret: SecretKeyRef | None = None
     request_topic: str = "gpt-send"
@@ -212,11 +216,14 @@ class InstanceSpec:
 
     def referenced_secrets(self) -> tuple[str, ...]:
         """Names of the Secrets (in `namespace`) the pods need, each once, in order."""
-        names = [
-            ref.name
-            for ref in (self.api_key, self.redis_url_secret, self.kafka.sasl, self.kafka.tls)
-            if ref is not None
-        ]
+        refs = (
+            self.api_key,
+            *self.provider_keys.values(),
+            self.redis_url_secret,
+            self.kafka.sasl,
+            self.kafka.tls,
+        )
+        names = [ref.name for ref in refs if ref is not None]
         return tuple(dict.fromkeys(names))
 
 
@@ -228,6 +235,7 @@ def parse_spec(raw: Mapping[str, Any], owner: Owner) -> InstanceSpec:
         raise InvalidSpecError(f"spec.namespace {namespace!r} is not a valid namespace name")
     backend = reader.choice("backend", BACKENDS, "openai")
     extra_config = _extra_config(reader.mapping("extraConfig"))
+    provider_keys = _provider_keys(reader.mapping("providerKeys"))
     spec = InstanceSpec(
         owner=owner,
         namespace=namespace,
@@ -246,7 +254,8 @@ def parse_spec(raw: Mapping[str, Any], owner: Owner) -> InstanceSpec:
         vision_model=reader.string("visionModel") or "gpt-4o",
         openai_base_url=reader.string("openaiBaseUrl"),
         koboldcpp_url=reader.string("koboldcppUrl"),
-        api_key=_api_key(reader, backend, owner.name),
+        api_key=_api_key(reader, backend, owner.name, provider_keys),
+        provider_keys=provider_keys,
         redis_url=reader.string("redisUrl"),
         redis_url_secret=reader.secret_key_ref("redisUrlSecretRef", None),
         request_topic=reader.string("requestTopic") or "gpt-send",
@@ -278,16 +287,40 @@ def parse_spec(raw: Mapping[str, Any], owner: Owner) -> InstanceSpec:
     return spec
 
 
-def _api_key(reader: _Reader, backend: str, cr_name: str) -> SecretKeyRef | None:
-    # OpenAI's own API, Anthropic and Gemini need a key: without a reference, the
-    # conventional Secret "<name>-api-key" is expected (reported as missing until it
-    # exists), under the backend's variable name.
+def _api_key(
+    reader: _Reader, backend: str, cr_name: str, provider_keys: Mapping[str, SecretKeyRef]
+) -> SecretKeyRef | None:
+    # OpenAI's own API, Anthropic and Gemini need a key: without a reference (here or in
+    # providerKeys), the conventional Secret "<name>-api-key" is expected (reported as
+    # missing until it exists), under the backend's variable name.
+    key = API_KEY_VARIABLES.get(backend, "OPENAI_API_KEY")
+    if backend in provider_keys:
+        if reader.mapping("apiKeySecretRef"):
+            raise InvalidSpecError(
+                f"spec.apiKeySecretRef and spec.providerKeys.{backend} both set {key} "
+                f"(the {backend} backend's key): keep one of them"
+            )
+        return None
     needs_default = backend in ("anthropic", "gemini") or (
         backend == "openai" and not reader.string("openaiBaseUrl")
     )
-    key = API_KEY_VARIABLES.get(backend, "OPENAI_API_KEY")
     default = SecretKeyRef(f"{cr_name}-api-key", key) if needs_default else None
     return reader.secret_key_ref("apiKeySecretRef", default)
+
+
+def _provider_keys(raw: Mapping[str, Any]) -> dict[str, SecretKeyRef]:
+    """spec.providerKeys: provider -> Secret key, each rendered as that provider's variable."""
+    for provider in raw:
+        if provider not in PROVIDERS:
+            raise InvalidSpecError(
+                f"spec.providerKeys.{provider} is not a provider: one of " + ", ".join(PROVIDERS)
+            )
+    keys: dict[str, SecretKeyRef] = {}
+    for provider in PROVIDERS:
+        if provider in raw:
+            ref = _Reader(raw[provider], f"spec.providerKeys.{provider}")
+            keys[provider] = SecretKeyRef(ref.required_string("name"), ref.required_string("key"))
+    return keys
 
 
 def _check_rules(spec: InstanceSpec) -> None:

@@ -122,3 +122,11 @@ def cr(
         },
         "spec": copy.deepcopy(spec),
     }
+
+
+# Keys of three providers from one Secret, the OpenAI key from another.
+PROVIDER_KEYS: dict[str, Any] = {
+    "openai": {"name": "openai-key", "key": "token"},
+    "anthropic": {"name": "llm-keys", "key": "ANTHROPIC_API_KEY"},
+    "gemini": {"name": "llm-keys", "key": "GEMINI_API_KEY"},
+}

@@ -22,7 +22,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.unit.operator.samples import FULL_SPEC, README_EXAMPLE, ROUTES
+from tests.unit.operator.samples import FULL_SPEC, PROVIDER_KEYS, README_EXAMPLE, ROUTES
 
 ROOT = Path(__file__).resolve().parents[3]
 CRD_PATH = ROOT / "deploy/k8s/operator/crd.yaml"
@@ -322,3 +322,66 @@ def test_money_limits_must_be_numbers_above_zero(
     validator: jsonschema.Draft7Validator, limits: dict[str, Any]
 ) -> None:
     assert errors(validator, with_spec(**limits)) != []
+
+
+KEY_REF = {"name": "keys", "key": "k"}
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        with_spec(providerKeys=PROVIDER_KEYS),
+        with_spec(providerKeys={"koboldcpp": KEY_REF}),
+        with_spec(providerKeys={}),
+        # apiKeySecretRef is the backend's key; providerKeys the others'.
+        with_spec(apiKeySecretRef=KEY_REF, providerKeys={"anthropic": KEY_REF, "gemini": KEY_REF}),
+        with_spec(backend="anthropic", apiKeySecretRef=KEY_REF, providerKeys={"openai": KEY_REF}),
+        with_spec(backend="gemini", providerKeys={"gemini": KEY_REF}),
+    ],
+    ids=["three", "koboldcpp", "empty", "others-beside-ref", "openai-beside-claude", "no-ref"],
+)
+def test_provider_keys_are_accepted(validator: jsonschema.Draft7Validator, obj: Any) -> None:
+    assert errors(validator, obj) == []
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        with_spec(providerKeys={"claude": KEY_REF}),
+        with_spec(providerKeys={"gemini": {"name": "keys"}}),
+        with_spec(providerKeys={"gemini": {"key": "k"}}),
+        with_spec(providerKeys={"gemini": {"name": "", "key": "k"}}),
+        with_spec(providerKeys={"gemini": "AIza-secret-value"}),  # a value, not a reference
+        with_spec(providerKeys={"gemini": {**KEY_REF, "value": "AIza"}}),
+        with_spec(providerKeys=[KEY_REF]),
+        # The backend's key twice: apiKeySecretRef and providerKeys name the same variable.
+        with_spec(apiKeySecretRef=KEY_REF, providerKeys={"openai": KEY_REF}),
+        with_spec(backend="openai", apiKeySecretRef=KEY_REF, providerKeys={"openai": KEY_REF}),
+        with_spec(
+            backend="anthropic", apiKeySecretRef=KEY_REF, providerKeys={"anthropic": KEY_REF}
+        ),
+        with_spec(backend="gemini", apiKeySecretRef=KEY_REF, providerKeys={"gemini": KEY_REF}),
+        with_spec(
+            backend="koboldcpp",
+            koboldcppUrl="http://kobold:5001",
+            apiKeySecretRef=KEY_REF,
+            providerKeys={"koboldcpp": KEY_REF},
+        ),
+    ],
+    ids=[
+        "unknown-provider",
+        "no-key",
+        "no-name",
+        "empty-name",
+        "literal-value",
+        "value-beside-ref",
+        "list",
+        "openai-twice-default-backend",
+        "openai-twice",
+        "anthropic-twice",
+        "gemini-twice",
+        "koboldcpp-twice",
+    ],
+)
+def test_invalid_provider_keys_are_refused(validator: jsonschema.Draft7Validator, obj: Any) -> None:
+    assert errors(validator, obj) != []

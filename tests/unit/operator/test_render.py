@@ -13,7 +13,7 @@ import yaml
 from chater_operator.render import render_children
 from chater_operator.spec import SECRET_VARIABLES, InstanceSpec, Owner, parse_spec
 
-from tests.unit.operator.samples import FULL_SPEC, README_EXAMPLE, ROUTES
+from tests.unit.operator.samples import FULL_SPEC, PROVIDER_KEYS, README_EXAMPLE, ROUTES
 
 K8S_VERSION = "1.30"
 OWNER = Owner(name="chater-gpt-instance", namespace="chater-gpt", uid="uid-1", generation=1)
@@ -410,3 +410,69 @@ def test_specs_without_the_new_fields_render_as_before(name: str, spec: dict[str
         for child in children
     }
     assert hashes == RENDERED_BEFORE_THE_PROVIDER_FIELDS[name]
+
+
+# An OpenAI-backed instance that also answers Claude and Gemini models.
+WITH_PROVIDER_KEYS = {
+    **README_EXAMPLE["spec"],
+    "providerKeys": {key: PROVIDER_KEYS[key] for key in ("anthropic", "gemini")},
+}
+
+
+def secret_refs(children: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    return {item["name"]: item["valueFrom"]["secretKeyRef"] for item in container(children)["env"]}
+
+
+def test_each_provider_key_is_its_providers_variable_from_its_secret() -> None:
+    children = render_children(parse(WITH_PROVIDER_KEYS))
+    assert secret_refs(children) == {
+        # The backend's own key first, as before (here the conventional Secret).
+        "OPENAI_API_KEY": {"name": "chater-gpt-instance-api-key", "key": "OPENAI_API_KEY"},
+        "ANTHROPIC_API_KEY": {"name": "llm-keys", "key": "ANTHROPIC_API_KEY"},
+        "GEMINI_API_KEY": {"name": "llm-keys", "key": "GEMINI_API_KEY"},
+    }
+    # Never a value, never in the ConfigMap.
+    assert all(set(item) == {"name", "valueFrom"} for item in container(children)["env"])
+    assert not SECRET_VARIABLES & set(by_kind(children)["ConfigMap"]["data"])
+    for child in children:
+        kubernetes_validate.validate(child, K8S_VERSION, strict=True)
+
+
+def test_the_backends_key_may_come_from_provider_keys() -> None:
+    spec = {**README_EXAMPLE["spec"], "backend": "gemini", "providerKeys": PROVIDER_KEYS}
+    refs = secret_refs(render_children(parse(spec)))
+    assert list(refs) == ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY"]
+    assert refs["GEMINI_API_KEY"] == {"name": "llm-keys", "key": "GEMINI_API_KEY"}
+    assert refs["OPENAI_API_KEY"] == {"name": "openai-key", "key": "token"}
+    # KoboldCPP's key too, beside apiKeySecretRef for the openai backend.
+    kobold = {
+        **FULL_SPEC,
+        "koboldcppUrl": "http://kobold:5001",
+        "providerKeys": {"koboldcpp": {"name": "kobold", "key": "k"}},
+    }
+    refs = secret_refs(render_children(parse(kobold)))
+    assert refs["KOBOLDCPP_API_KEY"] == {"name": "kobold", "key": "k"}
+    assert refs["OPENAI_API_KEY"] == {"name": "llm-keys", "key": "openai"}
+
+
+def test_a_provider_key_change_rolls_the_pods() -> None:
+    # env is part of the pod template: a new key reference is a new template.
+    before = pod_template(render_children(parse(README_EXAMPLE["spec"])))
+    after = pod_template(render_children(parse(WITH_PROVIDER_KEYS)))
+    assert before["spec"]["containers"][0]["env"] != after["spec"]["containers"][0]["env"]
+
+
+def test_with_the_rendered_keys_the_service_serves_every_provider() -> None:
+    from chater_gpt.config import BackendKind, load_settings
+    from chater_gpt.wiring.backends import configured_providers
+
+    children = render_children(parse(WITH_PROVIDER_KEYS))
+    values = {key.lower(): value for key, value in by_kind(children)["ConfigMap"]["data"].items()}
+    # What the kubelet puts in the environment from each secretKeyRef.
+    values |= {name.lower(): f"test-{name}" for name in secret_refs(children)}
+    settings = load_settings(values)
+    assert configured_providers(settings) == [
+        BackendKind.OPENAI,
+        BackendKind.ANTHROPIC,
+        BackendKind.GEMINI,
+    ]

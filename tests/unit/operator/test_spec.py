@@ -9,7 +9,7 @@ import pytest
 from chater_operator.errors import InvalidSpecError
 from chater_operator.spec import Owner, Route, SecretKeyRef, parse_spec
 
-from tests.unit.operator.samples import FULL_SPEC, README_EXAMPLE, ROUTES
+from tests.unit.operator.samples import FULL_SPEC, PROVIDER_KEYS, README_EXAMPLE, ROUTES
 
 OWNER = Owner(name="inst", namespace="team-a", uid="u")
 BASE = README_EXAMPLE["spec"]
@@ -35,6 +35,25 @@ BASE = README_EXAMPLE["spec"]
         ({"extraConfig": {"REDIS_KEY_PREFIX": ""}}, "REDIS_KEY_PREFIX"),
         ({"extraConfig": {"REDIS_KEY_PREFIX": "p" * 65}}, "REDIS_KEY_PREFIX"),
         ({"isDev": "yes"}, "spec.isDev"),
+        ({"providerKeys": {"claude": {"name": "k", "key": "c"}}}, "spec.providerKeys.claude"),
+        ({"providerKeys": {"gemini": {"name": "k"}}}, "spec.providerKeys.gemini.key"),
+        ({"providerKeys": {"gemini": "sk-live-123"}}, "spec.providerKeys.gemini must be an object"),
+        ({"providerKeys": [{"name": "k", "key": "c"}]}, "spec.providerKeys must be an object"),
+        (
+            {
+                "apiKeySecretRef": {"name": "a", "key": "b"},
+                "providerKeys": {"openai": {"name": "c", "key": "d"}},
+            },
+            "spec.apiKeySecretRef and spec.providerKeys.openai both set OPENAI_API_KEY",
+        ),
+        (
+            {
+                "backend": "anthropic",
+                "apiKeySecretRef": {"name": "a", "key": "b"},
+                "providerKeys": {"anthropic": {"name": "a", "key": "b"}},
+            },
+            "spec.apiKeySecretRef and spec.providerKeys.anthropic both set ANTHROPIC_API_KEY",
+        ),
         ({"dailyCostLimitUsd": 0}, "spec.dailyCostLimitUsd must be a number above 0"),
         ({"dailyCostLimitUsd": -1.5}, "spec.dailyCostLimitUsd"),
         ({"dailyCostLimitUsd": "25"}, "spec.dailyCostLimitUsd must be a number"),
@@ -175,3 +194,36 @@ def test_money_limits_set_through_extra_config_stay_valid() -> None:
     spec = parse_spec({**BASE, "extraConfig": extra}, OWNER)
     assert spec.extra_config == extra
     assert spec.daily_cost_limit_usd is None
+
+
+def test_provider_keys_are_read_in_a_fixed_order() -> None:
+    raw = {"gemini": PROVIDER_KEYS["gemini"], "openai": PROVIDER_KEYS["openai"]}
+    spec = parse_spec({**BASE, "backend": "anthropic", "providerKeys": raw}, OWNER)
+    assert list(spec.provider_keys.items()) == [
+        ("openai", SecretKeyRef("openai-key", "token")),
+        ("gemini", SecretKeyRef("llm-keys", "GEMINI_API_KEY")),
+    ]
+    # The anthropic backend's own key is not among them: the conventional Secret, as before.
+    assert spec.api_key == SecretKeyRef("inst-api-key", "ANTHROPIC_API_KEY")
+    assert parse_spec(BASE, OWNER).provider_keys == {}
+
+
+def test_the_backends_key_in_provider_keys_replaces_the_conventional_secret() -> None:
+    for backend in ("openai", "anthropic", "gemini"):
+        spec = parse_spec(
+            {**BASE, "backend": backend, "model": "m", "providerKeys": PROVIDER_KEYS}, OWNER
+        )
+        assert spec.api_key is None
+        assert "inst-api-key" not in spec.referenced_secrets()
+
+
+def test_provider_key_secrets_are_referenced_once_each() -> None:
+    keys = {"gemini": PROVIDER_KEYS["gemini"], "koboldcpp": {"name": "kobold", "key": "k"}}
+    spec = parse_spec({**FULL_SPEC, "providerKeys": keys}, OWNER)
+    assert spec.referenced_secrets() == (
+        "llm-keys",  # apiKeySecretRef, and the Gemini key
+        "kobold",
+        "redis",
+        "kafka-user",
+        "kafka-tls",
+    )
