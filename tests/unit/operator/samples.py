@@ -130,3 +130,25 @@ PROVIDER_KEYS: dict[str, Any] = {
     "anthropic": {"name": "llm-keys", "key": "ANTHROPIC_API_KEY"},
     "gemini": {"name": "llm-keys", "key": "GEMINI_API_KEY"},
 }
+
+# deploy/examples/models.yaml (the service's MODEL_CATALOGUE_FILE example) as the CR's inline
+# spec.modelCatalogue.models: the same models, in the CRD's camelCase.
+CATALOGUE_MODELS: dict[str, Any] = {
+    "gpt-4o-mini": {"prices": {"input": 0.12, "output": 0.48, "cachedInput": 0.06}},
+    "smollm2-135m-instruct": {
+        "provider": "openai",
+        "contextWindow": 8192,
+        "vision": False,
+        "prices": {"input": 0, "output": 0},
+    },
+    "gemini-3.1-pro-preview": {
+        "provider": "gemini",
+        "contextWindow": 1048576,
+        "maxOutput": 65536,
+        "prices": {"input": 2.0, "output": 12.0, "cachedInput": 0.2},
+        "longContext": {
+            "above": 200000,
+            "prices": {"input": 4.0, "output": 18.0, "cachedInput": 0.4},
+        },
+    },
+}

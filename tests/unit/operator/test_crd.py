@@ -22,7 +22,13 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.unit.operator.samples import FULL_SPEC, PROVIDER_KEYS, README_EXAMPLE, ROUTES
+from tests.unit.operator.samples import (
+    CATALOGUE_MODELS,
+    FULL_SPEC,
+    PROVIDER_KEYS,
+    README_EXAMPLE,
+    ROUTES,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 CRD_PATH = ROOT / "deploy/k8s/operator/crd.yaml"
@@ -384,4 +390,100 @@ def test_provider_keys_are_accepted(validator: jsonschema.Draft7Validator, obj: 
     ],
 )
 def test_invalid_provider_keys_are_refused(validator: jsonschema.Draft7Validator, obj: Any) -> None:
+    assert errors(validator, obj) != []
+
+
+def with_model(**entry: Any) -> dict[str, Any]:
+    """The README example with an inline catalogue of one model."""
+    return with_spec(modelCatalogue={"models": {"my-model": entry}})
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        with_spec(modelCatalogue={"models": CATALOGUE_MODELS}),
+        with_spec(modelCatalogue={"configMapRef": {"name": "models", "key": "models.yaml"}}),
+        with_spec(modelCatalogue={"configMapRef": {"name": "llm.models", "key": "catalogue_1"}}),
+        with_model(prices={"input": 0.5, "output": 1.5}),
+        with_model(provider="koboldcpp", contextWindow=4096),
+        with_model(vision=False, json=False, maxOutput=1024),
+        with_model(),  # a shipped model left as it is: the service decides
+        with_spec(modelCatalogue={"models": {"claude-sonnet-4-5-20250929": {}}}),
+    ],
+    ids=[
+        "inline",
+        "config-map",
+        "config-map-odd-names",
+        "prices-only",
+        "local-model",
+        "capabilities",
+        "empty-entry",
+        "snapshot-name",
+    ],
+)
+def test_model_catalogues_are_accepted(validator: jsonschema.Draft7Validator, obj: Any) -> None:
+    assert errors(validator, obj) == []
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        with_spec(modelCatalogue={}),
+        with_spec(
+            modelCatalogue={
+                "models": CATALOGUE_MODELS,
+                "configMapRef": {"name": "models", "key": "models.yaml"},
+            }
+        ),
+        with_spec(modelCatalogue={"models": {}}),
+        with_spec(modelCatalogue={"models": [CATALOGUE_MODELS]}),
+        with_spec(modelCatalogue={"file": "/etc/models.yaml"}),
+        with_spec(modelCatalogue={"configMapRef": {"name": "models"}}),
+        with_spec(modelCatalogue={"configMapRef": {"name": "Models", "key": "m.yaml"}}),
+        with_spec(modelCatalogue={"configMapRef": {"name": "models", "key": "dir/m.yaml"}}),
+        with_spec(modelCatalogue={"configMapRef": {"name": "models", "key": "..data"}}),
+        with_spec(modelCatalogue={"configMapRef": {"name": "models", "key": ""}}),
+        with_model(context_window=8192),  # the service's spelling, not the CRD's
+        with_model(provider="mistral"),
+        with_model(contextWindow=0),
+        with_model(contextWindow="8k"),
+        with_model(vision="yes"),
+        with_model(prices={"input": -1, "output": 1}),
+        with_model(prices={"input": 1}),
+        with_model(prices={"input": 1, "output": 2, "cached_input": 0.5}),
+        with_model(prices={"input": "1", "output": 2}),
+        with_model(longContext={"prices": {"input": 1, "output": 2}}),
+        with_model(longContext={"above": 0, "prices": {"input": 1, "output": 2}}),
+        with_model(longContext={"above": 1000}),
+        with_spec(modelCatalogue={"models": {"m": "gpt-4o"}}),
+    ],
+    ids=[
+        "empty",
+        "both",
+        "no-models",
+        "models-as-list",
+        "unknown-field",
+        "config-map-without-key",
+        "config-map-uppercase-name",
+        "config-map-key-with-slash",
+        "config-map-key-leading-dot",
+        "config-map-empty-key",
+        "snake-case-field",
+        "unknown-provider",
+        "window-zero",
+        "window-as-string",
+        "vision-as-string",
+        "negative-price",
+        "no-output-price",
+        "snake-case-price",
+        "price-as-string",
+        "long-context-without-above",
+        "long-context-above-zero",
+        "long-context-without-prices",
+        "entry-not-an-object",
+    ],
+)
+def test_invalid_model_catalogues_are_refused(
+    validator: jsonschema.Draft7Validator, obj: Any
+) -> None:
     assert errors(validator, obj) != []

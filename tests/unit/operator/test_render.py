@@ -13,7 +13,13 @@ import yaml
 from chater_operator.render import render_children
 from chater_operator.spec import SECRET_VARIABLES, InstanceSpec, Owner, parse_spec
 
-from tests.unit.operator.samples import FULL_SPEC, PROVIDER_KEYS, README_EXAMPLE, ROUTES
+from tests.unit.operator.samples import (
+    CATALOGUE_MODELS,
+    FULL_SPEC,
+    PROVIDER_KEYS,
+    README_EXAMPLE,
+    ROUTES,
+)
 
 K8S_VERSION = "1.30"
 OWNER = Owner(name="chater-gpt-instance", namespace="chater-gpt", uid="uid-1", generation=1)
@@ -476,3 +482,84 @@ def test_with_the_rendered_keys_the_service_serves_every_provider() -> None:
         BackendKind.ANTHROPIC,
         BackendKind.GEMINI,
     ]
+
+
+ROOT = Path(__file__).resolve().parents[3]
+WITH_CATALOGUE = {**WITH_ROUTES, "modelCatalogue": {"models": CATALOGUE_MODELS}}
+WITH_CATALOGUE_MAP = {
+    **README_EXAMPLE["spec"],
+    "modelCatalogue": {"configMapRef": {"name": "llm-models", "key": "models.yaml"}},
+}
+
+
+def volume_and_mount(children: list[dict[str, Any]], name: str) -> tuple[Any, Any]:
+    (volume,) = [v for v in pod_template(children)["spec"]["volumes"] if v["name"] == name]
+    (mount,) = [m for m in container(children)["volumeMounts"] if m["name"] == name]
+    return volume, mount
+
+
+def test_an_inline_catalogue_is_a_file_of_the_config_map_mounted_like_the_routes_file() -> None:
+    children = render_children(parse(WITH_CATALOGUE))
+    config_map = by_kind(children)["ConfigMap"]
+    data = config_map["data"]
+    # The service's own format: the same document as its example file.
+    example = yaml.safe_load((ROOT / "deploy/examples/models.yaml").read_text())
+    assert json.loads(data["models.json"]) == example
+    volume, mount = volume_and_mount(children, "model-catalogue")
+    assert volume["configMap"] == {
+        "name": config_map["metadata"]["name"],
+        "defaultMode": 0o444,
+        "items": [{"key": "models.json", "path": "models.json"}],
+    }
+    assert mount["readOnly"] is True
+    assert data["MODEL_CATALOGUE_FILE"] == f"{mount['mountPath']}/models.json"
+    # Beside the routes file, each in its own directory.
+    _, routes_mount = volume_and_mount(children, "routes")
+    assert routes_mount["mountPath"] != mount["mountPath"]
+    assert data["ROUTES_FILE"] == f"{routes_mount['mountPath']}/routes.json"
+    for child in children:
+        kubernetes_validate.validate(child, K8S_VERSION, strict=True)
+
+
+def test_a_catalogue_config_map_is_mounted_as_its_key() -> None:
+    children = render_children(parse(WITH_CATALOGUE_MAP))
+    data = by_kind(children)["ConfigMap"]["data"]
+    volume, mount = volume_and_mount(children, "model-catalogue")
+    assert volume["configMap"] == {
+        "name": "llm-models",
+        "defaultMode": 0o444,
+        "items": [{"key": "models.yaml", "path": "models.yaml"}],
+    }
+    # The suffix stays: the service reads .yaml as YAML, anything else as JSON.
+    assert data["MODEL_CATALOGUE_FILE"] == f"{mount['mountPath']}/models.yaml"
+    assert "models.json" not in data
+    for child in children:
+        kubernetes_validate.validate(child, K8S_VERSION, strict=True)
+
+
+def test_a_catalogue_change_rolls_the_pods() -> None:
+    before = pod_template(render_children(parse(WITH_CATALOGUE)))
+    models = {**CATALOGUE_MODELS, "gpt-4o-mini": {"prices": {"input": 0.1, "output": 0.4}}}
+    changed = {**WITH_CATALOGUE, "modelCatalogue": {"models": models}}
+    after = pod_template(render_children(parse(changed)))
+    old = before["metadata"]["annotations"][CONFIG_HASH]
+    assert after["metadata"]["annotations"][CONFIG_HASH] != old
+
+
+def test_the_rendered_catalogue_is_one_the_service_accepts(tmp_path: Path) -> None:
+    from chater_gpt.catalogue import Provider
+    from chater_gpt.config import load_settings
+
+    data = dict(by_kind(render_children(parse(WITH_CATALOGUE)))["ConfigMap"]["data"])
+    for key in ("routes.json", "models.json"):  # the files, where the pod sees them
+        (tmp_path / key).write_text(data.pop(key))
+    values = {key.lower(): value for key, value in data.items()}
+    values |= {
+        "routes_file": str(tmp_path / "routes.json"),
+        "model_catalogue_file": str(tmp_path / "models.json"),
+        "openai_api_key": "sk-test",
+    }
+    catalogue = load_settings(values).catalogue
+    assert catalogue.cost_usd("gpt-4o-mini", 1_000_000, 0) == pytest.approx(0.12)
+    assert catalogue.context_window("smollm2-135m-instruct") == 8192
+    assert catalogue.provider_of("gemini-3.1-pro-preview") is Provider.GEMINI

@@ -7,9 +7,22 @@ from typing import Any
 
 import pytest
 from chater_operator.errors import InvalidSpecError
-from chater_operator.spec import Owner, Route, SecretKeyRef, parse_spec
+from chater_operator.spec import (
+    ConfigMapKeyRef,
+    ModelCatalogue,
+    Owner,
+    Route,
+    SecretKeyRef,
+    parse_spec,
+)
 
-from tests.unit.operator.samples import FULL_SPEC, PROVIDER_KEYS, README_EXAMPLE, ROUTES
+from tests.unit.operator.samples import (
+    CATALOGUE_MODELS,
+    FULL_SPEC,
+    PROVIDER_KEYS,
+    README_EXAMPLE,
+    ROUTES,
+)
 
 OWNER = Owner(name="inst", namespace="team-a", uid="u")
 BASE = README_EXAMPLE["spec"]
@@ -53,6 +66,77 @@ BASE = README_EXAMPLE["spec"]
                 "providerKeys": {"anthropic": {"name": "a", "key": "b"}},
             },
             "spec.apiKeySecretRef and spec.providerKeys.anthropic both set ANTHROPIC_API_KEY",
+        ),
+        ({"modelCatalogue": {"file": "m.yaml"}}, "spec.modelCatalogue must have one of"),
+        (
+            {"modelCatalogue": {"models": CATALOGUE_MODELS, "configMapRef": {"name": "m"}}},
+            "spec.modelCatalogue must have one of",
+        ),
+        ({"modelCatalogue": {"models": {}}}, "spec.modelCatalogue.models"),
+        (
+            {"modelCatalogue": {"models": ["gpt-4o"]}},
+            "spec.modelCatalogue.models must be an object",
+        ),
+        (
+            {"modelCatalogue": {"configMapRef": {"name": "m"}}},
+            "spec.modelCatalogue.configMapRef.key",
+        ),
+        (
+            {"modelCatalogue": {"configMapRef": {"name": "M_x", "key": "k"}}},
+            "spec.modelCatalogue.configMapRef.name",
+        ),
+        (
+            {"modelCatalogue": {"configMapRef": {"name": "m", "key": "..data"}}},
+            "spec.modelCatalogue.configMapRef.key",
+        ),
+        (
+            {"modelCatalogue": {"models": {"m": {"context_window": 8}}}},
+            "spec.modelCatalogue.models['m'].context_window is not a catalogue field",
+        ),
+        (
+            {"modelCatalogue": {"models": {"m": {"provider": "mistral"}}}},
+            "spec.modelCatalogue.models['m'].provider must be one of",
+        ),
+        (
+            {"modelCatalogue": {"models": {"m": {"contextWindow": 0}}}},
+            "spec.modelCatalogue.models['m'].contextWindow",
+        ),
+        (
+            {"modelCatalogue": {"models": {"m": {"vision": "no"}}}},
+            "spec.modelCatalogue.models['m'].vision",
+        ),
+        (
+            {"modelCatalogue": {"models": {"m": {"prices": {"input": 1}}}}},
+            "spec.modelCatalogue.models['m'].prices.output",
+        ),
+        (
+            {"modelCatalogue": {"models": {"m": {"prices": {"input": -1, "output": 1}}}}},
+            "spec.modelCatalogue.models['m'].prices.input must be a number of at least 0",
+        ),
+        (
+            {"modelCatalogue": {"models": {"m": {"prices": {"input": 1, "output": 1, "x": 1}}}}},
+            "spec.modelCatalogue.models['m'].prices.x is not a price",
+        ),
+        (
+            {"modelCatalogue": {"models": {"m": {"longContext": {"above": 5}}}}},
+            "spec.modelCatalogue.models['m'].longContext.prices",
+        ),
+        (
+            {"modelCatalogue": {"models": {"m": {"longContext": {"prices": {}}}}}},
+            "spec.modelCatalogue.models['m'].longContext.above",
+        ),
+        (
+            {"modelCatalogue": {"models": {"GPT-4o": {}, "gpt-4o": {}}}},
+            "'GPT-4o' and 'gpt-4o' are one model",
+        ),
+        ({"modelCatalogue": {"models": {"m" * 101: {}}}}, "1 to 100 characters"),
+        ({"modelCatalogue": {"models": {" ": {}}}}, "1 to 100 characters"),
+        (
+            {
+                "modelCatalogue": {"models": CATALOGUE_MODELS},
+                "extraConfig": {"MODEL_CATALOGUE_FILE": "/app/models.yaml"},
+            },
+            "spec.modelCatalogue and spec.extraConfig.MODEL_CATALOGUE_FILE",
         ),
         ({"dailyCostLimitUsd": 0}, "spec.dailyCostLimitUsd must be a number above 0"),
         ({"dailyCostLimitUsd": -1.5}, "spec.dailyCostLimitUsd"),
@@ -227,3 +311,49 @@ def test_provider_key_secrets_are_referenced_once_each() -> None:
         "kafka-user",
         "kafka-tls",
     )
+
+
+def test_an_inline_catalogue_is_read_in_the_services_file_format() -> None:
+    spec = parse_spec(
+        {**BASE, "modelCatalogue": {"models": copy.deepcopy(CATALOGUE_MODELS)}}, OWNER
+    )
+    assert spec.model_catalogue is not None
+    assert spec.model_catalogue.config_map is None
+    assert spec.model_catalogue.models == {
+        "gpt-4o-mini": {"prices": {"input": 0.12, "output": 0.48, "cached_input": 0.06}},
+        "smollm2-135m-instruct": {
+            "provider": "openai",
+            "context_window": 8192,
+            "vision": False,
+            "prices": {"input": 0, "output": 0},
+        },
+        "gemini-3.1-pro-preview": {
+            "provider": "gemini",
+            "context_window": 1048576,
+            "max_output": 65536,
+            "prices": {"input": 2.0, "output": 12.0, "cached_input": 0.2},
+            "long_context": {
+                "above": 200000,
+                "prices": {"input": 4.0, "output": 18.0, "cached_input": 0.4},
+            },
+        },
+    }
+    assert spec.referenced_config_maps() == ()
+    assert parse_spec(BASE, OWNER).model_catalogue is None
+
+
+def test_a_catalogue_config_map_is_a_referenced_config_map() -> None:
+    ref = {"name": "llm-models", "key": "models.yaml"}
+    spec = parse_spec({**BASE, "modelCatalogue": {"configMapRef": ref}}, OWNER)
+    expected = ConfigMapKeyRef("llm-models", "models.yaml")
+    assert spec.model_catalogue == ModelCatalogue(config_map=expected)
+    assert spec.referenced_config_maps() == (expected,)
+    assert spec.referenced_secrets() == ("inst-api-key",)  # a ConfigMap is not a Secret
+
+
+def test_a_catalogue_file_set_through_extra_config_stays_valid() -> None:
+    # E.g. a file baked into a custom image, from before spec.modelCatalogue.
+    extra = {"MODEL_CATALOGUE_FILE": "/app/models.yaml"}
+    spec = parse_spec({**BASE, "extraConfig": extra}, OWNER)
+    assert spec.extra_config == extra
+    assert spec.model_catalogue is None
