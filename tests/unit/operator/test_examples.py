@@ -81,6 +81,22 @@ def test_the_service_accepts_the_examples_configuration(path: Path, tmp_path: Pa
     pod_settings(render_children(instance(load(path))), tmp_path)  # raises ConfigError
 
 
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.name)
+def test_every_model_the_example_names_has_its_providers_key(path: Path, tmp_path: Path) -> None:
+    # Without it the service would send the model to LLM_BACKEND, which does not serve it.
+    settings = pod_settings(render_children(instance(load(path))), tmp_path)
+    configured = {kind.value for kind in configured_providers(settings)}
+    named = [
+        settings.model,
+        settings.vision_model,
+        *settings.fallback_models,
+        *(route.model for route in settings.routes if route.model),
+    ]
+    for model in named:
+        provider = settings.catalogue.provider_of(model)
+        assert provider is None or provider.value in configured, (model, provider)
+
+
 def test_the_providers_example_serves_claude_and_gemini_within_its_budgets(
     tmp_path: Path,
 ) -> None:
