@@ -357,3 +357,18 @@ def test_a_catalogue_file_set_through_extra_config_stays_valid() -> None:
     spec = parse_spec({**BASE, "extraConfig": extra}, OWNER)
     assert spec.extra_config == extra
     assert spec.model_catalogue is None
+
+
+def test_provider_names_and_key_variables_are_the_services() -> None:
+    from chater_operator.spec import API_KEY_VARIABLES, PROVIDERS, SECRET_VARIABLES
+
+    from chater_gpt.catalogue import Provider
+    from chater_gpt.config import Settings
+    from tests.unit.deploy.service_facts import secret_settings
+
+    assert tuple(provider.value for provider in Provider) == PROVIDERS
+    assert set(API_KEY_VARIABLES) == set(PROVIDERS)
+    for variable in API_KEY_VARIABLES.values():
+        assert variable.lower() in Settings.model_fields
+    # Every secret of the service is one that extraConfig refuses and env gets by reference.
+    assert secret_settings() <= SECRET_VARIABLES
