@@ -1,9 +1,10 @@
 """One reconciliation pass of a ChaterGpt, and its cleanup on deletion.
 
 The same pass serves create, update, resume and the drift timer: validate the
-spec, check that the referenced Secrets (and ConfigMap keys) exist, render the children, apply only
-those that are missing or differ, prune what is no longer wanted, then write the
-status (only when it changed) and tell the user what happened through events.
+spec, check that the referenced Secrets (and ConfigMap keys) exist, render the
+children, apply only those that are missing or differ, prune what is no longer
+wanted, then write the status (only when it changed) and tell the user what
+happened through events.
 A spec problem becomes Degraded=True and an event; it never raises, so kopf
 does not retry it in a loop (the timer looks again). API failures that may
 pass (5xx, timeouts) do raise, for kopf to retry with a delay.

@@ -1,10 +1,10 @@
 """`InstanceSpec` -> the child manifests of one ChaterGpt (pure; no I/O).
 
-Children: ConfigMap (settings, and the routes and model catalogue files when the spec has
-them), Deployment,
-Service (metrics), PodDisruptionBudget and, when asked, a KEDA ScaledObject (Kafka
-lag) or an HPA (CPU). Secrets reach the pod only through `secretKeyRef` (or a Secret
-volume for Kafka TLS files): no rendered object ever holds a secret value.
+Children: ConfigMap (settings, and the routes and model catalogue files when the spec
+has them), Deployment, Service (metrics), PodDisruptionBudget and, when asked, a KEDA
+ScaledObject (Kafka lag) or an HPA (CPU). Secrets reach the pod only through
+`secretKeyRef` (or a Secret volume for Kafka TLS files): no rendered object ever holds a
+secret value.
 """
 
 from __future__ import annotations
