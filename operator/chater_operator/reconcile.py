@@ -1,9 +1,10 @@
 """One reconciliation pass of a ChaterGpt, and its cleanup on deletion.
 
 The same pass serves create, update, resume and the drift timer: validate the
-spec, check that the referenced Secrets exist, render the children, apply only
-those that are missing or differ, prune what is no longer wanted, then write the
-status (only when it changed) and tell the user what happened through events.
+spec, check that the referenced Secrets (and ConfigMap keys) exist, render the
+children, apply only those that are missing or differ, prune what is no longer
+wanted, then write the status (only when it changed) and tell the user what
+happened through events.
 A spec problem becomes Degraded=True and an event; it never raises, so kopf
 does not retry it in a loop (the timer looks again). API failures that may
 pass (5xx, timeouts) do raise, for kopf to retry with a delay.
@@ -82,7 +83,7 @@ async def reconcile(body: Mapping[str, Any], ctx: Reconciler) -> Outcome:
         outcome.problem = Problem(exc.reason, exc.message)
     else:
         namespace = spec.namespace
-        outcome.problem = await _missing_secrets(spec, ctx.api)
+        outcome.problem = await _missing_references(spec, ctx.api)
         if outcome.problem is not None:
             # Nothing is applied, but running pods still count in the status.
             rollout = await _live_rollout(spec, ctx.api)
@@ -106,6 +107,38 @@ async def reconcile(body: Mapping[str, Any], ctx: Reconciler) -> Outcome:
         await ctx.api.patch_status(_cr_ref(owner), outcome.status)
     _report(body, previous, outcome, ctx)
     return outcome
+
+
+async def _missing_references(spec: InstanceSpec, api: KubeApi) -> Problem | None:
+    """What the pods would wait for in ContainerCreating: a Secret, a ConfigMap key."""
+    return await _missing_secrets(spec, api) or await _missing_config_map_keys(spec, api)
+
+
+async def _missing_config_map_keys(spec: InstanceSpec, api: KubeApi) -> Problem | None:
+    own = child_name(spec.owner.name, "ConfigMap")
+    for ref in spec.referenced_config_maps():
+        if ref.name == own:
+            return Problem(
+                InvalidSpecError.reason,
+                f"spec.modelCatalogue.configMapRef names {own}, the ConfigMap the operator "
+                "writes for this instance: use spec.modelCatalogue.models, or another ConfigMap",
+            )
+        # Not a Secret: the operator may read it (and does, to check the key).
+        live = await api.get(ObjectRef("v1", "ConfigMap", spec.namespace, ref.name))
+        if live is None:
+            return Problem(
+                "ConfigMapNotFound",
+                f"ConfigMap {ref.name} not found in namespace {spec.namespace}; the instance "
+                "starts when it exists",
+            )
+        keys = {**(live.get("data") or {}), **(live.get("binaryData") or {})}
+        if ref.key not in keys:
+            return Problem(
+                "ConfigMapNotFound",
+                f"ConfigMap {ref.name} in namespace {spec.namespace} has no key {ref.key}; "
+                "the instance starts when it has",
+            )
+    return None
 
 
 async def _missing_secrets(spec: InstanceSpec, api: KubeApi) -> Problem | None:

@@ -1,9 +1,10 @@
 """`InstanceSpec` -> the child manifests of one ChaterGpt (pure; no I/O).
 
-Children: ConfigMap (settings, and the routes file when there are routes), Deployment,
-Service (metrics), PodDisruptionBudget and, when asked, a KEDA ScaledObject (Kafka
-lag) or an HPA (CPU). Secrets reach the pod only through `secretKeyRef` (or a Secret
-volume for Kafka TLS files): no rendered object ever holds a secret value.
+Children: ConfigMap (settings, and the routes and model catalogue files when the spec
+has them), Deployment, Service (metrics), PodDisruptionBudget and, when asked, a KEDA
+ScaledObject (Kafka lag) or an HPA (CPU). Secrets reach the pod only through
+`secretKeyRef` (or a Secret volume for Kafka TLS files): no rendered object ever holds a
+secret value.
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ TLS_MOUNT = "/etc/kafka/tls"
 ROUTES_KEY = "routes.json"
 ROUTES_MOUNT = "/etc/chater-gpt/routes"
 ROUTES_FILE = f"{ROUTES_MOUNT}/{ROUTES_KEY}"
+# The model catalogue file (MODEL_CATALOGUE_FILE): the inline one is a key of the instance's
+# ConfigMap, like the routes file; a referenced one is the key of the user's ConfigMap.
+CATALOGUE_KEY = "models.json"
+CATALOGUE_MOUNT = "/etc/chater-gpt/catalogue"
+CATALOGUE_VOLUME = "model-catalogue"
 DEFAULT_RESOURCES: Mapping[str, Mapping[str, str]] = {
     "requests": {"memory": "256Mi", "cpu": "250m"},
     "limits": {"memory": "512Mi", "cpu": "500m"},
@@ -99,12 +105,13 @@ def render_config_map(spec: InstanceSpec) -> Manifest:
 
 
 def config_data(spec: InstanceSpec) -> dict[str, str]:
-    """The non-secret settings, as the service's environment variables, and the routes file.
+    """The non-secret settings, as the service's environment variables, and the routes
+    and inline model catalogue files.
 
-    The pod takes its environment from these keys (envFrom) and reads `routes.json` as the
-    file ROUTES_FILE names (as an environment name it is skipped, or ignored by the
-    service). The pod template carries a hash of all of it, so a change of settings or
-    routes rolls the pods.
+    The pod takes its environment from these keys (envFrom) and reads `routes.json` and
+    `models.json` as the files ROUTES_FILE and MODEL_CATALOGUE_FILE name (as environment
+    names they are skipped, or ignored by the service). The pod template carries a hash of
+    all of it, so a change of settings, routes or inline catalogue rolls the pods.
     """
     optional: dict[str, object | None] = {
         "OPENAI_BASE_URL": spec.openai_base_url,
@@ -113,9 +120,12 @@ def config_data(spec: InstanceSpec) -> dict[str, str]:
         "MAX_IN_FLIGHT": spec.max_in_flight,
         "REQUESTS_PER_MINUTE": spec.requests_per_minute,
         "DAILY_TOKEN_LIMIT": spec.daily_token_limit,
+        "DAILY_COST_LIMIT_USD": spec.daily_cost_limit_usd,
+        "USER_DAILY_COST_LIMIT_USD": spec.user_daily_cost_limit_usd,
         "KAFKA_SASL_MECHANISM": spec.kafka.sasl_mechanism,
         "IS_DEV": "true" if spec.is_dev else None,
         "ROUTES_FILE": ROUTES_FILE if spec.routes else None,
+        "MODEL_CATALOGUE_FILE": catalogue_file(spec),
     }
     tls = spec.kafka.tls
     if tls is not None:
@@ -140,7 +150,23 @@ def config_data(spec: InstanceSpec) -> dict[str, str]:
     data.update(spec.extra_config)
     if spec.routes:
         data[ROUTES_KEY] = routes_document(spec.routes)
+    if spec.model_catalogue is not None and spec.model_catalogue.models is not None:
+        data[CATALOGUE_KEY] = catalogue_document(spec.model_catalogue.models)
     return data
+
+
+def catalogue_file(spec: InstanceSpec) -> str | None:
+    """Where the pod sees the model catalogue file (MODEL_CATALOGUE_FILE), if any."""
+    catalogue = spec.model_catalogue
+    if catalogue is None:
+        return None
+    key = catalogue.config_map.key if catalogue.config_map else CATALOGUE_KEY
+    return f"{CATALOGUE_MOUNT}/{key}"
+
+
+def catalogue_document(models: Mapping[str, Any]) -> str:
+    """The service's catalogue file (JSON, snake_case keys, as spec.py translated them)."""
+    return json.dumps({"models": _copy(models)}, indent=2, ensure_ascii=False) + "\n"
 
 
 def routes_document(routes: tuple[Route, ...]) -> str:
@@ -170,6 +196,8 @@ def secret_env(spec: InstanceSpec) -> list[dict[str, Any]]:
     if spec.api_key is not None:
         variable = API_KEY_VARIABLES.get(spec.backend, "OPENAI_API_KEY")
         refs.append((variable, spec.api_key.name, spec.api_key.key))
+    for provider, ref in spec.provider_keys.items():
+        refs.append((API_KEY_VARIABLES[provider], ref.name, ref.key))
     if spec.redis_url_secret is not None:
         refs.append(("REDIS_URL", spec.redis_url_secret.name, spec.redis_url_secret.key))
     if spec.kafka.sasl is not None:
@@ -226,6 +254,10 @@ def _container(spec: InstanceSpec) -> dict[str, Any]:
         container["volumeMounts"].append(
             {"name": "routes", "mountPath": ROUTES_MOUNT, "readOnly": True}
         )
+    if spec.model_catalogue is not None:
+        container["volumeMounts"].append(
+            {"name": CATALOGUE_VOLUME, "mountPath": CATALOGUE_MOUNT, "readOnly": True}
+        )
     return container
 
 
@@ -252,6 +284,21 @@ def _volumes(spec: InstanceSpec) -> list[dict[str, Any]]:
                     "name": config_map_name(spec),
                     "defaultMode": 0o444,
                     "items": [{"key": ROUTES_KEY, "path": ROUTES_KEY}],
+                },
+            }
+        )
+    catalogue = spec.model_catalogue
+    if catalogue is not None:
+        # The user's ConfigMap, or the inline catalogue rendered into the instance's own.
+        ref = catalogue.config_map
+        name, key = (ref.name, ref.key) if ref else (config_map_name(spec), CATALOGUE_KEY)
+        volumes.append(
+            {
+                "name": CATALOGUE_VOLUME,
+                "configMap": {
+                    "name": name,
+                    "defaultMode": 0o444,
+                    "items": [{"key": key, "path": key}],
                 },
             }
         )

@@ -9,6 +9,7 @@ written around the schema (an old CRD, a test) still renders predictably.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ API_KEY_VARIABLES = {
     "anthropic": "ANTHROPIC_API_KEY",
     "gemini": "GEMINI_API_KEY",
 }
+# spec.providerKeys: each provider's key, in the order they are rendered.
+PROVIDERS = ("openai", "anthropic", "gemini", "koboldcpp")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
@@ -37,6 +40,21 @@ BUILTIN_CHAT_ROUTE = "chat"
 # The service refuses a REDIS_KEY_PREFIX longer than this (or empty).
 REDIS_KEY_PREFIX_MAX = 64
 ROUTE_MODEL_MAX = 100  # the service's limit on a route's model name
+CATALOGUE_MODEL_MAX = 100  # ... and on a model name in its catalogue file
+# A ConfigMap key mounted as a file of the same name (no leading dot: the kubelet's own
+# files in the volume start with "..").
+_CONFIG_MAP_KEY = re.compile(r"^[-_a-zA-Z0-9][-._a-zA-Z0-9]{0,252}$")
+# spec.modelCatalogue.models.<model>: the CR's camelCase -> the service's file (snake_case).
+_CATALOGUE_FIELDS = {
+    "provider": "provider",
+    "contextWindow": "context_window",
+    "maxOutput": "max_output",
+    "vision": "vision",
+    "json": "json",
+    "prices": "prices",
+    "longContext": "long_context",
+}
+_PRICE_FIELDS = {"input": "input", "output": "output", "cachedInput": "cached_input"}
 # Secrets reach the pod only as secretKeyRef; extraConfig must never carry them.
 SECRET_VARIABLES = frozenset(
     {
@@ -80,6 +98,7 @@ MANAGED_VARIABLES = frozenset(
 )
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _TOPIC = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")  # Kafka's legal topic names
 
 
@@ -121,6 +140,21 @@ class KafkaSecurity:
     sasl_mechanism: str | None = None
     sasl: SaslSecret | None = None
     tls: TlsSecret | None = None
+
+
+@dataclass(frozen=True)
+class ConfigMapKeyRef:
+    name: str
+    key: str
+
+
+@dataclass(frozen=True)
+class ModelCatalogue:
+    """spec.modelCatalogue: models given inline (already in the service's file format), or
+    a key of a ConfigMap holding the service's file; exactly one of them."""
+
+    models: Mapping[str, Any] | None = None
+    config_map: ConfigMapKeyRef | None = None
 
 
 @dataclass(frozen=True)
@@ -180,7 +214,9 @@ class InstanceSpec:
     vision_model: str = "gpt-4o"
     openai_base_url: str | None = None
     koboldcpp_url: str | None = None
-    api_key: SecretKeyRef | None = None
+    api_key: SecretKeyRef | None = None  # the backend's key (apiKeySecretRef or its default)
+    # More providers' keys (spec.providerKeys), provider -> Secret key, in PROVIDERS order.
+    provider_keys: Mapping[str, SecretKeyRef] = field(default_factory=dict)
     redis_url: str | None = None
     redis_url_secret: SecretKeyRef | None = None
     request_topic: str = "gpt-send"
@@ -189,6 +225,8 @@ class InstanceSpec:
     max_in_flight: int | None = None
     requests_per_minute: int | None = None
     daily_token_limit: int | None = None
+    daily_cost_limit_usd: float | None = None
+    user_daily_cost_limit_usd: float | None = None
     shutdown_grace_seconds: int = DEFAULT_SHUTDOWN_GRACE_SECONDS
     log_level: str = "INFO"
     extra_config: Mapping[str, str] = field(default_factory=dict)
@@ -199,6 +237,7 @@ class InstanceSpec:
     autoscaling: Autoscaling = field(default_factory=Autoscaling)
     kafka: KafkaSecurity = field(default_factory=KafkaSecurity)
     routes: tuple[Route, ...] = ()
+    model_catalogue: ModelCatalogue | None = None
     is_dev: bool = False
     redis_key_prefix: str = "chater:"
 
@@ -209,12 +248,20 @@ class InstanceSpec:
 
     def referenced_secrets(self) -> tuple[str, ...]:
         """Names of the Secrets (in `namespace`) the pods need, each once, in order."""
-        names = [
-            ref.name
-            for ref in (self.api_key, self.redis_url_secret, self.kafka.sasl, self.kafka.tls)
-            if ref is not None
-        ]
+        refs = (
+            self.api_key,
+            *self.provider_keys.values(),
+            self.redis_url_secret,
+            self.kafka.sasl,
+            self.kafka.tls,
+        )
+        names = [ref.name for ref in refs if ref is not None]
         return tuple(dict.fromkeys(names))
+
+    def referenced_config_maps(self) -> tuple[ConfigMapKeyRef, ...]:
+        """Keys of ConfigMaps (in `namespace`, not the operator's own) the pods mount."""
+        catalogue = self.model_catalogue
+        return (catalogue.config_map,) if catalogue and catalogue.config_map else ()
 
 
 def parse_spec(raw: Mapping[str, Any], owner: Owner) -> InstanceSpec:
@@ -225,6 +272,7 @@ def parse_spec(raw: Mapping[str, Any], owner: Owner) -> InstanceSpec:
         raise InvalidSpecError(f"spec.namespace {namespace!r} is not a valid namespace name")
     backend = reader.choice("backend", BACKENDS, "openai")
     extra_config = _extra_config(reader.mapping("extraConfig"))
+    provider_keys = _provider_keys(reader.mapping("providerKeys"))
     spec = InstanceSpec(
         owner=owner,
         namespace=namespace,
@@ -243,7 +291,8 @@ def parse_spec(raw: Mapping[str, Any], owner: Owner) -> InstanceSpec:
         vision_model=reader.string("visionModel") or "gpt-4o",
         openai_base_url=reader.string("openaiBaseUrl"),
         koboldcpp_url=reader.string("koboldcppUrl"),
-        api_key=_api_key(reader, backend, owner.name),
+        api_key=_api_key(reader, backend, owner.name, provider_keys),
+        provider_keys=provider_keys,
         redis_url=reader.string("redisUrl"),
         redis_url_secret=reader.secret_key_ref("redisUrlSecretRef", None),
         request_topic=reader.string("requestTopic") or "gpt-send",
@@ -252,6 +301,8 @@ def parse_spec(raw: Mapping[str, Any], owner: Owner) -> InstanceSpec:
         max_in_flight=reader.optional_integer("maxInFlight", minimum=1, maximum=10_000),
         requests_per_minute=reader.optional_integer("requestsPerMinute", minimum=1),
         daily_token_limit=reader.optional_integer("dailyTokenLimit", minimum=1),
+        daily_cost_limit_usd=reader.optional_positive_number("dailyCostLimitUsd"),
+        user_daily_cost_limit_usd=reader.optional_positive_number("userDailyCostLimitUsd"),
         shutdown_grace_seconds=reader.integer(
             "shutdownGraceSeconds", DEFAULT_SHUTDOWN_GRACE_SECONDS, minimum=0
         ),
@@ -264,6 +315,7 @@ def parse_spec(raw: Mapping[str, Any], owner: Owner) -> InstanceSpec:
         autoscaling=_autoscaling(reader.mapping("autoscaling")),
         kafka=_kafka_security(reader.mapping("kafkaSecurity")),
         routes=_routes(reader.list("routes")),
+        model_catalogue=_model_catalogue(reader.mapping("modelCatalogue")),
         is_dev=reader.boolean("isDev", False),
         # An explicit extraConfig.REDIS_KEY_PREFIX wins (e.g. "chater:" to keep older keys).
         redis_key_prefix=extra_config.get("REDIS_KEY_PREFIX")
@@ -273,16 +325,40 @@ def parse_spec(raw: Mapping[str, Any], owner: Owner) -> InstanceSpec:
     return spec
 
 
-def _api_key(reader: _Reader, backend: str, cr_name: str) -> SecretKeyRef | None:
-    # OpenAI's own API, Anthropic and Gemini need a key: without a reference, the
-    # conventional Secret "<name>-api-key" is expected (reported as missing until it
-    # exists), under the backend's variable name.
+def _api_key(
+    reader: _Reader, backend: str, cr_name: str, provider_keys: Mapping[str, SecretKeyRef]
+) -> SecretKeyRef | None:
+    # OpenAI's own API, Anthropic and Gemini need a key: without a reference (here or in
+    # providerKeys), the conventional Secret "<name>-api-key" is expected (reported as
+    # missing until it exists), under the backend's variable name.
+    key = API_KEY_VARIABLES.get(backend, "OPENAI_API_KEY")
+    if backend in provider_keys:
+        if reader.mapping("apiKeySecretRef"):
+            raise InvalidSpecError(
+                f"spec.apiKeySecretRef and spec.providerKeys.{backend} both set {key} "
+                f"(the {backend} backend's key): keep one of them"
+            )
+        return None
     needs_default = backend in ("anthropic", "gemini") or (
         backend == "openai" and not reader.string("openaiBaseUrl")
     )
-    key = API_KEY_VARIABLES.get(backend, "OPENAI_API_KEY")
     default = SecretKeyRef(f"{cr_name}-api-key", key) if needs_default else None
     return reader.secret_key_ref("apiKeySecretRef", default)
+
+
+def _provider_keys(raw: Mapping[str, Any]) -> dict[str, SecretKeyRef]:
+    """spec.providerKeys: provider -> Secret key, each rendered as that provider's variable."""
+    for provider in raw:
+        if provider not in PROVIDERS:
+            raise InvalidSpecError(
+                f"spec.providerKeys.{provider} is not a provider: one of " + ", ".join(PROVIDERS)
+            )
+    keys: dict[str, SecretKeyRef] = {}
+    for provider in PROVIDERS:
+        if provider in raw:
+            ref = _Reader(raw[provider], f"spec.providerKeys.{provider}")
+            keys[provider] = SecretKeyRef(ref.required_string("name"), ref.required_string("key"))
+    return keys
 
 
 def _check_rules(spec: InstanceSpec) -> None:
@@ -301,6 +377,22 @@ def _check_rules(spec: InstanceSpec) -> None:
             "spec.kafkaSecurity.saslMechanism and saslSecretRef are required with a SASL protocol"
         )
     _check_route_topics(spec)
+    _check_extra_config_overlaps(spec)
+
+
+def _check_extra_config_overlaps(spec: InstanceSpec) -> None:
+    """Variables that newer spec fields render, which extraConfig may still carry (older
+    CRs set them there): one source each, never both."""
+    fields = {
+        "DAILY_COST_LIMIT_USD": ("dailyCostLimitUsd", spec.daily_cost_limit_usd),
+        "USER_DAILY_COST_LIMIT_USD": ("userDailyCostLimitUsd", spec.user_daily_cost_limit_usd),
+        "MODEL_CATALOGUE_FILE": ("modelCatalogue", spec.model_catalogue),
+    }
+    for variable, (name, value) in fields.items():
+        if value is not None and variable in spec.extra_config:
+            raise InvalidSpecError(
+                f"spec.{name} and spec.extraConfig.{variable} set the same variable: keep one"
+            )
 
 
 def _check_route_topics(spec: InstanceSpec) -> None:
@@ -406,6 +498,89 @@ def _response_format(raw: Mapping[str, Any], path: str) -> Mapping[str, Any] | N
     return dict(raw)
 
 
+def _model_catalogue(raw: Mapping[str, Any]) -> ModelCatalogue | None:
+    if not raw:
+        return None
+    path = "spec.modelCatalogue"
+    reader = _Reader(raw, path)
+    if ("models" in raw) == ("configMapRef" in raw):
+        raise InvalidSpecError(f"{path} must have one of models (inline) and configMapRef")
+    if "configMapRef" in raw:
+        ref = _Reader(raw["configMapRef"], f"{path}.configMapRef")
+        name = ref.required_string("name")
+        if len(name) > 253 or not _DNS_SUBDOMAIN.match(name):
+            raise ref.fail("name", "a ConfigMap name (lowercase letters, digits, '-' and '.')")
+        key = ref.required_string("key")
+        if not _CONFIG_MAP_KEY.match(key):
+            raise ref.fail("key", "a ConfigMap key: letters, digits, '-', '_' and '.', not first")
+        return ModelCatalogue(config_map=ConfigMapKeyRef(name, key))
+    models: dict[str, Any] = {}
+    seen: dict[str, str] = {}
+    for name, entry in reader.mapping("models").items():
+        label = f"{path}.models[{name!r}]"
+        # The service's own rules: names of 1 to 100 characters, compared case-insensitively.
+        key = name.strip().lower()
+        if not 1 <= len(key) <= CATALOGUE_MODEL_MAX:
+            raise InvalidSpecError(f"{label}: a model name must have 1 to 100 characters")
+        if key in seen:
+            raise InvalidSpecError(f"{path}.models: {seen[key]!r} and {name!r} are one model")
+        seen[key] = name
+        models[name] = _catalogue_entry(entry, label)
+    if not models:
+        raise reader.fail("models", "an object with at least one model")
+    return ModelCatalogue(models=models)
+
+
+def _catalogue_entry(raw: Any, label: str) -> dict[str, Any]:
+    """One model of the inline catalogue, in the service's file format. Only its outline is
+    checked here; the service validates the rest at start-up (a new model needs provider
+    and contextWindow, which only the shipped table can tell)."""
+    reader = _Reader(raw, label)
+    for key in raw:
+        if key not in _CATALOGUE_FIELDS:
+            raise InvalidSpecError(
+                f"{label}.{key} is not a catalogue field: one of " + ", ".join(_CATALOGUE_FIELDS)
+            )
+    optional: dict[str, Any] = {
+        "provider": reader.optional_choice("provider", PROVIDERS),
+        "contextWindow": reader.optional_integer("contextWindow", minimum=1),
+        "maxOutput": reader.optional_integer("maxOutput", minimum=1),
+        "vision": reader.boolean("vision", True) if "vision" in raw else None,
+        "json": reader.boolean("json", True) if "json" in raw else None,
+        "prices": _prices(raw["prices"], f"{label}.prices") if "prices" in raw else None,
+    }
+    if "longContext" in raw:
+        tier = _Reader(raw["longContext"], f"{label}.longContext")
+        above = tier.optional_integer("above", minimum=1)
+        if above is None:
+            raise tier.fail("above", "an integer of at least 1")
+        prices_raw = raw["longContext"].get("prices")
+        if prices_raw is None:
+            raise tier.fail("prices", "an object")
+        optional["longContext"] = {
+            "above": above,
+            "prices": _prices(prices_raw, f"{label}.longContext.prices"),
+        }
+    return {_CATALOGUE_FIELDS[key]: value for key, value in optional.items() if value is not None}
+
+
+def _prices(raw: Any, path: str) -> dict[str, float]:
+    reader = _Reader(raw, path)
+    for key in raw:
+        if key not in _PRICE_FIELDS:
+            raise InvalidSpecError(
+                f"{path}.{key} is not a price: one of " + ", ".join(_PRICE_FIELDS)
+            )
+    prices: dict[str, float] = {}
+    for key, field_name in _PRICE_FIELDS.items():
+        value = reader.optional_number(key, minimum=0)
+        if value is None and key != "cachedInput":
+            raise reader.fail(key, "a number of at least 0 (USD per million tokens)")
+        if value is not None:
+            prices[field_name] = value
+    return prices
+
+
 def _autoscaling(raw: Mapping[str, Any]) -> Autoscaling:
     reader = _Reader(raw, "spec.autoscaling")
     return Autoscaling(
@@ -496,6 +671,26 @@ class _Reader:
         if value < minimum or (maximum is not None and value > maximum):
             bounds = f"at least {minimum}" + (f" and at most {maximum}" if maximum else "")
             raise self.fail(key, bounds)
+        return value
+
+    def optional_number(self, key: str, *, minimum: float) -> float | None:
+        value = self._raw.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise self.fail(key, "a number")
+        if not math.isfinite(value) or value < minimum:
+            raise self.fail(key, f"a number of at least {minimum:g}")
+        return value
+
+    def optional_positive_number(self, key: str) -> float | None:
+        value = self._raw.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise self.fail(key, "a number")
+        if not math.isfinite(value) or value <= 0:
+            raise self.fail(key, "a number above 0")
         return value
 
     def integer(

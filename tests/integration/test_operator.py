@@ -356,6 +356,118 @@ async def test_a_missing_secret_is_a_degraded_condition_until_it_exists(
     assert live(api_mock, DEPLOYMENTS, "chater-gpt", NAME) is not None
 
 
+def put_config_map(mock: Any, namespace: str, name: str, data: dict[str, str]) -> None:
+    mock.objects[CONFIGMAPS, namespace, name] = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": data,
+    }
+
+
+async def test_a_catalogue_config_map_must_exist_with_its_key_before_the_pods_mount_it(
+    api_mock: Any, memo: kopf.Memo, events: RecordedEvents
+) -> None:
+    ref = {"name": "llm-models", "key": "models.yaml"}
+    put_cr(
+        api_mock, {**README_EXAMPLE["spec"], "modelCatalogue": {"configMapRef": ref}}, "chater-gpt"
+    )
+    put_secret(api_mock, "chater-gpt")
+
+    await handlers.on_change(body=body_of(api_mock, "chater-gpt"), memo=memo)
+
+    assert all(live(api_mock, res, "chater-gpt", name) is None for res, name in CHILDREN)
+    degraded = condition(body_of(api_mock, "chater-gpt")["status"], "Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("True", "ConfigMapNotFound")
+    assert degraded["message"].startswith("ConfigMap llm-models not found in namespace chater-gpt")
+    assert events.items == [("Warning", "ConfigMapNotFound", degraded["message"])]
+
+    # There, but without the key the pods would mount: still waiting, the message says why.
+    put_config_map(api_mock, "chater-gpt", "llm-models", {"models.json": "{}"})
+    await handlers.drift_timer(body=body_of(api_mock, "chater-gpt"), memo=memo)
+    degraded = condition(body_of(api_mock, "chater-gpt")["status"], "Degraded")
+    assert degraded["reason"] == "ConfigMapNotFound"
+    assert "has no key models.yaml" in degraded["message"]
+    assert live(api_mock, DEPLOYMENTS, "chater-gpt", NAME) is None
+
+    put_config_map(api_mock, "chater-gpt", "llm-models", {"models.yaml": "models: {}\n"})
+    await handlers.drift_timer(body=body_of(api_mock, "chater-gpt"), memo=memo)
+    assert condition(body_of(api_mock, "chater-gpt")["status"], "Degraded")["status"] == "False"
+    deployment = live(api_mock, DEPLOYMENTS, "chater-gpt", NAME)
+    assert deployment is not None
+    pod = deployment["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "model-catalogue"]
+    assert volume["configMap"]["name"] == "llm-models"
+    config_map = live(api_mock, CONFIGMAPS, "chater-gpt", f"{NAME}-config")
+    assert config_map is not None
+    assert config_map["data"]["MODEL_CATALOGUE_FILE"] == "/etc/chater-gpt/catalogue/models.yaml"
+    # The user's ConfigMap is read, never written.
+    assert live(api_mock, CONFIGMAPS, "chater-gpt", "llm-models") == {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "llm-models", "namespace": "chater-gpt"},
+        "data": {"models.yaml": "models: {}\n"},
+    }
+
+
+async def test_the_instances_own_config_map_is_no_catalogue_config_map(
+    api_mock: Any, memo: kopf.Memo
+) -> None:
+    ref = {"name": f"{NAME}-config", "key": "models.json"}
+    put_cr(
+        api_mock, {**README_EXAMPLE["spec"], "modelCatalogue": {"configMapRef": ref}}, "chater-gpt"
+    )
+    put_secret(api_mock, "chater-gpt")
+    await handlers.on_change(body=body_of(api_mock, "chater-gpt"), memo=memo)
+    degraded = condition(body_of(api_mock, "chater-gpt")["status"], "Degraded")
+    assert degraded["reason"] == "InvalidSpec"
+    assert "spec.modelCatalogue.models" in degraded["message"]
+
+
+async def test_an_inline_catalogue_and_provider_keys_reach_the_pods(
+    api_mock: Any, memo: kopf.Memo, events: RecordedEvents
+) -> None:
+    spec = {
+        **README_EXAMPLE["spec"],
+        "providerKeys": {
+            "anthropic": {"name": "llm-keys", "key": "ANTHROPIC_API_KEY"},
+            "gemini": {"name": "llm-keys", "key": "GEMINI_API_KEY"},
+        },
+        "modelCatalogue": {"models": {"claude-haiku-4-5": {"prices": {"input": 1, "output": 5}}}},
+        "dailyCostLimitUsd": 20,
+    }
+    put_cr(api_mock, spec, "chater-gpt")
+    put_secret(api_mock, "chater-gpt")
+
+    # The providers' Secret is missing: named, nothing applied.
+    await handlers.on_change(body=body_of(api_mock, "chater-gpt"), memo=memo)
+    degraded = condition(body_of(api_mock, "chater-gpt")["status"], "Degraded")
+    assert degraded["reason"] == "SecretNotFound"
+    assert degraded["message"].startswith("Secret llm-keys not found")
+    assert live(api_mock, DEPLOYMENTS, "chater-gpt", NAME) is None
+
+    put_secret(api_mock, "chater-gpt", "llm-keys")
+    await handlers.drift_timer(body=body_of(api_mock, "chater-gpt"), memo=memo)
+    assert condition(body_of(api_mock, "chater-gpt")["status"], "Degraded")["status"] == "False"
+    config_map = live(api_mock, CONFIGMAPS, "chater-gpt", f"{NAME}-config")
+    assert config_map is not None
+    data = config_map["data"]
+    assert json.loads(data["models.json"]) == {
+        "models": {"claude-haiku-4-5": {"prices": {"input": 1, "output": 5}}}
+    }
+    assert data["MODEL_CATALOGUE_FILE"] == "/etc/chater-gpt/catalogue/models.json"
+    assert data["DAILY_COST_LIMIT_USD"] == "20"
+    deployment = live(api_mock, DEPLOYMENTS, "chater-gpt", NAME)
+    assert deployment is not None
+    main = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert {item["name"]: item["valueFrom"]["secretKeyRef"] for item in main["env"]} == {
+        "OPENAI_API_KEY": {"name": f"{NAME}-api-key", "key": "OPENAI_API_KEY"},
+        "ANTHROPIC_API_KEY": {"name": "llm-keys", "key": "ANTHROPIC_API_KEY"},
+        "GEMINI_API_KEY": {"name": "llm-keys", "key": "GEMINI_API_KEY"},
+    }
+    assert events.reasons()[-2:] == ["Applied", "Recovered"]
+
+
 async def test_ready_follows_the_deployment(api_mock: Any, memo: kopf.Memo) -> None:
     await create_readme_instance(api_mock, memo)
     api_mock.objects[DEPLOYMENTS, "chater-gpt", NAME].patch(

@@ -41,7 +41,8 @@ ROUTES: list[dict[str, Any]] = [
     {"name": "photo-eu", "requestTopic": "photo-send-eu", "replyTopic": "photo-response-eu"},
 ]
 
-# Every field set (HPA autoscaling, SASL + TLS Kafka, Secret-held Redis URL, routes, isDev).
+# Every field set (HPA autoscaling, SASL + TLS Kafka, Secret-held Redis URL, routes, isDev,
+# money limits).
 FULL_SPEC: dict[str, Any] = {
     "namespace": "chater",
     "bootstrapServer": "kafka-0:9093,kafka-1:9093",
@@ -61,6 +62,8 @@ FULL_SPEC: dict[str, Any] = {
     "maxInFlight": 64,
     "requestsPerMinute": 600,
     "dailyTokenLimit": 2_000_000,
+    "dailyCostLimitUsd": 40,
+    "userDailyCostLimitUsd": 0.75,
     "shutdownGraceSeconds": 40,
     "logLevel": "DEBUG",
     "extraConfig": {"MAX_TOKENS": "800", "SYSTEM_PROMPT": "Be brief."},
@@ -119,3 +122,33 @@ def cr(
         },
         "spec": copy.deepcopy(spec),
     }
+
+
+# Keys of three providers from one Secret, the OpenAI key from another.
+PROVIDER_KEYS: dict[str, Any] = {
+    "openai": {"name": "openai-key", "key": "token"},
+    "anthropic": {"name": "llm-keys", "key": "ANTHROPIC_API_KEY"},
+    "gemini": {"name": "llm-keys", "key": "GEMINI_API_KEY"},
+}
+
+# deploy/examples/models.yaml (the service's MODEL_CATALOGUE_FILE example) as the CR's inline
+# spec.modelCatalogue.models: the same models, in the CRD's camelCase.
+CATALOGUE_MODELS: dict[str, Any] = {
+    "gpt-4o-mini": {"prices": {"input": 0.12, "output": 0.48, "cachedInput": 0.06}},
+    "smollm2-135m-instruct": {
+        "provider": "openai",
+        "contextWindow": 8192,
+        "vision": False,
+        "prices": {"input": 0, "output": 0},
+    },
+    "gemini-3.1-pro-preview": {
+        "provider": "gemini",
+        "contextWindow": 1048576,
+        "maxOutput": 65536,
+        "prices": {"input": 2.0, "output": 12.0, "cachedInput": 0.2},
+        "longContext": {
+            "above": 200000,
+            "prices": {"input": 4.0, "output": 18.0, "cachedInput": 0.4},
+        },
+    },
+}

@@ -4,7 +4,8 @@ jsonschema checks the schema as the API server does for these keywords. The
 Kubernetes extensions are mapped: `x-kubernetes-preserve-unknown-fields` keeps
 unknown fields; elsewhere unknown fields are refused, as `kubectl apply`
 (strict field validation, the default) refuses them; a list of
-`x-kubernetes-list-type: map` refuses two items with the same keys. CEL rules
+`x-kubernetes-list-type: map` refuses two items with the same keys; OpenAPI 3.0's boolean
+`exclusiveMinimum` becomes draft 7's number. CEL rules
 (`x-kubernetes-validations`) are left to the API server; spec.py repeats them.
 """
 
@@ -21,7 +22,13 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.unit.operator.samples import FULL_SPEC, README_EXAMPLE, ROUTES
+from tests.unit.operator.samples import (
+    CATALOGUE_MODELS,
+    FULL_SPEC,
+    PROVIDER_KEYS,
+    README_EXAMPLE,
+    ROUTES,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 CRD_PATH = ROOT / "deploy/k8s/operator/crd.yaml"
@@ -48,6 +55,12 @@ def as_json_schema(node: Any) -> Any:
         for key, value in node.items()
         if not key.startswith("x-kubernetes-")
     }
+    for bound, exclusive in (("minimum", "exclusiveMinimum"), ("maximum", "exclusiveMaximum")):
+        # OpenAPI 3.0's boolean form (the CRD's) -> JSON Schema draft 7's number form.
+        if node.get(exclusive) is True:
+            schema[exclusive] = schema.pop(bound)
+        elif node.get(exclusive) is False:
+            del schema[exclusive]
     closed = "properties" in node and "additionalProperties" not in node
     if closed and not node.get("x-kubernetes-preserve-unknown-fields") and node.get("type"):
         schema["additionalProperties"] = False
@@ -282,3 +295,195 @@ def test_crd_names_columns_and_status_subresource() -> None:
     assert columns["Replicas"] == ".spec.replicas"
     assert columns["Ready"] == ".status.readyReplicas"
     assert columns["Age"] == ".metadata.creationTimestamp"
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        {"dailyCostLimitUsd": 25},
+        {"dailyCostLimitUsd": 0.01, "userDailyCostLimitUsd": 0.5},
+        {"userDailyCostLimitUsd": 1e-6},
+    ],
+    ids=["integer", "both", "tiny"],
+)
+def test_money_limits_above_zero_are_accepted(
+    validator: jsonschema.Draft7Validator, limits: dict[str, Any]
+) -> None:
+    assert errors(validator, with_spec(**limits)) == []
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        {"dailyCostLimitUsd": 0},
+        {"dailyCostLimitUsd": -5},
+        {"dailyCostLimitUsd": "25"},
+        {"userDailyCostLimitUsd": 0.0},
+        {"userDailyCostLimitUsd": True},
+        {"dailyCostLimitUSD": 25},  # misspelt: unknown fields are refused
+    ],
+    ids=["zero", "negative", "string", "user-zero", "user-boolean", "misspelt"],
+)
+def test_money_limits_must_be_numbers_above_zero(
+    validator: jsonschema.Draft7Validator, limits: dict[str, Any]
+) -> None:
+    assert errors(validator, with_spec(**limits)) != []
+
+
+KEY_REF = {"name": "keys", "key": "k"}
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        with_spec(providerKeys=PROVIDER_KEYS),
+        with_spec(providerKeys={"koboldcpp": KEY_REF}),
+        with_spec(providerKeys={}),
+        # apiKeySecretRef is the backend's key; providerKeys the others'.
+        with_spec(apiKeySecretRef=KEY_REF, providerKeys={"anthropic": KEY_REF, "gemini": KEY_REF}),
+        with_spec(backend="anthropic", apiKeySecretRef=KEY_REF, providerKeys={"openai": KEY_REF}),
+        with_spec(backend="gemini", providerKeys={"gemini": KEY_REF}),
+    ],
+    ids=["three", "koboldcpp", "empty", "others-beside-ref", "openai-beside-claude", "no-ref"],
+)
+def test_provider_keys_are_accepted(validator: jsonschema.Draft7Validator, obj: Any) -> None:
+    assert errors(validator, obj) == []
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        with_spec(providerKeys={"claude": KEY_REF}),
+        with_spec(providerKeys={"gemini": {"name": "keys"}}),
+        with_spec(providerKeys={"gemini": {"key": "k"}}),
+        with_spec(providerKeys={"gemini": {"name": "", "key": "k"}}),
+        with_spec(providerKeys={"gemini": "AIza-secret-value"}),  # a value, not a reference
+        with_spec(providerKeys={"gemini": {**KEY_REF, "value": "AIza"}}),
+        with_spec(providerKeys=[KEY_REF]),
+        # The backend's key twice: apiKeySecretRef and providerKeys name the same variable.
+        with_spec(apiKeySecretRef=KEY_REF, providerKeys={"openai": KEY_REF}),
+        with_spec(backend="openai", apiKeySecretRef=KEY_REF, providerKeys={"openai": KEY_REF}),
+        with_spec(
+            backend="anthropic", apiKeySecretRef=KEY_REF, providerKeys={"anthropic": KEY_REF}
+        ),
+        with_spec(backend="gemini", apiKeySecretRef=KEY_REF, providerKeys={"gemini": KEY_REF}),
+        with_spec(
+            backend="koboldcpp",
+            koboldcppUrl="http://kobold:5001",
+            apiKeySecretRef=KEY_REF,
+            providerKeys={"koboldcpp": KEY_REF},
+        ),
+    ],
+    ids=[
+        "unknown-provider",
+        "no-key",
+        "no-name",
+        "empty-name",
+        "literal-value",
+        "value-beside-ref",
+        "list",
+        "openai-twice-default-backend",
+        "openai-twice",
+        "anthropic-twice",
+        "gemini-twice",
+        "koboldcpp-twice",
+    ],
+)
+def test_invalid_provider_keys_are_refused(validator: jsonschema.Draft7Validator, obj: Any) -> None:
+    assert errors(validator, obj) != []
+
+
+def with_model(**entry: Any) -> dict[str, Any]:
+    """The README example with an inline catalogue of one model."""
+    return with_spec(modelCatalogue={"models": {"my-model": entry}})
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        with_spec(modelCatalogue={"models": CATALOGUE_MODELS}),
+        with_spec(modelCatalogue={"configMapRef": {"name": "models", "key": "models.yaml"}}),
+        with_spec(modelCatalogue={"configMapRef": {"name": "llm.models", "key": "catalogue_1"}}),
+        with_model(prices={"input": 0.5, "output": 1.5}),
+        with_model(provider="koboldcpp", contextWindow=4096),
+        with_model(vision=False, json=False, maxOutput=1024),
+        with_model(),  # a shipped model left as it is: the service decides
+        with_spec(modelCatalogue={"models": {"claude-sonnet-4-5-20250929": {}}}),
+    ],
+    ids=[
+        "inline",
+        "config-map",
+        "config-map-odd-names",
+        "prices-only",
+        "local-model",
+        "capabilities",
+        "empty-entry",
+        "snapshot-name",
+    ],
+)
+def test_model_catalogues_are_accepted(validator: jsonschema.Draft7Validator, obj: Any) -> None:
+    assert errors(validator, obj) == []
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        with_spec(modelCatalogue={}),
+        with_spec(
+            modelCatalogue={
+                "models": CATALOGUE_MODELS,
+                "configMapRef": {"name": "models", "key": "models.yaml"},
+            }
+        ),
+        with_spec(modelCatalogue={"models": {}}),
+        with_spec(modelCatalogue={"models": [CATALOGUE_MODELS]}),
+        with_spec(modelCatalogue={"file": "/etc/models.yaml"}),
+        with_spec(modelCatalogue={"configMapRef": {"name": "models"}}),
+        with_spec(modelCatalogue={"configMapRef": {"name": "Models", "key": "m.yaml"}}),
+        with_spec(modelCatalogue={"configMapRef": {"name": "models", "key": "dir/m.yaml"}}),
+        with_spec(modelCatalogue={"configMapRef": {"name": "models", "key": "..data"}}),
+        with_spec(modelCatalogue={"configMapRef": {"name": "models", "key": ""}}),
+        with_model(context_window=8192),  # the service's spelling, not the CRD's
+        with_model(provider="mistral"),
+        with_model(contextWindow=0),
+        with_model(contextWindow="8k"),
+        with_model(vision="yes"),
+        with_model(prices={"input": -1, "output": 1}),
+        with_model(prices={"input": 1}),
+        with_model(prices={"input": 1, "output": 2, "cached_input": 0.5}),
+        with_model(prices={"input": "1", "output": 2}),
+        with_model(longContext={"prices": {"input": 1, "output": 2}}),
+        with_model(longContext={"above": 0, "prices": {"input": 1, "output": 2}}),
+        with_model(longContext={"above": 1000}),
+        with_spec(modelCatalogue={"models": {"m": "gpt-4o"}}),
+    ],
+    ids=[
+        "empty",
+        "both",
+        "no-models",
+        "models-as-list",
+        "unknown-field",
+        "config-map-without-key",
+        "config-map-uppercase-name",
+        "config-map-key-with-slash",
+        "config-map-key-leading-dot",
+        "config-map-empty-key",
+        "snake-case-field",
+        "unknown-provider",
+        "window-zero",
+        "window-as-string",
+        "vision-as-string",
+        "negative-price",
+        "no-output-price",
+        "snake-case-price",
+        "price-as-string",
+        "long-context-without-above",
+        "long-context-above-zero",
+        "long-context-without-prices",
+        "entry-not-an-object",
+    ],
+)
+def test_invalid_model_catalogues_are_refused(
+    validator: jsonschema.Draft7Validator, obj: Any
+) -> None:
+    assert errors(validator, obj) != []

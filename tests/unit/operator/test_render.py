@@ -13,7 +13,13 @@ import yaml
 from chater_operator.render import render_children
 from chater_operator.spec import SECRET_VARIABLES, InstanceSpec, Owner, parse_spec
 
-from tests.unit.operator.samples import FULL_SPEC, README_EXAMPLE, ROUTES
+from tests.unit.operator.samples import (
+    CATALOGUE_MODELS,
+    FULL_SPEC,
+    PROVIDER_KEYS,
+    README_EXAMPLE,
+    ROUTES,
+)
 
 K8S_VERSION = "1.30"
 OWNER = Owner(name="chater-gpt-instance", namespace="chater-gpt", uid="uid-1", generation=1)
@@ -344,3 +350,216 @@ def test_each_instance_gets_its_own_redis_key_prefix_unless_the_cr_sets_one() ->
     explicit = {**README_EXAMPLE["spec"], "extraConfig": {"REDIS_KEY_PREFIX": "chater:"}}
     data = by_kind(render_children(parse(explicit)))["ConfigMap"]["data"]
     assert data["REDIS_KEY_PREFIX"] == "chater:"
+
+
+def test_money_limits_become_the_services_cost_limits() -> None:
+    spec = {**README_EXAMPLE["spec"], "dailyCostLimitUsd": 25, "userDailyCostLimitUsd": 0.5}
+    data = by_kind(render_children(parse(spec)))["ConfigMap"]["data"]
+    assert (data["DAILY_COST_LIMIT_USD"], data["USER_DAILY_COST_LIMIT_USD"]) == ("25", "0.5")
+    plain = by_kind(render_children(parse(README_EXAMPLE["spec"])))["ConfigMap"]["data"]
+    assert not {"DAILY_COST_LIMIT_USD", "USER_DAILY_COST_LIMIT_USD"} & set(plain)
+
+
+def test_the_rendered_money_limits_are_what_the_service_reads() -> None:
+    from chater_gpt.config import load_settings
+
+    data = by_kind(render_children(parse(FULL_SPEC)))["ConfigMap"]["data"]
+    values = {key.lower(): value for key, value in data.items() if key != "routes.json"}
+    values.pop("routes_file")
+    settings = load_settings(values | {"openai_api_key": "sk-test"})
+    assert settings.daily_cost_limit_usd == FULL_SPEC["dailyCostLimitUsd"]
+    assert settings.user_daily_cost_limit_usd == FULL_SPEC["userDailyCostLimitUsd"]
+
+
+# What the existing kinds of spec rendered before providerKeys, modelCatalogue and the money
+# limits existed (each child's rendered-hash annotation). A spec that sets none of the new
+# fields must render byte for byte the same: a different hash would make the operator
+# re-apply every running instance's children and, for the Deployment, roll its pods.
+# Change these only on purpose, saying so in the commit.
+RENDERED_BEFORE_THE_PROVIDER_FIELDS = {
+    "readme": {
+        "ConfigMap": "fcb7d6ba36a2c1927c94",
+        "Deployment": "b033f2d2ccca496884eb",
+        "Service": "66dbb49a3a6171bb4751",
+        "PodDisruptionBudget": "8c69d2d6dd4f491dd994",
+    },
+    "full": {
+        "ConfigMap": "6f94724deab0aa6def9b",
+        "Deployment": "e4e9bb33a52cbbd87130",
+        "Service": "3af3b7d7cf858d9549ea",
+        "PodDisruptionBudget": "a725bb927801f67f0028",
+        "HorizontalPodAutoscaler": "ab2221413ed49395365d",
+    },
+    "routes-example": {
+        "ConfigMap": "5e593aa94bb2f8889cf1",
+        "Deployment": "c3c4d7941ba267830d28",
+        "Service": "66dbb49a3a6171bb4751",
+        "PodDisruptionBudget": "8c69d2d6dd4f491dd994",
+    },
+}
+NEW_FIELDS = ("providerKeys", "modelCatalogue", "dailyCostLimitUsd", "userDailyCostLimitUsd")
+
+
+@pytest.mark.parametrize(
+    ("name", "spec"),
+    [
+        ("readme", README_EXAMPLE["spec"]),
+        ("full", FULL_SPEC),
+        ("routes-example", ROUTES_EXAMPLE["spec"]),
+    ],
+)
+def test_specs_without_the_new_fields_render_as_before(name: str, spec: dict[str, Any]) -> None:
+    older = {key: value for key, value in spec.items() if key not in NEW_FIELDS}
+    children = render_children(parse(older))
+    hashes = {
+        child["kind"]: child["metadata"]["annotations"]["chater.example.com/rendered-hash"]
+        for child in children
+    }
+    assert hashes == RENDERED_BEFORE_THE_PROVIDER_FIELDS[name]
+
+
+# An OpenAI-backed instance that also answers Claude and Gemini models.
+WITH_PROVIDER_KEYS = {
+    **README_EXAMPLE["spec"],
+    "providerKeys": {key: PROVIDER_KEYS[key] for key in ("anthropic", "gemini")},
+}
+
+
+def secret_refs(children: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    return {item["name"]: item["valueFrom"]["secretKeyRef"] for item in container(children)["env"]}
+
+
+def test_each_provider_key_is_its_providers_variable_from_its_secret() -> None:
+    children = render_children(parse(WITH_PROVIDER_KEYS))
+    assert secret_refs(children) == {
+        # The backend's own key first, as before (here the conventional Secret).
+        "OPENAI_API_KEY": {"name": "chater-gpt-instance-api-key", "key": "OPENAI_API_KEY"},
+        "ANTHROPIC_API_KEY": {"name": "llm-keys", "key": "ANTHROPIC_API_KEY"},
+        "GEMINI_API_KEY": {"name": "llm-keys", "key": "GEMINI_API_KEY"},
+    }
+    # Never a value, never in the ConfigMap.
+    assert all(set(item) == {"name", "valueFrom"} for item in container(children)["env"])
+    assert not SECRET_VARIABLES & set(by_kind(children)["ConfigMap"]["data"])
+    for child in children:
+        kubernetes_validate.validate(child, K8S_VERSION, strict=True)
+
+
+def test_the_backends_key_may_come_from_provider_keys() -> None:
+    spec = {**README_EXAMPLE["spec"], "backend": "gemini", "providerKeys": PROVIDER_KEYS}
+    refs = secret_refs(render_children(parse(spec)))
+    assert list(refs) == ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY"]
+    assert refs["GEMINI_API_KEY"] == {"name": "llm-keys", "key": "GEMINI_API_KEY"}
+    assert refs["OPENAI_API_KEY"] == {"name": "openai-key", "key": "token"}
+    # KoboldCPP's key too, beside apiKeySecretRef for the openai backend.
+    kobold = {
+        **FULL_SPEC,
+        "koboldcppUrl": "http://kobold:5001",
+        "providerKeys": {"koboldcpp": {"name": "kobold", "key": "k"}},
+    }
+    refs = secret_refs(render_children(parse(kobold)))
+    assert refs["KOBOLDCPP_API_KEY"] == {"name": "kobold", "key": "k"}
+    assert refs["OPENAI_API_KEY"] == {"name": "llm-keys", "key": "openai"}
+
+
+def test_a_provider_key_change_rolls_the_pods() -> None:
+    # env is part of the pod template: a new key reference is a new template.
+    before = pod_template(render_children(parse(README_EXAMPLE["spec"])))
+    after = pod_template(render_children(parse(WITH_PROVIDER_KEYS)))
+    assert before["spec"]["containers"][0]["env"] != after["spec"]["containers"][0]["env"]
+
+
+def test_with_the_rendered_keys_the_service_serves_every_provider() -> None:
+    from chater_gpt.config import BackendKind, load_settings
+    from chater_gpt.wiring.backends import configured_providers
+
+    children = render_children(parse(WITH_PROVIDER_KEYS))
+    values = {key.lower(): value for key, value in by_kind(children)["ConfigMap"]["data"].items()}
+    # What the kubelet puts in the environment from each secretKeyRef.
+    values |= {name.lower(): f"test-{name}" for name in secret_refs(children)}
+    settings = load_settings(values)
+    assert configured_providers(settings) == [
+        BackendKind.OPENAI,
+        BackendKind.ANTHROPIC,
+        BackendKind.GEMINI,
+    ]
+
+
+ROOT = Path(__file__).resolve().parents[3]
+WITH_CATALOGUE = {**WITH_ROUTES, "modelCatalogue": {"models": CATALOGUE_MODELS}}
+WITH_CATALOGUE_MAP = {
+    **README_EXAMPLE["spec"],
+    "modelCatalogue": {"configMapRef": {"name": "llm-models", "key": "models.yaml"}},
+}
+
+
+def volume_and_mount(children: list[dict[str, Any]], name: str) -> tuple[Any, Any]:
+    (volume,) = [v for v in pod_template(children)["spec"]["volumes"] if v["name"] == name]
+    (mount,) = [m for m in container(children)["volumeMounts"] if m["name"] == name]
+    return volume, mount
+
+
+def test_an_inline_catalogue_is_a_file_of_the_config_map_mounted_like_the_routes_file() -> None:
+    children = render_children(parse(WITH_CATALOGUE))
+    config_map = by_kind(children)["ConfigMap"]
+    data = config_map["data"]
+    # The service's own format: the same document as its example file.
+    example = yaml.safe_load((ROOT / "deploy/examples/models.yaml").read_text())
+    assert json.loads(data["models.json"]) == example
+    volume, mount = volume_and_mount(children, "model-catalogue")
+    assert volume["configMap"] == {
+        "name": config_map["metadata"]["name"],
+        "defaultMode": 0o444,
+        "items": [{"key": "models.json", "path": "models.json"}],
+    }
+    assert mount["readOnly"] is True
+    assert data["MODEL_CATALOGUE_FILE"] == f"{mount['mountPath']}/models.json"
+    # Beside the routes file, each in its own directory.
+    _, routes_mount = volume_and_mount(children, "routes")
+    assert routes_mount["mountPath"] != mount["mountPath"]
+    assert data["ROUTES_FILE"] == f"{routes_mount['mountPath']}/routes.json"
+    for child in children:
+        kubernetes_validate.validate(child, K8S_VERSION, strict=True)
+
+
+def test_a_catalogue_config_map_is_mounted_as_its_key() -> None:
+    children = render_children(parse(WITH_CATALOGUE_MAP))
+    data = by_kind(children)["ConfigMap"]["data"]
+    volume, mount = volume_and_mount(children, "model-catalogue")
+    assert volume["configMap"] == {
+        "name": "llm-models",
+        "defaultMode": 0o444,
+        "items": [{"key": "models.yaml", "path": "models.yaml"}],
+    }
+    # The suffix stays: the service reads .yaml as YAML, anything else as JSON.
+    assert data["MODEL_CATALOGUE_FILE"] == f"{mount['mountPath']}/models.yaml"
+    assert "models.json" not in data
+    for child in children:
+        kubernetes_validate.validate(child, K8S_VERSION, strict=True)
+
+
+def test_a_catalogue_change_rolls_the_pods() -> None:
+    before = pod_template(render_children(parse(WITH_CATALOGUE)))
+    models = {**CATALOGUE_MODELS, "gpt-4o-mini": {"prices": {"input": 0.1, "output": 0.4}}}
+    changed = {**WITH_CATALOGUE, "modelCatalogue": {"models": models}}
+    after = pod_template(render_children(parse(changed)))
+    old = before["metadata"]["annotations"][CONFIG_HASH]
+    assert after["metadata"]["annotations"][CONFIG_HASH] != old
+
+
+def test_the_rendered_catalogue_is_one_the_service_accepts(tmp_path: Path) -> None:
+    from chater_gpt.catalogue import Provider
+    from chater_gpt.config import load_settings
+
+    data = dict(by_kind(render_children(parse(WITH_CATALOGUE)))["ConfigMap"]["data"])
+    for key in ("routes.json", "models.json"):  # the files, where the pod sees them
+        (tmp_path / key).write_text(data.pop(key))
+    values = {key.lower(): value for key, value in data.items()}
+    values |= {
+        "routes_file": str(tmp_path / "routes.json"),
+        "model_catalogue_file": str(tmp_path / "models.json"),
+        "openai_api_key": "sk-test",
+    }
+    catalogue = load_settings(values).catalogue
+    assert catalogue.cost_usd("gpt-4o-mini", 1_000_000, 0) == pytest.approx(0.12)
+    assert catalogue.context_window("smollm2-135m-instruct") == 8192
+    assert catalogue.provider_of("gemini-3.1-pro-preview") is Provider.GEMINI

@@ -7,9 +7,22 @@ from typing import Any
 
 import pytest
 from chater_operator.errors import InvalidSpecError
-from chater_operator.spec import Owner, Route, SecretKeyRef, parse_spec
+from chater_operator.spec import (
+    ConfigMapKeyRef,
+    ModelCatalogue,
+    Owner,
+    Route,
+    SecretKeyRef,
+    parse_spec,
+)
 
-from tests.unit.operator.samples import FULL_SPEC, README_EXAMPLE, ROUTES
+from tests.unit.operator.samples import (
+    CATALOGUE_MODELS,
+    FULL_SPEC,
+    PROVIDER_KEYS,
+    README_EXAMPLE,
+    ROUTES,
+)
 
 OWNER = Owner(name="inst", namespace="team-a", uid="u")
 BASE = README_EXAMPLE["spec"]
@@ -35,6 +48,109 @@ BASE = README_EXAMPLE["spec"]
         ({"extraConfig": {"REDIS_KEY_PREFIX": ""}}, "REDIS_KEY_PREFIX"),
         ({"extraConfig": {"REDIS_KEY_PREFIX": "p" * 65}}, "REDIS_KEY_PREFIX"),
         ({"isDev": "yes"}, "spec.isDev"),
+        ({"providerKeys": {"claude": {"name": "k", "key": "c"}}}, "spec.providerKeys.claude"),
+        ({"providerKeys": {"gemini": {"name": "k"}}}, "spec.providerKeys.gemini.key"),
+        ({"providerKeys": {"gemini": "sk-live-123"}}, "spec.providerKeys.gemini must be an object"),
+        ({"providerKeys": [{"name": "k", "key": "c"}]}, "spec.providerKeys must be an object"),
+        (
+            {
+                "apiKeySecretRef": {"name": "a", "key": "b"},
+                "providerKeys": {"openai": {"name": "c", "key": "d"}},
+            },
+            "spec.apiKeySecretRef and spec.providerKeys.openai both set OPENAI_API_KEY",
+        ),
+        (
+            {
+                "backend": "anthropic",
+                "apiKeySecretRef": {"name": "a", "key": "b"},
+                "providerKeys": {"anthropic": {"name": "a", "key": "b"}},
+            },
+            "spec.apiKeySecretRef and spec.providerKeys.anthropic both set ANTHROPIC_API_KEY",
+        ),
+        ({"modelCatalogue": {"file": "m.yaml"}}, "spec.modelCatalogue must have one of"),
+        (
+            {"modelCatalogue": {"models": CATALOGUE_MODELS, "configMapRef": {"name": "m"}}},
+            "spec.modelCatalogue must have one of",
+        ),
+        ({"modelCatalogue": {"models": {}}}, "spec.modelCatalogue.models"),
+        (
+            {"modelCatalogue": {"models": ["gpt-4o"]}},
+            "spec.modelCatalogue.models must be an object",
+        ),
+        (
+            {"modelCatalogue": {"configMapRef": {"name": "m"}}},
+            "spec.modelCatalogue.configMapRef.key",
+        ),
+        (
+            {"modelCatalogue": {"configMapRef": {"name": "M_x", "key": "k"}}},
+            "spec.modelCatalogue.configMapRef.name",
+        ),
+        (
+            {"modelCatalogue": {"configMapRef": {"name": "m", "key": "..data"}}},
+            "spec.modelCatalogue.configMapRef.key",
+        ),
+        (
+            {"modelCatalogue": {"models": {"m": {"context_window": 8}}}},
+            "spec.modelCatalogue.models['m'].context_window is not a catalogue field",
+        ),
+        (
+            {"modelCatalogue": {"models": {"m": {"provider": "mistral"}}}},
+            "spec.modelCatalogue.models['m'].provider must be one of",
+        ),
+        (
+            {"modelCatalogue": {"models": {"m": {"contextWindow": 0}}}},
+            "spec.modelCatalogue.models['m'].contextWindow",
+        ),
+        (
+            {"modelCatalogue": {"models": {"m": {"vision": "no"}}}},
+            "spec.modelCatalogue.models['m'].vision",
+        ),
+        (
+            {"modelCatalogue": {"models": {"m": {"prices": {"input": 1}}}}},
+            "spec.modelCatalogue.models['m'].prices.output",
+        ),
+        (
+            {"modelCatalogue": {"models": {"m": {"prices": {"input": -1, "output": 1}}}}},
+            "spec.modelCatalogue.models['m'].prices.input must be a number of at least 0",
+        ),
+        (
+            {"modelCatalogue": {"models": {"m": {"prices": {"input": 1, "output": 1, "x": 1}}}}},
+            "spec.modelCatalogue.models['m'].prices.x is not a price",
+        ),
+        (
+            {"modelCatalogue": {"models": {"m": {"longContext": {"above": 5}}}}},
+            "spec.modelCatalogue.models['m'].longContext.prices",
+        ),
+        (
+            {"modelCatalogue": {"models": {"m": {"longContext": {"prices": {}}}}}},
+            "spec.modelCatalogue.models['m'].longContext.above",
+        ),
+        (
+            {"modelCatalogue": {"models": {"GPT-4o": {}, "gpt-4o": {}}}},
+            "'GPT-4o' and 'gpt-4o' are one model",
+        ),
+        ({"modelCatalogue": {"models": {"m" * 101: {}}}}, "1 to 100 characters"),
+        ({"modelCatalogue": {"models": {" ": {}}}}, "1 to 100 characters"),
+        (
+            {
+                "modelCatalogue": {"models": CATALOGUE_MODELS},
+                "extraConfig": {"MODEL_CATALOGUE_FILE": "/app/models.yaml"},
+            },
+            "spec.modelCatalogue and spec.extraConfig.MODEL_CATALOGUE_FILE",
+        ),
+        ({"dailyCostLimitUsd": 0}, "spec.dailyCostLimitUsd must be a number above 0"),
+        ({"dailyCostLimitUsd": -1.5}, "spec.dailyCostLimitUsd"),
+        ({"dailyCostLimitUsd": "25"}, "spec.dailyCostLimitUsd must be a number"),
+        ({"userDailyCostLimitUsd": True}, "spec.userDailyCostLimitUsd must be a number"),
+        ({"userDailyCostLimitUsd": float("inf")}, "spec.userDailyCostLimitUsd"),
+        (
+            {"dailyCostLimitUsd": 5, "extraConfig": {"DAILY_COST_LIMIT_USD": "5"}},
+            "spec.dailyCostLimitUsd and spec.extraConfig.DAILY_COST_LIMIT_USD",
+        ),
+        (
+            {"userDailyCostLimitUsd": 1, "extraConfig": {"USER_DAILY_COST_LIMIT_USD": "2"}},
+            "spec.userDailyCostLimitUsd and spec.extraConfig.USER_DAILY_COST_LIMIT_USD",
+        ),
         ({"routes": {"gemini": ROUTES[0]}}, "spec.routes"),
         ({"routes": [{**ROUTES[0], "name": "Gemini"}]}, "spec.routes[0].name"),
         ({"routes": [ROUTES[0], {**ROUTES[1], "name": "gemini"}]}, "'gemini' is used twice"),
@@ -147,3 +263,112 @@ def test_a_long_name_still_gets_a_unique_prefix_the_service_accepts() -> None:
         assert len(prefix) <= 64
         assert prefix.startswith("chater:nnn")
         assert prefix.endswith(":")
+
+
+def test_money_limits_are_read_as_given() -> None:
+    spec = parse_spec({**BASE, "dailyCostLimitUsd": 25, "userDailyCostLimitUsd": 0.5}, OWNER)
+    assert (spec.daily_cost_limit_usd, spec.user_daily_cost_limit_usd) == (25, 0.5)
+    plain = parse_spec(BASE, OWNER)
+    assert (plain.daily_cost_limit_usd, plain.user_daily_cost_limit_usd) == (None, None)
+
+
+def test_money_limits_set_through_extra_config_stay_valid() -> None:
+    # A CR written before the fields existed carried them in extraConfig: still accepted.
+    extra = {"DAILY_COST_LIMIT_USD": "10", "USER_DAILY_COST_LIMIT_USD": "0.2"}
+    spec = parse_spec({**BASE, "extraConfig": extra}, OWNER)
+    assert spec.extra_config == extra
+    assert spec.daily_cost_limit_usd is None
+
+
+def test_provider_keys_are_read_in_a_fixed_order() -> None:
+    raw = {"gemini": PROVIDER_KEYS["gemini"], "openai": PROVIDER_KEYS["openai"]}
+    spec = parse_spec({**BASE, "backend": "anthropic", "providerKeys": raw}, OWNER)
+    assert list(spec.provider_keys.items()) == [
+        ("openai", SecretKeyRef("openai-key", "token")),
+        ("gemini", SecretKeyRef("llm-keys", "GEMINI_API_KEY")),
+    ]
+    # The anthropic backend's own key is not among them: the conventional Secret, as before.
+    assert spec.api_key == SecretKeyRef("inst-api-key", "ANTHROPIC_API_KEY")
+    assert parse_spec(BASE, OWNER).provider_keys == {}
+
+
+def test_the_backends_key_in_provider_keys_replaces_the_conventional_secret() -> None:
+    for backend in ("openai", "anthropic", "gemini"):
+        spec = parse_spec(
+            {**BASE, "backend": backend, "model": "m", "providerKeys": PROVIDER_KEYS}, OWNER
+        )
+        assert spec.api_key is None
+        assert "inst-api-key" not in spec.referenced_secrets()
+
+
+def test_provider_key_secrets_are_referenced_once_each() -> None:
+    keys = {"gemini": PROVIDER_KEYS["gemini"], "koboldcpp": {"name": "kobold", "key": "k"}}
+    spec = parse_spec({**FULL_SPEC, "providerKeys": keys}, OWNER)
+    assert spec.referenced_secrets() == (
+        "llm-keys",  # apiKeySecretRef, and the Gemini key
+        "kobold",
+        "redis",
+        "kafka-user",
+        "kafka-tls",
+    )
+
+
+def test_an_inline_catalogue_is_read_in_the_services_file_format() -> None:
+    spec = parse_spec(
+        {**BASE, "modelCatalogue": {"models": copy.deepcopy(CATALOGUE_MODELS)}}, OWNER
+    )
+    assert spec.model_catalogue is not None
+    assert spec.model_catalogue.config_map is None
+    assert spec.model_catalogue.models == {
+        "gpt-4o-mini": {"prices": {"input": 0.12, "output": 0.48, "cached_input": 0.06}},
+        "smollm2-135m-instruct": {
+            "provider": "openai",
+            "context_window": 8192,
+            "vision": False,
+            "prices": {"input": 0, "output": 0},
+        },
+        "gemini-3.1-pro-preview": {
+            "provider": "gemini",
+            "context_window": 1048576,
+            "max_output": 65536,
+            "prices": {"input": 2.0, "output": 12.0, "cached_input": 0.2},
+            "long_context": {
+                "above": 200000,
+                "prices": {"input": 4.0, "output": 18.0, "cached_input": 0.4},
+            },
+        },
+    }
+    assert spec.referenced_config_maps() == ()
+    assert parse_spec(BASE, OWNER).model_catalogue is None
+
+
+def test_a_catalogue_config_map_is_a_referenced_config_map() -> None:
+    ref = {"name": "llm-models", "key": "models.yaml"}
+    spec = parse_spec({**BASE, "modelCatalogue": {"configMapRef": ref}}, OWNER)
+    expected = ConfigMapKeyRef("llm-models", "models.yaml")
+    assert spec.model_catalogue == ModelCatalogue(config_map=expected)
+    assert spec.referenced_config_maps() == (expected,)
+    assert spec.referenced_secrets() == ("inst-api-key",)  # a ConfigMap is not a Secret
+
+
+def test_a_catalogue_file_set_through_extra_config_stays_valid() -> None:
+    # E.g. a file baked into a custom image, from before spec.modelCatalogue.
+    extra = {"MODEL_CATALOGUE_FILE": "/app/models.yaml"}
+    spec = parse_spec({**BASE, "extraConfig": extra}, OWNER)
+    assert spec.extra_config == extra
+    assert spec.model_catalogue is None
+
+
+def test_provider_names_and_key_variables_are_the_services() -> None:
+    from chater_operator.spec import API_KEY_VARIABLES, PROVIDERS, SECRET_VARIABLES
+
+    from chater_gpt.catalogue import Provider
+    from chater_gpt.config import Settings
+    from tests.unit.deploy.service_facts import secret_settings
+
+    assert tuple(provider.value for provider in Provider) == PROVIDERS
+    assert set(API_KEY_VARIABLES) == set(PROVIDERS)
+    for variable in API_KEY_VARIABLES.values():
+        assert variable.lower() in Settings.model_fields
+    # Every secret of the service is one that extraConfig refuses and env gets by reference.
+    assert secret_settings() <= SECRET_VARIABLES
