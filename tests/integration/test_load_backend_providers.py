@@ -12,7 +12,8 @@ from chater_gpt.backends.gemini import GeminiBackend
 from chater_gpt.backends.openai import OpenAIBackend
 from chater_gpt.domain import ChatCall, ResponseFormat
 from tests.load._stack import PROVIDER_MODELS
-from tests.load.load_backend import build_server, parse_args
+from tests.load.load_backend import Provider, build_server, parse_args
+from tests.load.sdk_overhead import check_equivalence
 
 
 def backend_for(provider: str, root: str) -> LLMBackend:
@@ -53,3 +54,10 @@ async def test_each_providers_sdk_gets_padded_answers_and_json(provider: str) ->
     assert json_answer.text.startswith('{"type":"food_processing"')
     assert server.calls == 2
     assert server.requests == []  # nothing recorded in long runs
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
+async def test_sdk_overhead_compares_clients_that_send_and_fail_alike(provider: Provider) -> None:
+    """tests/load/sdk_overhead.py's plain clients send the body their SDK sends (a photo
+    included), read the same result and map every scripted error alike."""
+    assert await check_equivalence(provider, history=4) == []
