@@ -4,6 +4,10 @@ a process of its own so the consumer's CPU and memory can be read alone.
 
 The consumer is chater-gpt (`python main.py run`, configured by environment
 variables exactly as in production) or the sequential reference of the old design.
+The backend speaks OpenAI's API by default, or Anthropic's or Gemini's
+(`BackendShape.provider`); chater-gpt is then configured for that provider alone
+(`LLM_BACKEND`, its base URL and a fake key, one of its models), with
+`PROVIDER_TOKEN_COUNTS` off unless `provider_token_counts` says otherwise.
 """
 
 from __future__ import annotations
@@ -21,13 +25,23 @@ from typing import Any, Literal
 
 import orjson
 
+from chater_gpt.config import DEFAULT_OPENAI_BASE_URL
 from chater_gpt.dev.broker import EmbeddedBroker
 from chater_gpt.dev.stack import embedded_settings
 from tests.load._target import KafkaTarget
+from tests.load.load_backend import Provider
 from tests.support.service_runner import ROOT, ServiceProcess
 
 LOAD_DIR = Path(__file__).resolve().parent
 FAKE_KEY = "sk-load-test-not-a-real-key"
+FAKE_ANTHROPIC_KEY = "sk-ant-load-test-not-a-real-key"
+FAKE_GEMINI_KEY = "AIza-load-test-not-a-real-key"
+# The model each provider's runs ask for (chater_gpt/catalogue/shipped.py).
+PROVIDER_MODELS: dict[str, str] = {
+    "openai": "gpt-4o-mini",
+    "anthropic": "claude-haiku-5-5",
+    "gemini": "gemini-3-flash",
+}
 Consumer = Literal["chater-gpt", "sequential"]
 # Shorter than the tests' wait: replies are timed when they arrive.
 TANSU_FETCH_WAIT_MS = "2"
@@ -42,9 +56,11 @@ class BackendShape:
     answer_tokens: int = 32
     error_rate: float = 0.0
     burst_429: str | None = None
+    provider: Provider = "openai"  # the API it speaks
 
     def args(self) -> list[str]:
         args = [
+            f"--provider={self.provider}",
             f"--latency={self.latency}",
             f"--tokens-per-second={self.tokens_per_second}",
             f"--answer-tokens={self.answer_tokens}",
@@ -53,10 +69,20 @@ class BackendShape:
         return [*args, f"--burst-429={self.burst_429}"] if self.burst_429 else args
 
 
-def service_settings(bootstrap: str, base_url: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
+def service_settings(
+    bootstrap: str,
+    base_url: str,
+    overrides: Mapping[str, Any],
+    provider: Provider = "openai",
+    *,
+    provider_token_counts: bool = False,
+) -> dict[str, Any]:
     """chater-gpt's settings for a load run: the embedded stack (fetch wait of
     TANSU_FETCH_WAIT_MS), quiet logs, and limits high enough that the service's own
-    rate limits never shape the measurement."""
+    rate limits never shape the measurement. With another provider than OpenAI, the
+    service is configured for that provider alone (OpenAI gets neither a key nor a base
+    URL of its own, so it is not a configured provider), and its token-count endpoint
+    is off unless `provider_token_counts` (the completion path alone is measured)."""
     load_defaults: dict[str, Any] = {
         "request_topic": "gpt-send",
         "response_topic": "gpt-response",
@@ -70,12 +96,32 @@ def service_settings(bootstrap: str, base_url: str, overrides: Mapping[str, Any]
         "requests_per_minute": 1_000_000_000,
         "daily_token_limit": 1_000_000_000_000,
     }
+    if provider != "openai":
+        load_defaults |= provider_settings(provider, base_url, provider_token_counts)
+        base_url = DEFAULT_OPENAI_BASE_URL
     return embedded_settings(
         bootstrap=bootstrap,
         llm_base_url=base_url,
         fetch_wait_ms=TANSU_FETCH_WAIT_MS,
         **(load_defaults | dict(overrides)),
     )
+
+
+def provider_settings(provider: Provider, base_url: str, token_counts: bool) -> dict[str, Any]:
+    """LLM_BACKEND=anthropic|gemini against `base_url`, with one of its models."""
+    model = PROVIDER_MODELS[provider]
+    settings: dict[str, Any] = {
+        "llm_backend": provider,
+        "openai_api_key": None,
+        "model": model,
+        "vision_model": model,
+        "provider_token_counts": token_counts,
+        # The default maps GPT models to larger GPT models, which no provider here serves.
+        "context_fallback_models": "",
+    }
+    if provider == "anthropic":
+        return settings | {"anthropic_base_url": base_url, "anthropic_api_key": FAKE_ANTHROPIC_KEY}
+    return settings | {"gemini_base_url": base_url, "gemini_api_key": FAKE_GEMINI_KEY}
 
 
 class ChildError(RuntimeError):
@@ -101,7 +147,15 @@ class BackendProcess:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        """What the provider's client takes: OpenAI's includes /v1, the SDKs of
+        Anthropic and Gemini add the version themselves."""
+        root = f"http://127.0.0.1:{self.port}"
+        return f"{root}/v1" if self._shape.provider == "openai" else root
+
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None, "the load backend is not running"
+        return self._proc.pid
 
     def start(self, timeout: float = 30.0) -> BackendProcess:
         # A port file left by an earlier run in the same directory would name a dead port.
@@ -196,6 +250,7 @@ class EmbeddedStack:
         settings: Mapping[str, Any] | None = None,
         partitions: int = 3,
         workdir: Path | None = None,
+        provider_token_counts: bool = False,
     ) -> None:
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="chater-load-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -203,7 +258,9 @@ class EmbeddedStack:
         self._consumer_kind = consumer
         self._overrides = dict(settings or {})
         self._partitions = partitions
+        self._token_counts = provider_token_counts
         self._exit = contextlib.ExitStack()
+        self._backend: BackendProcess | None = None
         self.backend_stats: dict[str, int] = {}
         self.settings: dict[str, Any] = {}
         self._child: ServiceProcess | SequentialProcess | None = None
@@ -228,6 +285,11 @@ class EmbeddedStack:
         assert proc is not None, "the stack is not running"
         return proc.pid
 
+    @property
+    def backend_pid(self) -> int:
+        assert self._backend is not None, "the stack is not running"
+        return self._backend.pid
+
     def check_alive(self) -> None:
         """Raise with the consumer's log when its process has exited."""
         proc = self._child.proc if self._child is not None else None
@@ -240,9 +302,15 @@ class EmbeddedStack:
     def __enter__(self) -> EmbeddedStack:
         try:
             broker = self._exit.enter_context(EmbeddedBroker(log_path=self.workdir / "broker.log"))
-            backend = BackendProcess(self._shape, self.workdir).start()
+            backend = self._backend = BackendProcess(self._shape, self.workdir).start()
             self._exit.callback(self._stop_backend, backend)
-            self.settings = service_settings(broker.bootstrap, backend.base_url, self._overrides)
+            self.settings = service_settings(
+                broker.bootstrap,
+                backend.base_url,
+                self._overrides,
+                self._shape.provider,
+                provider_token_counts=self._token_counts,
+            )
             topics = [
                 self.settings[name]
                 for name in (

@@ -13,6 +13,13 @@ and the service all local; each of them a process of its own):
     python tests/load/bench.py --only A,C
     python tests/load/bench.py --only A,B --payload photo-mixed   # half photo analyses
     python tests/load/bench.py --only B --payload photo           # the photo path alone
+    python tests/load/bench.py --only B --provider openai,anthropic,gemini
+
+`--provider` sets whose API B's backend speaks and which SDK the service calls it
+with: `openai` (the default; B measures both OPENAI_CLIENT values, `--b-clients`),
+`anthropic` or `gemini` (LLM_BACKEND with a Claude or a Gemini model, through the
+provider's SDK, its token-count endpoint off unless `--provider-token-counts`), or
+several, comma-separated, run one after the other. A, C and D always use OpenAI.
 
 `--payload` sets the traffic of A's chater-gpt runs and of B: `text` (the default),
 `photo-mixed` (every other request a photo analysis on `eater-send-photo`, answered
@@ -51,6 +58,7 @@ from tests.load._procstats import ProcessStats
 from tests.load._report import RichProgress
 from tests.load._stack import BackendShape, Consumer, EmbeddedStack
 from tests.load._stats import LoadResult, summarize
+from tests.load.load_backend import PROVIDERS, Provider
 from tests.load.load_test import LoadClients, LoadSpec, parse_size, run_load, warm_up
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,6 +80,10 @@ class Scale:
     payload: Payload = "text"  # A's chater-gpt runs and B: text, photo-mixed or photo
     photo_size: tuple[int, int] = (64, 48)  # the photo payloads' JPEG
     b_clients: tuple[str, ...] = ("sdk", "aiohttp")  # OPENAI_CLIENT values B measures
+    # Whose API B's backend speaks, and so which SDK the service uses (A, C, D: OpenAI).
+    b_providers: tuple[Provider, ...] = ("openai",)
+    # B with Anthropic or Gemini: their token-count endpoints on (PROVIDER_TOKEN_COUNTS).
+    provider_token_counts: bool = False
 
 
 FULL = Scale()
@@ -103,6 +115,8 @@ class Measured:
     cpu_seconds: float
     peak_rss_mib: float
     backend: dict[str, int] = field(default_factory=dict)
+    # The load backend's own CPU over the run (it shares the machine's cores).
+    backend_cpu_seconds: float = math.nan
     # Sums and counts of the service's own histograms over the measured run.
     service_metrics: dict[str, float] = field(default_factory=dict)
 
@@ -118,6 +132,7 @@ class Measured:
             "service_cpu_ms_per_message": round(self.cpu_ms_per_message, 4),
             "service_peak_rss_mib": round(self.peak_rss_mib, 1),
             "backend": self.backend,
+            "backend_cpu_s": round(self.backend_cpu_seconds, 3),
             **({"service_metrics": self.service_metrics} if self.service_metrics else {}),
         }
 
@@ -151,27 +166,43 @@ def measure(
     workdir: Path,
     console: Console,
     metrics_port: int | None = None,
+    provider_token_counts: bool = False,
 ) -> Measured:
     """A fresh stack; warm up; then the measured run, with the consumer's CPU taken
-    around it (so start-up and the warm-up are not counted). With `metrics_port` (set
-    in `settings` too), the service's histograms are read around it as well."""
+    around it (so start-up and the warm-up are not counted), and the backend's. With
+    `metrics_port` (set in `settings` too), the service's histograms are read around it
+    as well."""
     with (
         EmbeddedStack(
-            backend=backend, consumer=consumer, settings=settings, workdir=workdir
+            backend=backend,
+            consumer=consumer,
+            settings=settings,
+            workdir=workdir,
+            provider_token_counts=provider_token_counts,
         ) as stack,
         LoadClients(stack.target, photos=uses_photos(spec.payload)) as clients,
     ):
         warm_up(clients, 90, stack.check_alive)
         stats = ProcessStats(stack.consumer_pid)
+        backend_stats = ProcessStats(stack.backend_pid)
         cpu_before = stats.cpu_seconds()
+        backend_before = backend_stats.cpu_seconds()
         before = scrape(metrics_port) if metrics_port else {}
         with RichProgress(spec.requests, console) as progress:
             result = run_load(clients, spec, progress=progress, watchdog=stack.check_alive)
         cpu = stats.cpu_seconds() - cpu_before
+        backend_cpu = backend_stats.cpu_seconds() - backend_before
         peak = stats.peak_rss_mib()
         after = scrape(metrics_port) if metrics_port else {}
     deltas = {name: after[name] - before.get(name, 0.0) for name in after}
-    measured = Measured(result, cpu, peak, stack.backend_stats, deltas)
+    measured = Measured(
+        result,
+        cpu,
+        peak,
+        backend=stack.backend_stats,
+        service_metrics=deltas,
+        backend_cpu_seconds=backend_cpu,
+    )
     if not result.clean or result.duplicates:
         console.print(
             f"[bold red]{consumer}: {result.lost} lost, {result.duplicates} duplicates "
@@ -238,19 +269,43 @@ def bench_a(scale: Scale, out: Path, console: Console) -> tuple[list[Check], dic
     return checks + _clean_checks("A", [sequential, *runs.values()]), data
 
 
+def b_runs(scale: Scale) -> list[tuple[Provider, str]]:
+    """(provider, client) of each B run: OpenAI with each OPENAI_CLIENT of `b_clients`,
+    Anthropic and Gemini with their SDK."""
+    runs: list[tuple[Provider, str]] = []
+    for provider in scale.b_providers:
+        clients = scale.b_clients if provider == "openai" else ("sdk",)
+        runs += [(provider, client) for client in clients]
+    return runs
+
+
+def b_label(provider: Provider, client: str) -> str:
+    """How B names a run: the OPENAI_CLIENT value alone for OpenAI (as before there were
+    other providers), else `anthropic-sdk`, `gemini-sdk`."""
+    return client if provider == "openai" else f"{provider}-{client}"
+
+
 def bench_b(scale: Scale, out: Path, console: Console) -> tuple[list[Check], dict[str, Any]]:
-    """CPU per message with each OpenAI client (OPENAI_CLIENT): the SDK and plain aiohttp."""
+    """CPU per message with each OpenAI client (OPENAI_CLIENT): the SDK and plain aiohttp;
+    and with the SDKs of Anthropic and Gemini against their scripted APIs."""
     checks: list[Check] = []
     runs: dict[str, Any] = {}
     payload = "" if scale.payload == "text" else f", {scale.payload}"
-    for client in scale.b_clients:
+    counts = scale.provider_token_counts
+    for provider, client in b_runs(scale):
+        label = b_label(provider, client)
+        if provider != "openai":
+            label += ", token counts" if counts else ""
         console.print(
-            f"B: zero-latency backend, {scale.b_requests} requests, {client} client{payload} ..."
+            f"B: zero-latency backend, {scale.b_requests} requests, {label} client{payload} ..."
         )
+        settings: dict[str, Any] = {"max_in_flight": 256}
+        if provider == "openai":
+            settings["openai_client"] = client
         run = measure(
             consumer="chater-gpt",
-            backend=BackendShape(latency="fixed:0"),
-            settings={"max_in_flight": 256, "openai_client": client},
+            backend=BackendShape(latency="fixed:0", provider=provider),
+            settings=settings,
             spec=LoadSpec(
                 requests=scale.b_requests,
                 concurrent=256,
@@ -259,14 +314,15 @@ def bench_b(scale: Scale, out: Path, console: Console) -> tuple[list[Check], dic
                 payload=scale.payload,
                 photo_size=scale.photo_size,
             ),
-            workdir=out / f"b-cpu-{client}",
+            workdir=out / f"b-cpu-{label.replace(', ', '-').replace(' ', '-')}",
             console=console,
+            provider_token_counts=counts and provider != "openai",
         )
         per_message = run.cpu_ms_per_message
         checks += [
             Check(
                 "B",
-                f"service CPU per message ({client}{payload})",
+                f"service CPU per message ({label}{payload})",
                 per_message,
                 "ms",
                 "<= 1.0",
@@ -274,13 +330,16 @@ def bench_b(scale: Scale, out: Path, console: Console) -> tuple[list[Check], dic
             ),
             Check(
                 "B",
-                f"throughput, zero-latency backend ({client}{payload})",
+                f"throughput, zero-latency backend ({label}{payload})",
                 run.result.throughput,
                 "msg/s",
             ),
         ]
+        # An error reply costs less than an answer: CPU per message needs answers.
+        errors = run.result.errors
+        checks.append(Check("B", f"error replies ({label})", errors, "", "0", errors == 0))
         checks += _clean_checks("B", [run])
-        runs[client] = run.as_json()
+        runs[label] = {"provider": provider, "client": client, **run.as_json()}
     return checks, runs
 
 
@@ -457,6 +516,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="sdk,aiohttp",
         help="the OPENAI_CLIENT values B measures, comma-separated (default both)",
     )
+    parser.add_argument(
+        "--provider",
+        default="openai",
+        help="whose API B's backend speaks and whose SDK the service uses: openai, "
+        "anthropic, gemini, or several comma-separated (A, C and D use OpenAI)",
+    )
+    parser.add_argument(
+        "--provider-token-counts",
+        action="store_true",
+        help="B with Anthropic or Gemini: PROVIDER_TOKEN_COUNTS on (default off: the "
+        "completion path alone)",
+    )
     args = parser.parse_args(argv)
     args.only = [name.strip().upper() for name in args.only.split(",") if name.strip()]
     unknown = set(args.only) - BENCHES.keys()
@@ -465,6 +536,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.b_clients = tuple(c.strip() for c in args.b_clients.split(",") if c.strip())
     if not args.b_clients or set(args.b_clients) - {"sdk", "aiohttp"}:
         parser.error("--b-clients: sdk and/or aiohttp")
+    providers = [name.strip().lower() for name in args.provider.split(",") if name.strip()]
+    if not providers or set(providers) - set(PROVIDERS):
+        parser.error(f"--provider: one or more of {', '.join(PROVIDERS)}")
+    args.provider = tuple(dict.fromkeys(providers))
     try:
         args.photo_size = parse_size(args.photo_size)
     except ValueError as exc:
@@ -484,6 +559,8 @@ def main(argv: list[str] | None = None) -> int:
         payload=args.payload,
         photo_size=args.photo_size,
         b_clients=args.b_clients,
+        b_providers=args.provider,
+        provider_token_counts=args.provider_token_counts,
     )
     args.out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {

@@ -1,15 +1,22 @@
-"""A scripted OpenAI-compatible backend shaped like a real provider, for load runs.
+"""A scripted provider backend shaped like a real provider, for load runs.
 
     python tests/load/load_backend.py --latency normal:0.2,0.05 --tokens-per-second 50 \
         --answer-tokens 32 --error-rate 0.01 --burst-429 30:2 --port-file /tmp/port
+    python tests/load/load_backend.py --provider anthropic --latency fixed:0
 
-It is the test suite's `ScriptedOpenAI` (its own thread, no request recording) in a
-process of its own, so its CPU never counts against the service. Latency is
+It is one of the test suite's scripted servers (its own thread, no request recording)
+in a process of its own, so its CPU never counts against the service: `ScriptedOpenAI`
+(`--provider openai`, the default: `POST /v1/chat/completions`), `ScriptedAnthropic`
+(`anthropic`: `POST /v1/messages`, and `/v1/messages/count_tokens`) or `ScriptedGemini`
+(`gemini`: `POST /{version}/models/{model}:generateContent`, and `:countTokens`), each
+answering with its provider's published bodies and error bodies. Latency is
 `fixed:S`, `normal:MEAN,SD` (clipped at 0) or `longtail:MEDIAN[,SIGMA]` (log-normal),
 plus `answer-tokens / tokens-per-second` of generation time. `--error-rate` answers
 that share with HTTP 500; `--burst-429 PERIOD:LENGTH` answers 429 (with Retry-After)
-for the first LENGTH seconds of every PERIOD. A request with `response_format` (JSON
-mode, as the photo route sends) is answered with one JSON object. It serves until
+for the first LENGTH seconds of every PERIOD (in the provider's error body). A request
+that asks for JSON (OpenAI's `response_format`, Anthropic's `output_config.format`,
+Gemini's `responseMimeType`, as the photo route sends) is answered with one JSON
+object. It serves until
 SIGTERM/SIGINT, then writes its call count and peak concurrency to `--stats-file`.
 """
 
@@ -28,12 +35,23 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
 
 import orjson
 
-from tests.support.scripted_openai import Fault, ScriptedOpenAI, echo_answer, user_text
+from chater_gpt.domain import ResponseFormat
+from chater_gpt.json_output import json_instruction
+from tests.support import scripted_anthropic, scripted_gemini, scripted_openai
+from tests.support.scripted_anthropic import ScriptedAnthropic
+from tests.support.scripted_common import Fault
+from tests.support.scripted_gemini import ScriptedGemini
+from tests.support.scripted_openai import ScriptedOpenAI
+
+Provider = Literal["openai", "anthropic", "gemini"]
+PROVIDERS: tuple[Provider, ...] = get_args(Provider)
+# The 429 body of the OpenAI backend; the other providers' servers write their own.
+OPENAI_RATE_LIMITED = {"error": {"message": "rate limited (scripted)", "type": "requests"}}
 
 
 def parse_latency(spec: str, rng: random.Random) -> Callable[[], float]:
@@ -93,58 +111,99 @@ class FaultPlan:
 
     error_rate: float = 0.0
     bursts: Bursts | None = None
+    # None: the server's own error body for the status (its provider's).
+    rate_limited_body: dict[str, Any] | None = field(
+        default_factory=lambda: dict(OPENAI_RATE_LIMITED)
+    )
 
     def fault(self, elapsed: float, draw: float) -> Fault | None:
         if self.bursts is not None and self.bursts.active(elapsed):
             wait = max(1, math.ceil(self.bursts.retry_after(elapsed)))
             return Fault(
-                status=429,
-                headers={"Retry-After": str(wait)},
-                body={"error": {"message": "rate limited (scripted)", "type": "requests"}},
+                status=429, headers={"Retry-After": str(wait)}, body=self.rate_limited_body
             )
         if draw < self.error_rate:
             return Fault(status=500)
         return None
 
 
-def padded_answer(answer_tokens: int) -> Callable[[dict[str, Any]], str]:
-    """The echo answer (so replies still match requests), padded to about
-    `answer_tokens` completion tokens (the scripted server counts 4 characters each).
+@dataclass(frozen=True)
+class Dialect:
+    """How a provider's request body says what the user wrote and whether it wants JSON."""
 
-    A request that asks for JSON (`response_format` in the body, as the photo route
-    does) gets one JSON object as text instead, padded the same way in a `note`
-    field: the service rejects an answer that is not a JSON object."""
+    user_text: Callable[[dict[str, Any]], str]
+    wants_json: Callable[[dict[str, Any]], bool]
+
+
+# The service asks Claude for JSON in the system prompt (`json_output.json_instruction`),
+# and through `output_config.format` only for a strict JSON schema.
+JSON_ASKED = json_instruction(ResponseFormat("json_object")).split(",")[0].rstrip(".")
+
+
+def claude_wants_json(body: dict[str, Any]) -> bool:
+    system = body.get("system")
+    if isinstance(system, list):
+        system = " ".join(b.get("text", "") for b in system if isinstance(b, dict))
+    return scripted_anthropic.wants_json(body) or (isinstance(system, str) and JSON_ASKED in system)
+
+
+DIALECTS: dict[Provider, Dialect] = {
+    "openai": Dialect(scripted_openai.user_text, lambda body: bool(body.get("response_format"))),
+    "anthropic": Dialect(scripted_anthropic.user_text, claude_wants_json),
+    "gemini": Dialect(scripted_gemini.user_text, scripted_gemini.wants_json),
+}
+
+
+def padded_answer(
+    answer_tokens: int, provider: Provider = "openai"
+) -> Callable[[dict[str, Any]], str]:
+    """The echo answer (so replies still match requests), padded to about
+    `answer_tokens` completion tokens (the scripted servers count 4 characters each).
+
+    A request that asks for JSON (in its provider's words, as the photo route does)
+    gets one JSON object as text instead, padded the same way in a `note` field: the
+    service rejects an answer that is not a JSON object."""
+    dialect = DIALECTS[provider]
 
     def answer(body: dict[str, Any]) -> str:
-        if body.get("response_format"):
-            return json_answer(body, answer_tokens)
-        text = echo_answer(body)
+        if dialect.wants_json(body):
+            return json_answer(dialect.user_text(body), answer_tokens)
+        text = f"echo: {dialect.user_text(body)}"
         missing = answer_tokens - len(text) // 4
         return text + " tok" * missing if missing > 0 else text
 
     return answer
 
 
-def json_answer(body: dict[str, Any], answer_tokens: int) -> str:
+def json_answer(echo: str, answer_tokens: int) -> str:
     """`{"type": "food_processing", "ok": true, "echo": ..., "note": "tok tok ..."}`."""
-    value: dict[str, Any] = {"type": "food_processing", "ok": True, "echo": user_text(body)}
+    value: dict[str, Any] = {"type": "food_processing", "ok": True, "echo": echo}
     missing = answer_tokens - len(orjson.dumps(value)) // 4 - 3  # 3: the note's own frame
     if missing > 0:
         value["note"] = " ".join(["tok"] * missing)
     return orjson.dumps(value).decode()
 
 
-def build_server(args: argparse.Namespace) -> ScriptedOpenAI:
+LoadServer = ScriptedOpenAI | ScriptedAnthropic | ScriptedGemini
+SERVERS: dict[Provider, type[LoadServer]] = {
+    "openai": ScriptedOpenAI,
+    "anthropic": ScriptedAnthropic,
+    "gemini": ScriptedGemini,
+}
+
+
+def build_server(args: argparse.Namespace) -> LoadServer:
     rng = random.Random(args.seed)
     base = parse_latency(args.latency, rng)
     generation = args.answer_tokens / args.tokens_per_second if args.tokens_per_second else 0.0
     plan = FaultPlan(
         error_rate=args.error_rate,
         bursts=Bursts.parse(args.burst_429) if args.burst_429 else None,
+        rate_limited_body=OPENAI_RATE_LIMITED if args.provider == "openai" else None,
     )
-    server = ScriptedOpenAI(
+    server = SERVERS[args.provider](
         latency=lambda: base() + generation,
-        answer=padded_answer(args.answer_tokens),
+        answer=padded_answer(args.answer_tokens, args.provider),
         record=False,  # long runs would keep every request in memory
     )
     started = time.monotonic()
@@ -155,6 +214,7 @@ def build_server(args: argparse.Namespace) -> ScriptedOpenAI:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--provider", choices=PROVIDERS, default="openai", help="the API it speaks")
     parser.add_argument(
         "--latency", default="fixed:0.2", help="fixed:S | normal:M,SD | longtail:MEDIAN[,SIGMA]"
     )
@@ -194,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
             partial = args.port_file.with_suffix(".partial")
             partial.write_text(str(server.port))
             partial.replace(args.port_file)
-        print(f"load backend listening on {server.base_url}", flush=True)
+        print(f"load backend ({args.provider}) listening on {server.base_url}", flush=True)
         while not stop.wait(0.5):
             pass
         stats = {"calls": server.calls, "max_concurrent": server.max_concurrent}

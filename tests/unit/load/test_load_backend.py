@@ -2,13 +2,25 @@
 
 import random
 import statistics
+from typing import Any
 
 import orjson
 import pytest
 
 from chater_gpt.domain import ResponseFormat
 from chater_gpt.json_output import check_answer
-from tests.load.load_backend import Bursts, FaultPlan, padded_answer, parse_latency
+from tests.load.load_backend import (
+    Bursts,
+    FaultPlan,
+    Provider,
+    build_server,
+    padded_answer,
+    parse_args,
+    parse_latency,
+)
+from tests.support.scripted_anthropic import ScriptedAnthropic
+from tests.support.scripted_gemini import ScriptedGemini
+from tests.support.scripted_openai import ScriptedOpenAI
 
 
 def test_fixed_normal_and_longtail_latencies() -> None:
@@ -71,3 +83,51 @@ def test_json_mode_requests_get_one_json_object() -> None:
     assert document["type"] == "food_processing"
     assert document["echo"] == "what food?"
     assert abs(len(text) // 4 - 40) <= 2
+
+
+def test_each_provider_gets_its_own_json_answers() -> None:
+    claude_json = {
+        "system": "Be brief.\n\nAnswer with a single JSON object only, with no other text.",
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "what food?"}]}],
+    }
+    claude_schema = {
+        "messages": [{"role": "user", "content": "what food?"}],
+        "output_config": {"format": {"type": "json_schema", "schema": {"type": "object"}}},
+    }
+    gemini_json = {
+        "contents": [{"role": "user", "parts": [{"text": "what food?"}]}],
+        "generationConfig": {"responseMimeType": "application/json"},
+    }
+    cases: list[tuple[Provider, dict[str, Any]]] = [
+        ("anthropic", claude_json),
+        ("anthropic", claude_schema),
+        ("gemini", gemini_json),
+    ]
+    for provider, body in cases:
+        document = orjson.loads(padded_answer(40, provider)(body))
+        assert document["echo"] == "what food?", provider
+    claude_text = {"system": "Be brief.", "messages": [{"role": "user", "content": "hi"}]}
+    gemini_text = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+    assert padded_answer(40, "anthropic")(claude_text).startswith("echo: hi tok")
+    assert padded_answer(40, "gemini")(gemini_text).startswith("echo: hi tok")
+
+
+def test_rate_limits_carry_openais_body_or_the_servers_own() -> None:
+    bursts = Bursts.parse("10:2")
+    openai = FaultPlan(bursts=bursts).fault(0.5, draw=0.99)
+    assert openai is not None
+    assert openai.body == {"error": {"message": "rate limited (scripted)", "type": "requests"}}
+    other = FaultPlan(bursts=bursts, rate_limited_body=None).fault(0.5, draw=0.99)
+    assert other is not None
+    assert (other.status, other.body) == (429, None)  # the Anthropic/Gemini server's body
+
+
+@pytest.mark.parametrize(
+    ("provider", "server"),
+    [("openai", ScriptedOpenAI), ("anthropic", ScriptedAnthropic), ("gemini", ScriptedGemini)],
+)
+def test_the_backend_is_the_providers_scripted_server(provider: str, server: type) -> None:
+    built = build_server(parse_args([f"--provider={provider}", "--latency=fixed:0"]))
+    assert type(built) is server
+    assert built.record is False  # long runs would keep every request in memory
+    assert parse_args([]).provider == "openai"
