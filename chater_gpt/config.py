@@ -123,6 +123,10 @@ class Settings(BaseSettings):
     gemini_api_key: SecretStr | None = None
     gemini_base_url: str = DEFAULT_GEMINI_BASE_URL
     gemini_api_version: str | None = None
+    # As OPENAI_CLIENT: "aiohttp" sends the same requests with the same error semantics
+    # without the SDK, for a fraction of its CPU per call (BENCHMARKS.md, "Providers").
+    anthropic_client: Literal["sdk", "aiohttp"] = "sdk"
+    gemini_client: Literal["sdk", "aiohttp"] = "sdk"
     model: str = "gpt-4o-mini"
     vision_model: str = "gpt-4o"
     allowed_models: CommaList = Field(default_factory=list)

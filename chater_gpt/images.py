@@ -35,6 +35,32 @@ class ImageLimits:
     max_image_pixels: int
 
 
+@dataclass(frozen=True, slots=True)
+class DataUrl:
+    """A base64 data URL's parts: its MIME type (lower case) and its base64 text."""
+
+    mime_type: str
+    data: str
+
+    def decoded(self) -> bytes:
+        """The bytes; InvalidImage when the text is not base64."""
+        try:
+            return base64.b64decode(self.data, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidImage("an inline image is not valid base64") from None
+
+
+def split_data_url(url: str) -> DataUrl:
+    """`data:<MIME type>;base64,<data>` split, or InvalidImage. The one reader of data
+    URLs: every backend that sends images inline takes them apart here."""
+    head, comma, data = url.partition(",")
+    mime, _, encoding = head.removeprefix("data:").partition(";")
+    mime = mime.strip().lower()
+    if not (head.startswith("data:") and comma and encoding.lower() == "base64" and mime and data):
+        raise InvalidImage("an inline image must be a base64 data URL with its MIME type")
+    return DataUrl(mime_type=mime, data=data)
+
+
 def parse_images(raw_images: list[str], limits: ImageLimits) -> list[ImageInput]:
     """Validate every image of a request, or raise the first problem found."""
     if len(raw_images) > limits.max_images:

@@ -9,7 +9,8 @@ and we skip its typed request transform and response models (what cost the OpenA
 half of its CPU per call, BENCHMARKS.md). `ping` reads `GET /v1/models?limit=1`, which
 spends no tokens.
 
-The client: the key as given (the SDK sends it as `Authorization: Bearer`; without a
+The client: the SDK's aiohttp transport (`DefaultAioHttpClient`), as the OpenAI backend
+uses, the key as given (the SDK sends it as `Authorization: Bearer`; without a
 key a placeholder, so the SDK never looks for credentials in the environment or in
 profile files), the SDK's own retries off (the resilience layer owns the one retry
 loop), its OpenTelemetry spans off (they would record requests outside our own
@@ -29,8 +30,8 @@ Errors are mapped to ours with the same status rules as every backend
 or `retry-after`; 408, 5xx and Anthropic's 529 overloaded retryable; any other 4xx
 (400, 402 billing, 404, 413, 422) the request's fault, not retried; timeouts
 `BackendTimeout`; refused, reset or cut connections and failed connects
-`BackendUnavailable` (also the transport's own errors, `httpx2`'s, when the SDK lets one
-escape); an answer that is not a Messages API answer `BackendBadResponse`. Messages
+`BackendUnavailable` (also the transport's own errors, aiohttp's or `httpx2`'s, when the
+SDK lets one escape); an answer that is not a Messages API answer `BackendBadResponse`. Messages
 never carry the upstream body, the URL or the key; the SDK's error is chained.
 """
 
@@ -44,13 +45,14 @@ import httpx2
 from pydantic import SecretStr
 
 from chater_gpt.backends.anthropic_wire import (
+    DEFAULT_BASE_URL,
     MESSAGES_PATH,
     MODELS_PATH,
     accepts_sampling,
     messages_body,
     parse_message,
 )
-from chater_gpt.backends.http import raise_for_status
+from chater_gpt.backends.http import mapped_aiohttp_errors, raise_for_status
 from chater_gpt.backends.openai_wire import request_headers
 from chater_gpt.domain import ChatCall, ChatResult
 from chater_gpt.errors import (
@@ -59,8 +61,6 @@ from chater_gpt.errors import (
     BackendTimeout,
     BackendUnavailable,
 )
-
-DEFAULT_BASE_URL = "https://api.anthropic.com"
 
 
 class AnthropicBackend:
@@ -82,6 +82,9 @@ class AnthropicBackend:
             max_retries=0,
             default_headers={"anthropic-version": api_version} if api_version else None,
             open_telemetry=False,
+            # The SDK's aiohttp transport: ~1 ms of CPU less per call than its default
+            # httpx2 one (BENCHMARKS.md, "Providers"), errors mapped alike.
+            http_client=anthropic.DefaultAioHttpClient(timeout=timeout),
         )
         # The version the client sends: the one pinned here, else the SDK's.
         sent = self._client.default_headers.get("anthropic-version")
@@ -120,7 +123,10 @@ class AnthropicBackend:
 def _mapped_errors(backend: str) -> Iterator[None]:
     unreachable = f"the {backend} backend could not be reached"
     try:
-        yield
+        # What the aiohttp transport lets through unwrapped, mapped as every aiohttp
+        # client's is.
+        with mapped_aiohttp_errors(backend):
+            yield
     except anthropic.APITimeoutError as exc:
         if _failed_to_connect(exc):
             raise BackendUnavailable(unreachable) from exc

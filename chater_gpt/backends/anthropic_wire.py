@@ -45,8 +45,12 @@ from typing import Any
 
 from chater_gpt.domain import ChatCall, ChatMessage, ChatResult, ResponseFormat
 from chater_gpt.errors import BackendBadResponse, InvalidImage, InvalidRequest
+from chater_gpt.images import split_data_url
 from chater_gpt.json_output import json_instruction
 
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+# The `anthropic-version` the pinned SDK (2.14.0) sends; a unit test keeps them equal.
+DEFAULT_API_VERSION = "2026-10-21"
 MESSAGES_PATH = "/v1/messages"
 MODELS_PATH = "/v1/models"  # the model list: the cheap call a half-open probe makes
 
@@ -149,14 +153,11 @@ def image_block(url: str) -> Block:
         if not url:
             raise InvalidImage("an image has no URL")
         return {"type": "image", "source": {"type": "url", "url": url}}
-    header, sep, data = url.partition(",")
-    media_type, _, encoding = header.removeprefix("data:").partition(";")
-    if not sep or encoding.lower() != "base64" or not data:
-        raise InvalidImage("an inline image must be a base64 data URL")
-    media_type = media_type.strip().lower()
-    if media_type not in IMAGE_MEDIA_TYPES:
+    inline = split_data_url(url)
+    if inline.mime_type not in IMAGE_MEDIA_TYPES:
         raise InvalidImage("Anthropic takes JPEG, PNG, GIF or WebP images only")
-    return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
+    source = {"type": "base64", "media_type": inline.mime_type, "data": inline.data}
+    return {"type": "image", "source": source}
 
 
 def _text_block(text: str) -> Block:

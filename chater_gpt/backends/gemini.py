@@ -1,7 +1,8 @@
 """Google Gemini (the Gemini Developer API) through the official async SDK, `google-genai`.
 
 Calls go through `client.aio.models.generate_content`; the wire mapping (messages,
-images, JSON answers, the answer, the API's errors) is `gemini_wire`'s. The SDK's own
+images, JSON answers, the answer, the API's errors) is `gemini_wire`'s, brought to the
+SDK's types at the end of this module (`request_of`, `result_of`, `error_of`). The SDK's own
 retries are off (`HttpRetryOptions(attempts=1)`, which also stops its implicit retry of
 a refused connection, a 1..10 s sleep): the resilience layer owns the one retry loop.
 `timeout` bounds each request (the SDK's `HttpOptions.timeout`, in milliseconds).
@@ -12,7 +13,7 @@ SDK would open itself subclasses `aiohttp.ClientSession`, which aiohttp deprecat
 a DeprecationWarning per session.
 
 Errors, chained with `from exc`; messages without the key, the address or the body:
-- `google.genai.errors.APIError` (ClientError 4xx, ServerError 5xx): `gemini_wire.error_of`
+- `google.genai.errors.APIError` (ClientError 4xx, ServerError 5xx): `error_of`
   (401/403 and a 400 API_KEY_INVALID: credentials; 429 RESOURCE_EXHAUSTED: rate limited,
   with the `retry-after` header or the RetryInfo `retryDelay`; 408 and 5xx: retryable;
   any other 4xx: rejected).
@@ -25,7 +26,7 @@ Errors, chained with `from exc`; messages without the key, the address or the bo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 import aiohttp
@@ -34,15 +35,16 @@ from google.genai import errors as genai_errors
 from google.genai import types
 from pydantic import SecretStr
 
-from chater_gpt.backends.gemini_wire import error_of, request_of, result_of
-from chater_gpt.domain import ChatCall, ChatResult
-from chater_gpt.errors import (
-    BackendBadResponse,
-    BackendConfigError,
-    BackendError,
-    BackendTimeout,
-    BackendUnavailable,
+from chater_gpt.backends.gemini_wire import (
+    checked_settings,
+    error_for,
+    request_body,
+    result_of_json,
 )
+from chater_gpt.backends.http import mapped_aiohttp_errors
+from chater_gpt.backends.openai_wire import request_headers
+from chater_gpt.domain import ChatCall, ChatResult
+from chater_gpt.errors import BackendBadResponse, BackendError
 
 
 class GeminiBackend:
@@ -57,12 +59,8 @@ class GeminiBackend:
     ) -> None:
         """`base_url` None: the SDK's (https://generativelanguage.googleapis.com);
         `api_version` None: the SDK's (v1 for google-genai 3.6.1), or e.g. "v1beta"."""
-        if api_key is None or not api_key.get_secret_value():
-            raise BackendConfigError("GEMINI_API_KEY must be set for the gemini backend")
-        if base_url is not None and not base_url.startswith(("http://", "https://")):
-            raise BackendConfigError("GEMINI_BASE_URL must be an http(s) URL")
         self._name = name
-        self._api_key = api_key
+        self._api_key = checked_settings(api_key, base_url)
         self._base_url = base_url
         self._api_version = api_version
         self._timeout_ms = max(1, round(timeout * 1000))
@@ -117,17 +115,58 @@ class GeminiBackend:
 def mapped_errors(backend: str) -> Iterator[None]:
     """What the SDK raises, as ours (see the module's docstring), chained."""
     try:
-        yield
+        with mapped_aiohttp_errors(backend):
+            yield
     except genai_errors.APIError as exc:
         raise error_of(exc, backend) from exc
-    except aiohttp.ConnectionTimeoutError as exc:
-        raise BackendUnavailable(f"the {backend} backend could not be reached") from exc
-    except TimeoutError as exc:
-        raise BackendTimeout(f"the {backend} backend timed out") from exc
-    except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, OSError) as exc:
-        raise BackendUnavailable(f"the {backend} backend could not be reached") from exc
-    except aiohttp.ClientError as exc:
-        raise BackendError(f"the {backend} backend failed") from exc
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         # The SDK reading an answer that is not JSON, or not a GenerateContentResponse.
         raise BackendBadResponse(f"the {backend} backend sent an unexpected response") from exc
+
+
+# --- the SDK's side of `gemini_wire` -----------------------------------------------
+
+# The fields of the SDK's answer `result_of` reads.
+_ANSWER_FIELDS = {"candidates", "prompt_feedback", "usage_metadata", "model_version"}
+
+
+def request_of(call: ChatCall) -> tuple[list[types.Content], types.GenerateContentConfig]:
+    """`request_body` as the SDK's `contents` and `config` (its models take the REST
+    field names), with automatic function calling and continuation off."""
+    body = request_body(call)
+    headers = request_headers(call)
+    contents = [types.Content.model_validate(content) for content in body["contents"]]
+    config = types.GenerateContentConfig.model_validate(
+        {
+            **body["generationConfig"],
+            "systemInstruction": body.get("systemInstruction"),
+            "automaticFunctionCalling": {"disable": True},
+            "automaticContinuation": False,
+            "httpOptions": {"headers": headers} if headers else None,
+        }
+    )
+    return contents, config
+
+
+def result_of(
+    response: types.GenerateContentResponse, *, backend: str, requested_model: str
+) -> ChatResult:
+    """The ChatResult of the SDK's answer: read as its JSON (`result_of_json`)."""
+    try:
+        body = response.model_dump(by_alias=True, exclude_none=True, include=_ANSWER_FIELDS)
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise BackendBadResponse(f"the {backend} backend sent an unexpected response") from exc
+    return result_of_json(body, backend=backend, requested_model=requested_model)
+
+
+def error_of(exc: genai_errors.APIError, backend: str) -> BackendError:
+    """Our error for the SDK's API error (see the module's docstring)."""
+    code = exc.code if isinstance(exc.code, int) else 0
+    return error_for(code, exc.details, _headers(exc.response), backend)
+
+
+def _headers(response: object) -> dict[str, str]:
+    headers = getattr(response, "headers", None)
+    if not isinstance(headers, Mapping):
+        return {}
+    return {str(name): str(value) for name, value in headers.items()}

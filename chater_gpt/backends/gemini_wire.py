@@ -1,59 +1,61 @@
-"""The Gemini API's side of a call, for the `google-genai` SDK (pure: no I/O).
+"""The Gemini API's wire format (`models.generateContent`), as JSON in the REST API's field
+names (pure: no I/O, no SDK). `gemini_direct.py` sends it over aiohttp; `gemini.py` hands
+the same request to the google-genai SDK (whose models take these field names) and reads
+the SDK's answer through the same `result_of_json`, so both clients ask and read alike.
 
-Request (`request_of`: a `ChatCall` as the SDK's `contents` and `GenerateContentConfig`):
-- system (and OpenAI's "developer") messages, wherever they stand -> `system_instruction`,
+Request (`request_body`):
+- system (and OpenAI's "developer") messages, wherever they stand -> `systemInstruction`,
   their texts in order (images there are left out); user -> role "user", assistant ->
   role "model"; consecutive messages of one role become one Content. Empty texts are
   left out (the API refuses an empty text part) and a message left without parts is
   dropped.
-- images (`image_url` parts): a base64 data URL -> `inline_data` (its MIME type and the
-  bytes); an http(s) URL -> `file_data` with the URL as `file_uri` (the API fetches
-  external URLs itself, see ai.google.dev/gemini-api/docs/file-input-methods) and the
-  MIME type its extension names (png, jpeg, webp, heic, heif, gif), else none (the API
-  reads it from the fetched file). Anything else is `InvalidImage`.
-- `max_tokens` -> `max_output_tokens`; `temperature`; `seed`; `request_id` and
-  `extra_headers` as request headers (X-Request-ID).
-- JSON answers: `json_object` -> `response_mime_type` "application/json"; `json_schema`
-  -> the same plus `response_json_schema`, the caller's plain JSON Schema (the other
-  field, `response_schema`, takes Google's OpenAPI subset, which a JSON Schema need not
-  fit; the API ignores the keywords it does not support, and the service checks the
-  answer either way).
-- automatic function calling and automatic continuation off: one call, one request.
+- images (`image_url` parts): a base64 data URL -> `inlineData` (its MIME type and the
+  bytes; `json_default` writes them as base64); an http(s) URL -> `fileData` with the
+  URL as `fileUri` (the API fetches external URLs itself, see
+  ai.google.dev/gemini-api/docs/file-input-methods) and the MIME type its extension
+  names (png, jpeg, webp, heic, heif, gif), else none (the API reads it from the fetched
+  file). Anything else is `InvalidImage`.
+- `generationConfig`: `max_tokens` -> `maxOutputTokens`; `temperature`; `seed`. JSON
+  answers: `json_object` -> `responseMimeType` "application/json"; `json_schema` -> the
+  same plus `responseJsonSchema`, the caller's plain JSON Schema (the other field,
+  `responseSchema`, takes Google's OpenAPI subset, which a JSON Schema need not fit;
+  the API ignores the keywords it does not support, and the service checks the answer
+  either way). `request_id` and `extra_headers` travel as request headers.
 
-Response (`result_of`): the first candidate's text parts (thoughts left out); usage from
-`usage_metadata` (prompt = `prompt_token_count`; completion = `candidates_token_count` +
-`thoughts_token_count`, both billed as output; cached = `cached_content_token_count`,
-part of the prompt); `finish_reason` in OpenAI's words
-(`finish_reason_of`); `model_version`, else the requested model. No candidate: a
-blocked prompt is `BackendRejected` naming the block reason, else `BackendBadResponse`.
+Response (`result_of_json`): the first candidate's text parts (thoughts left out); usage
+from `usageMetadata` (prompt = `promptTokenCount`; completion = `candidatesTokenCount` +
+`thoughtsTokenCount`, both billed as output; cached = `cachedContentTokenCount`, part of
+the prompt); `finishReason` in OpenAI's words (`finish_reason_of`); `modelVersion`, else
+the requested model. No candidate: a blocked prompt is `BackendRejected` naming the
+block reason, else `BackendBadResponse`.
 
-Errors (`error_of`): the SDK's `APIError` (`.code`, `.details`: Google's error body,
-`.response`: its headers) by `http.raise_for_status`'s rules, after two Gemini rules:
-400 with an ErrorInfo reason API_KEY_INVALID is a credentials error, and a
-google.rpc.RetryInfo `retryDelay` ("12s") counts as a Retry-After when no header says
-one. Messages never carry the key, the address or the upstream body.
+Errors (`error_for`: the status, Google's error body, the headers) by
+`http.raise_for_status`'s rules, after two Gemini rules: 400 with an ErrorInfo reason
+API_KEY_INVALID is a credentials error, and a google.rpc.RetryInfo `retryDelay` ("12s")
+counts as a Retry-After when no header says one. Messages never carry the key, the
+address or the upstream body.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from google.genai import errors as genai_errors
-from google.genai import types
+from pydantic import SecretStr
 
 from chater_gpt.backends.http import raise_for_status
-from chater_gpt.domain import ChatCall, ChatMessage, ChatResult, ResponseFormat
+from chater_gpt.domain import ChatCall, ChatMessage, ChatResult
 from chater_gpt.errors import (
     BackendAuthError,
     BackendBadResponse,
+    BackendConfigError,
     BackendError,
     BackendRejected,
     InvalidImage,
 )
+from chater_gpt.images import split_data_url
 
 _ROLES = {"user": "user", "assistant": "model"}
 _SYSTEM_ROLES = ("system", "developer")
@@ -83,13 +85,30 @@ _FINISH_WORDS = {"STOP": "stop", "MAX_TOKENS": "length", "FINISH_REASON_UNSPECIF
 _RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
 _ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
 
+DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
+DEFAULT_API_VERSION = "v1"  # google-genai 3.6.1's (a unit test keeps them equal)
+
+Part = dict[str, Any]  # a part of a Content, in the REST API's field names
+
+
+def checked_settings(api_key: SecretStr | None, base_url: str | None) -> SecretStr:
+    """The key, once the key and the base URL are usable; else BackendConfigError."""
+    if api_key is None or not api_key.get_secret_value():
+        raise BackendConfigError("GEMINI_API_KEY must be set for the gemini backend")
+    if base_url is not None and not base_url.startswith(("http://", "https://")):
+        raise BackendConfigError("GEMINI_BASE_URL must be an http(s) URL")
+    return api_key
+
+
 # --- request ------------------------------------------------------------------------
 
 
-def request_of(call: ChatCall) -> tuple[list[types.Content], types.GenerateContentConfig]:
-    """The SDK's `contents` and `config` for a call; raises InvalidImage, BackendRejected."""
-    system: list[types.Part] = []
-    contents: list[types.Content] = []
+def request_body(call: ChatCall) -> dict[str, Any]:
+    """The `generateContent` body for a call (the REST API's field names; the model is in
+    the URL). Inline images carry their bytes: JSON-encode them with `json_default`.
+    Raises InvalidImage, BackendRejected."""
+    system: list[Part] = []
+    contents: list[dict[str, Any]] = []
     for message in call.messages:
         role = str(message.get("role", "user"))
         parts = _parts(message, images=role not in _SYSTEM_ROLES)
@@ -101,51 +120,50 @@ def request_of(call: ChatCall) -> tuple[list[types.Content], types.GenerateConte
             raise BackendRejected("the gemini backend takes system, user and assistant messages")
         if not parts:
             continue
-        if contents and contents[-1].role == gemini_role:
-            contents[-1].parts = [*(contents[-1].parts or []), *parts]
+        if contents and contents[-1]["role"] == gemini_role:
+            contents[-1]["parts"].extend(parts)
         else:
-            contents.append(types.Content(role=gemini_role, parts=parts))
+            contents.append({"role": gemini_role, "parts": parts})
     if not contents:
         raise BackendRejected("the gemini backend needs a user or assistant message")
-    return contents, _config(call, system)
+    body: dict[str, Any] = {"contents": contents}
+    if system:
+        body["systemInstruction"] = {"parts": system}
+    body["generationConfig"] = _generation_config(call)
+    return body
 
 
-def _config(call: ChatCall, system: list[types.Part]) -> types.GenerateContentConfig:
-    headers = dict(call.extra_headers)
-    if call.request_id:
-        headers["X-Request-ID"] = call.request_id
-    config = types.GenerateContentConfig(
-        system_instruction=types.Content(parts=system) if system else None,
-        max_output_tokens=call.max_tokens,
-        temperature=call.temperature,
-        seed=call.seed,
-        automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
-        automatic_continuation=False,
-        http_options=types.HttpOptions(headers=headers) if headers else None,
-    )
-    if call.response_format is not None:
-        _ask_json(config, call.response_format)
+def json_default(value: object) -> str:
+    """JSON for what `request_body` holds besides plain JSON: bytes, as base64."""
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _generation_config(call: ChatCall) -> dict[str, Any]:
+    config: dict[str, Any] = {"maxOutputTokens": call.max_tokens, "temperature": call.temperature}
+    if call.seed is not None:
+        config["seed"] = call.seed
+    fmt = call.response_format
+    if fmt is not None:
+        config["responseMimeType"] = "application/json"
+        if fmt.type == "json_schema" and fmt.schema is not None:
+            config["responseJsonSchema"] = dict(fmt.schema)
     return config
 
 
-def _ask_json(config: types.GenerateContentConfig, fmt: ResponseFormat) -> None:
-    config.response_mime_type = "application/json"
-    if fmt.type == "json_schema" and fmt.schema is not None:
-        config.response_json_schema = dict(fmt.schema)
-
-
-def _parts(message: ChatMessage, *, images: bool) -> list[types.Part]:
+def _parts(message: ChatMessage, *, images: bool) -> list[Part]:
     content = message.get("content")
     if isinstance(content, str):
-        return [types.Part(text=content)] if content else []
-    parts: list[types.Part] = []
+        return [{"text": content}] if content else []
+    parts: list[Part] = []
     for item in content or []:
         if not isinstance(item, Mapping):
             continue
         if item.get("type") == "text":
             text = item.get("text")
             if isinstance(text, str) and text:
-                parts.append(types.Part(text=text))
+                parts.append({"text": text})
         elif item.get("type") == "image_url" and images:
             image = item.get("image_url")
             url = image.get("url") if isinstance(image, Mapping) else None
@@ -153,20 +171,17 @@ def _parts(message: ChatMessage, *, images: bool) -> list[types.Part]:
     return parts
 
 
-def image_part(url: str) -> types.Part:
+def image_part(url: str) -> Part:
     """An OpenAI `image_url` as a Gemini part (see the module's docstring)."""
     if url.startswith("data:"):
-        head, comma, data = url.partition(",")
-        mime = head.removeprefix("data:").removesuffix(";base64")
-        if not comma or not head.endswith(";base64") or not mime:
-            raise InvalidImage("an inline image must be a base64 data URL with its MIME type")
-        try:
-            raw = base64.b64decode(data, validate=True)
-        except (binascii.Error, ValueError):
-            raise InvalidImage("an inline image is not valid base64") from None
-        return types.Part(inline_data=types.Blob(mime_type=mime, data=raw))
+        inline = split_data_url(url)
+        return {"inlineData": {"mimeType": inline.mime_type, "data": inline.decoded()}}
     if url.startswith(("https://", "http://")):
-        return types.Part(file_data=types.FileData(file_uri=url, mime_type=url_image_type(url)))
+        file_data = {"fileUri": url}
+        mime_type = url_image_type(url)
+        if mime_type is not None:
+            file_data["mimeType"] = mime_type
+        return {"fileData": file_data}
     raise InvalidImage("the gemini backend takes images as base64 data URLs or http(s) URLs")
 
 
@@ -180,45 +195,49 @@ def url_image_type(url: str) -> str | None:
 # --- response -----------------------------------------------------------------------
 
 
-def result_of(
-    response: types.GenerateContentResponse, *, backend: str, requested_model: str
-) -> ChatResult:
-    """The ChatResult of an answer; raises BackendRejected or BackendBadResponse."""
+def result_of_json(body: object, *, backend: str, requested_model: str) -> ChatResult:
+    """The ChatResult of a `generateContent` answer's JSON; raises BackendRejected or
+    BackendBadResponse."""
+    bad = BackendBadResponse(f"the {backend} backend sent an unexpected response")
+    if not isinstance(body, Mapping):
+        raise bad
     try:
-        candidates = response.candidates
+        candidates = body.get("candidates")
         if not candidates:
-            raise _no_candidate(response, backend)
+            raise _no_candidate(body, backend)
         candidate = candidates[0]
-        parts = candidate.content.parts if candidate.content is not None else None
-        text = "".join(_texts(parts or []))
-        usage = response.usage_metadata or types.GenerateContentResponseUsageMetadata()
-        prompt = usage.prompt_token_count or 0
-        completion = (usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0)
-        cached = usage.cached_content_token_count or 0
-        finish = finish_reason_of(candidate.finish_reason)
-        model = response.model_version or requested_model
+        parts = (candidate.get("content") or {}).get("parts") or []
+        text = "".join(_texts(parts))
+        usage = body.get("usageMetadata") or {}
+        prompt = int(usage.get("promptTokenCount") or 0)
+        completion = int(usage.get("candidatesTokenCount") or 0) + int(
+            usage.get("thoughtsTokenCount") or 0
+        )
+        cached = int(usage.get("cachedContentTokenCount") or 0)
+        finish = finish_reason_of(candidate.get("finishReason"))
+        model = body.get("modelVersion") or requested_model
     except (AttributeError, TypeError, ValueError) as exc:
-        raise BackendBadResponse(f"the {backend} backend sent an unexpected response") from exc
+        raise bad from exc
     return ChatResult(
         text=text,
         model=str(model),
-        prompt_tokens=int(prompt),
-        completion_tokens=int(completion),
+        prompt_tokens=prompt,
+        completion_tokens=completion,
         finish_reason=finish,
         backend=backend,
-        cached_prompt_tokens=int(cached),
+        cached_prompt_tokens=cached,
     )
 
 
-def _texts(parts: Iterable[types.Part]) -> Iterable[str]:
+def _texts(parts: Iterable[Mapping[str, Any]]) -> Iterable[str]:
     for part in parts:
-        if isinstance(part.text, str) and not part.thought:
-            yield part.text
+        text = part.get("text")
+        if isinstance(text, str) and not part.get("thought"):
+            yield text
 
 
-def _no_candidate(response: types.GenerateContentResponse, backend: str) -> BackendError:
-    feedback = response.prompt_feedback
-    reason = feedback.block_reason if feedback is not None else None
+def _no_candidate(body: Mapping[str, Any], backend: str) -> BackendError:
+    reason = (body.get("promptFeedback") or {}).get("blockReason")
     if reason is not None:
         return BackendRejected(f"the {backend} backend blocked the prompt ({_word(reason)})")
     return BackendBadResponse(f"the {backend} backend returned no candidates")
@@ -244,24 +263,24 @@ def _word(value: object) -> str:
 # --- errors -------------------------------------------------------------------------
 
 
-def error_of(exc: genai_errors.APIError, backend: str) -> BackendError:
-    """Our error for the SDK's API error (see the module's docstring)."""
-    code = exc.code if isinstance(exc.code, int) else 0
-    details = _error_details(exc.details)
-    if code == 400 and any(
+def error_for(status: int, body: object, headers: Mapping[str, str], backend: str) -> BackendError:
+    """Our error for an error answer: its status, Google's error body (parsed JSON, or
+    anything else when it was none) and its headers (see the module's docstring)."""
+    details = _error_details(body)
+    if status == 400 and any(
         d.get("@type") == _ERROR_INFO and d.get("reason") == "API_KEY_INVALID" for d in details
     ):
         return BackendAuthError(f"the {backend} backend rejected the credentials")
-    headers = _headers(exc.response)
-    if not {"retry-after", "retry-after-ms"} & {name.lower() for name in headers}:
+    merged = dict(headers)
+    if not {"retry-after", "retry-after-ms"} & {name.lower() for name in merged}:
         delay = retry_delay(details)
         if delay is not None:
-            headers["retry-after"] = f"{delay:g}"
+            merged["retry-after"] = f"{delay:g}"
     try:
-        raise_for_status(code, headers, backend)
+        raise_for_status(status, merged, backend)
     except BackendError as mapped:
         return mapped
-    return BackendError(f"the {backend} backend failed (HTTP {code})")
+    return BackendError(f"the {backend} backend failed (HTTP {status})")
 
 
 def retry_delay(details: Iterable[Mapping[str, Any]]) -> float | None:
@@ -285,10 +304,3 @@ def _error_details(body: object) -> list[Mapping[str, Any]]:
     if not isinstance(details, list):
         return []
     return [d for d in details if isinstance(d, Mapping)]
-
-
-def _headers(response: object) -> dict[str, str]:
-    headers = getattr(response, "headers", None)
-    if not isinstance(headers, Mapping):
-        return {}
-    return {str(name): str(value) for name, value in headers.items()}

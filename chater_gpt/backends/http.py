@@ -77,14 +77,17 @@ def raise_for_status(status: int, headers: Mapping[str, str], backend: str) -> N
 
 @contextmanager
 def mapped_aiohttp_errors(backend: str) -> Iterator[None]:
-    """aiohttp's transport errors as ours, chained; messages carry no URL or body."""
+    """aiohttp's transport errors as ours, chained; messages carry no URL or body. A
+    connect timeout, a refused, reset or cut connection (an answer cut short, too):
+    unavailable; the deadline: a timeout; any other client error: retryable."""
+    unreachable = f"the {backend} backend could not be reached"
     try:
         yield
     except aiohttp.ConnectionTimeoutError as exc:
-        raise BackendUnavailable(f"the {backend} backend could not be reached") from exc
+        raise BackendUnavailable(unreachable) from exc
     except TimeoutError as exc:
         raise BackendTimeout(f"the {backend} backend timed out") from exc
-    except aiohttp.ClientConnectionError as exc:
-        raise BackendUnavailable(f"the {backend} backend could not be reached") from exc
+    except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, OSError) as exc:
+        raise BackendUnavailable(unreachable) from exc
     except aiohttp.ClientError as exc:
         raise BackendError(f"the {backend} backend failed") from exc

@@ -45,6 +45,7 @@ from chater_gpt.errors import (
     BackendError,
     InvalidImage,
 )
+from chater_gpt.images import split_data_url
 from chater_gpt.json_output import json_instruction
 
 log = logging.getLogger(__name__)
@@ -105,12 +106,11 @@ def _text_and_images(content: Any) -> tuple[str, list[str]]:
             texts.append(str(part.get("text", "")))
         elif part.get("type") == "image_url":
             url = str((part.get("image_url") or {}).get("url", ""))
-            head, sep, data = url.partition("base64,")
-            if not (sep and head.startswith("data:")):
+            if not url.startswith("data:"):
                 raise InvalidImage(
                     "the KoboldCPP native API takes only inline images; send base64, not URLs"
                 )
-            images.append(data)
+            images.append(split_data_url(url).data)
     return " ".join(texts), images
 
 

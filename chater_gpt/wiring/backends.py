@@ -36,23 +36,9 @@ def build_raw_backend(kind: BackendKind, settings: Settings) -> LLMBackend:
             timeout=settings.timeout,
         )
     if kind is BackendKind.ANTHROPIC:
-        from chater_gpt.backends.anthropic import AnthropicBackend
-
-        return AnthropicBackend(
-            api_key=settings.anthropic_api_key,
-            base_url=settings.anthropic_base_url,
-            timeout=settings.timeout,
-            api_version=settings.anthropic_api_version or None,
-        )
+        return _anthropic(settings)
     if kind is BackendKind.GEMINI:
-        from chater_gpt.backends.gemini import GeminiBackend
-
-        return GeminiBackend(
-            api_key=settings.gemini_api_key,
-            base_url=settings.gemini_base_url,
-            timeout=settings.timeout,
-            api_version=settings.gemini_api_version or None,
-        )
+        return _gemini(settings)
     if settings.openai_client == "aiohttp":
         return OpenAIDirectBackend(
             api_key=settings.openai_api_key,
@@ -67,6 +53,39 @@ def build_raw_backend(kind: BackendKind, settings: Settings) -> LLMBackend:
         base_url=settings.openai_base_url,
         timeout=settings.timeout,
     )
+
+
+def _anthropic(settings: Settings) -> LLMBackend:
+    options: dict[str, Any] = {
+        "api_key": settings.anthropic_api_key,
+        "base_url": settings.anthropic_base_url,
+        "timeout": settings.timeout,
+        "api_version": settings.anthropic_api_version or None,
+    }
+    if settings.anthropic_client == "aiohttp":
+        from chater_gpt.backends.anthropic_direct import AnthropicDirectBackend
+
+        return AnthropicDirectBackend(**options)
+    from chater_gpt.backends.anthropic import AnthropicBackend
+
+    return AnthropicBackend(**options)
+
+
+def _gemini(settings: Settings) -> LLMBackend:
+    options: dict[str, Any] = {
+        "api_key": settings.gemini_api_key,
+        "base_url": settings.gemini_base_url,
+        "timeout": settings.timeout,
+        "api_version": settings.gemini_api_version or None,
+    }
+    if settings.gemini_client == "aiohttp":
+        from chater_gpt.backends.gemini_direct import GeminiDirectBackend
+
+        return GeminiDirectBackend(**options)
+    # Imported here, as the SDKs are: a deployment loads only the client it uses.
+    from chater_gpt.backends.gemini import GeminiBackend
+
+    return GeminiBackend(**options)
 
 
 def guard_config(settings: Settings) -> GuardConfig:

@@ -1,4 +1,5 @@
-"""The Anthropic backend (chater_gpt/backends/anthropic.py) against the scripted Anthropic
+"""The Anthropic backends (chater_gpt/backends/anthropic.py, the SDK's, and
+anthropic_direct.py, plain aiohttp) against the scripted Anthropic
 server, which validates requests as the Messages API does: what goes over the wire,
 the result read from the answer, and every failure mapped to its documented error."""
 
@@ -13,6 +14,7 @@ import pytest
 from pydantic import SecretStr
 
 from chater_gpt.backends.anthropic import AnthropicBackend
+from chater_gpt.backends.anthropic_direct import AnthropicDirectBackend
 from chater_gpt.backends.base import LLMBackend
 from chater_gpt.dev.ports import free_port
 from chater_gpt.domain import ChatCall, ChatMessage, ResponseFormat
@@ -34,11 +36,30 @@ def server() -> Iterator[ScriptedAnthropic]:
         yield scripted
 
 
+# The SDK client (ANTHROPIC_CLIENT=sdk) and the plain one (aiohttp): every test runs
+# against both, so their requests and their error semantics stay the same.
+CLIENTS: dict[str, type[AnthropicBackend | AnthropicDirectBackend]] = {
+    "sdk": AnthropicBackend,
+    "aiohttp": AnthropicDirectBackend,
+}
+
+
+@pytest.fixture(params=sorted(CLIENTS))
+def client(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def make(client: str, **options: Any) -> AnthropicBackend | AnthropicDirectBackend:
+    return CLIENTS[client](**options)
+
+
 @pytest.fixture
-async def backend(server: ScriptedAnthropic) -> AsyncIterator[AnthropicBackend]:
-    client = AnthropicBackend(api_key=SecretStr(KEY), base_url=server.base_url, timeout=1.0)
-    yield client
-    await client.aclose()
+async def backend(
+    server: ScriptedAnthropic, client: str
+) -> AsyncIterator[AnthropicBackend | AnthropicDirectBackend]:
+    made = make(client, api_key=SecretStr(KEY), base_url=server.base_url, timeout=1.0)
+    yield made
+    await made.aclose()
 
 
 def chat(
@@ -65,13 +86,13 @@ def lower(headers: dict[str, str]) -> dict[str, str]:
     return {name.lower(): value for name, value in headers.items()}
 
 
-def test_the_backend_fits_the_protocol(backend: AnthropicBackend) -> None:
+def test_the_backend_fits_the_protocol(backend: AnthropicBackend | AnthropicDirectBackend) -> None:
     assert isinstance(backend, LLMBackend)
     assert backend.name == "anthropic"
 
 
 async def test_the_request_and_the_result(
-    backend: AnthropicBackend, server: ScriptedAnthropic
+    backend: AnthropicBackend | AnthropicDirectBackend, server: ScriptedAnthropic
 ) -> None:
     messages: list[ChatMessage] = [
         {"role": "system", "content": "Be brief."},
@@ -112,7 +133,7 @@ async def test_the_request_and_the_result(
         ],
     }  # no temperature (API version 2026-10-21), no seed
     headers = lower(sent.headers)
-    assert headers["authorization"] == f"Bearer {KEY}"
+    assert sent.api_key == KEY  # SDK: Authorization: Bearer; plain: x-api-key
     assert headers["anthropic-version"] == "2026-10-21"
     assert headers["x-request-id"] == "corr-1"
     assert headers["x-team"] == "chater"
@@ -126,7 +147,9 @@ async def test_the_request_and_the_result(
     assert result.completion_tokens == 5  # ceil(len("echo: What is in it?") / 4)
 
 
-async def test_max_tokens_cuts_the_answer(backend: AnthropicBackend) -> None:
+async def test_max_tokens_cuts_the_answer(
+    backend: AnthropicBackend | AnthropicDirectBackend,
+) -> None:
     result = await backend.complete(
         chat([{"role": "user", "content": "a long question"}], max_tokens=2)
     )
@@ -138,7 +161,7 @@ async def test_max_tokens_cuts_the_answer(backend: AnthropicBackend) -> None:
 
 
 async def test_an_image_url_is_sent_as_a_url_source(
-    backend: AnthropicBackend, server: ScriptedAnthropic
+    backend: AnthropicBackend | AnthropicDirectBackend, server: ScriptedAnthropic
 ) -> None:
     url = "https://images.example/cat.jpg"
     part: dict[str, Any] = {"type": "image_url", "image_url": {"url": url, "detail": "low"}}
@@ -147,9 +170,15 @@ async def test_an_image_url_is_sent_as_a_url_source(
     assert block == {"type": "image", "source": {"type": "url", "url": url}}
 
 
-async def test_a_pinned_older_api_version_gets_the_temperature(server: ScriptedAnthropic) -> None:
-    backend = AnthropicBackend(
-        api_key=SecretStr(KEY), base_url=server.base_url, timeout=1.0, api_version="2023-06-01"
+async def test_a_pinned_older_api_version_gets_the_temperature(
+    server: ScriptedAnthropic, client: str
+) -> None:
+    backend = make(
+        client,
+        api_key=SecretStr(KEY),
+        base_url=server.base_url,
+        timeout=1.0,
+        api_version="2023-06-01",
     )
     try:
         result = await backend.complete(chat())
@@ -162,13 +191,13 @@ async def test_a_pinned_older_api_version_gets_the_temperature(server: ScriptedA
 
 
 async def test_without_a_key_the_environment_is_not_consulted(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, client: str
 ) -> None:
     """A proxy that needs no key: the SDK gets a placeholder, never a key of its own
     finding (ANTHROPIC_API_KEY, ANTHROPIC_AUTH_TOKEN, profile files)."""
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-from-the-environment")
     with ScriptedAnthropic() as open_server:
-        backend = AnthropicBackend(api_key=None, base_url=open_server.base_url, timeout=1.0)
+        backend = make(client, api_key=None, base_url=open_server.base_url, timeout=1.0)
         try:
             await backend.complete(chat())
         finally:
@@ -178,7 +207,7 @@ async def test_without_a_key_the_environment_is_not_consulted(
 
 
 async def test_a_strict_schema_is_asked_for_as_structured_output(
-    backend: AnthropicBackend, server: ScriptedAnthropic
+    backend: AnthropicBackend | AnthropicDirectBackend, server: ScriptedAnthropic
 ) -> None:
     schema = {
         "type": "object",
@@ -195,7 +224,7 @@ async def test_a_strict_schema_is_asked_for_as_structured_output(
 
 
 async def test_json_object_is_asked_for_in_the_system_prompt(
-    backend: AnthropicBackend, server: ScriptedAnthropic
+    backend: AnthropicBackend | AnthropicDirectBackend, server: ScriptedAnthropic
 ) -> None:
     fmt = ResponseFormat(type="json_object")
     await backend.complete(chat(fmt=fmt))
@@ -252,26 +281,27 @@ def _no_secrets(error: BackendError, *upstream: str) -> None:
     ],
 )
 async def test_every_failure_maps_to_its_documented_error(
-    backend: AnthropicBackend,
+    backend: AnthropicBackend | AnthropicDirectBackend,
     server: ScriptedAnthropic,
     fault: Fault,
     code: ErrorCode,
     retryable: bool,
     retry_after: float | None,
+    client: str,
 ) -> None:
     server.fail_next(fault)
     with pytest.raises(BackendError) as raised:
         await backend.complete(chat())
     error = raised.value
     assert (error.code, error.retryable, error.retry_after) == (code, retryable, retry_after)
-    if fault.status != 200:
+    if fault.status != 200 and client == "sdk":
         assert error.__cause__ is not None  # the SDK's error is kept for the logs
     _no_secrets(error, "Overloaded", "Internal server error", "per-minute", "scripted", "oops")
 
 
-async def test_the_apis_own_rejections(server: ScriptedAnthropic) -> None:
+async def test_the_apis_own_rejections(server: ScriptedAnthropic, client: str) -> None:
     """Not scripted faults: the server refusing a wrong key and an unknown model."""
-    wrong = AnthropicBackend(api_key=SecretStr("sk-ant-wrong"), base_url=server.base_url, timeout=1)
+    wrong = make(client, api_key=SecretStr("sk-ant-wrong"), base_url=server.base_url, timeout=1)
     try:
         with pytest.raises(BackendError) as raised:
             await wrong.complete(chat())
@@ -279,7 +309,7 @@ async def test_the_apis_own_rejections(server: ScriptedAnthropic) -> None:
         await wrong.aclose()
     assert (raised.value.code, raised.value.retryable) == (ErrorCode.BACKEND_AUTH_ERROR, False)
     _no_secrets(raised.value, "x-api-key", "sk-ant-wrong")
-    right = AnthropicBackend(api_key=SecretStr(KEY), base_url=server.base_url, timeout=1)
+    right = make(client, api_key=SecretStr(KEY), base_url=server.base_url, timeout=1)
     try:
         with pytest.raises(BackendError) as raised:
             await right.complete(chat(model="claude-unknown"))
@@ -289,9 +319,9 @@ async def test_the_apis_own_rejections(server: ScriptedAnthropic) -> None:
     _no_secrets(raised.value, "claude-unknown")
 
 
-async def test_an_unreachable_server_is_backend_unavailable() -> None:
-    backend = AnthropicBackend(
-        api_key=SecretStr(KEY), base_url=f"http://127.0.0.1:{free_port()}", timeout=2.0
+async def test_an_unreachable_server_is_backend_unavailable(client: str) -> None:
+    backend = make(
+        client, api_key=SecretStr(KEY), base_url=f"http://127.0.0.1:{free_port()}", timeout=2.0
     )
     try:
         with pytest.raises(BackendError) as raised:
@@ -332,8 +362,10 @@ def cutting_server() -> Iterator[str]:
     listener.close()
 
 
-async def test_a_connection_cut_mid_answer_is_backend_unavailable(cutting_server: str) -> None:
-    backend = AnthropicBackend(api_key=SecretStr(KEY), base_url=cutting_server, timeout=2.0)
+async def test_a_connection_cut_mid_answer_is_backend_unavailable(
+    cutting_server: str, client: str
+) -> None:
+    backend = make(client, api_key=SecretStr(KEY), base_url=cutting_server, timeout=2.0)
     try:
         with pytest.raises(BackendError) as raised:
             await backend.complete(chat())
@@ -344,7 +376,7 @@ async def test_a_connection_cut_mid_answer_is_backend_unavailable(cutting_server
 
 
 async def test_ping_reads_the_model_list_and_spends_no_tokens(
-    backend: AnthropicBackend, server: ScriptedAnthropic
+    backend: AnthropicBackend | AnthropicDirectBackend, server: ScriptedAnthropic
 ) -> None:
     await backend.ping()
     assert (server.model_lists, server.calls) == (1, 0)
@@ -352,7 +384,7 @@ async def test_ping_reads_the_model_list_and_spends_no_tokens(
 
 @pytest.mark.parametrize("status", [503, 529])
 async def test_a_ping_fails_like_a_call_while_the_server_is_down(
-    backend: AnthropicBackend, server: ScriptedAnthropic, status: int
+    backend: AnthropicBackend | AnthropicDirectBackend, server: ScriptedAnthropic, status: int
 ) -> None:
     server.outage_status = status
     with pytest.raises(BackendError) as raised:
@@ -362,10 +394,10 @@ async def test_a_ping_fails_like_a_call_while_the_server_is_down(
     assert server.model_lists == 1
 
 
-async def test_a_ping_with_a_wrong_key_is_an_auth_error(server: ScriptedAnthropic) -> None:
-    backend = AnthropicBackend(
-        api_key=SecretStr("sk-ant-wrong"), base_url=server.base_url, timeout=1
-    )
+async def test_a_ping_with_a_wrong_key_is_an_auth_error(
+    server: ScriptedAnthropic, client: str
+) -> None:
+    backend = make(client, api_key=SecretStr("sk-ant-wrong"), base_url=server.base_url, timeout=1)
     try:
         with pytest.raises(BackendError) as raised:
             await backend.ping()
@@ -374,9 +406,9 @@ async def test_a_ping_with_a_wrong_key_is_an_auth_error(server: ScriptedAnthropi
     assert (raised.value.code, raised.value.retryable) == (ErrorCode.BACKEND_AUTH_ERROR, False)
 
 
-async def test_a_ping_to_an_unreachable_server_is_backend_unavailable() -> None:
-    backend = AnthropicBackend(
-        api_key=SecretStr(KEY), base_url=f"http://127.0.0.1:{free_port()}", timeout=2.0
+async def test_a_ping_to_an_unreachable_server_is_backend_unavailable(client: str) -> None:
+    backend = make(
+        client, api_key=SecretStr(KEY), base_url=f"http://127.0.0.1:{free_port()}", timeout=2.0
     )
     try:
         with pytest.raises(BackendError) as raised:

@@ -1,4 +1,5 @@
-"""GeminiBackend against the scripted Gemini API (tests/support/scripted_gemini.py): the
+"""The Gemini backends (GeminiBackend through the SDK, GeminiDirectBackend over plain
+aiohttp) against the scripted Gemini API (tests/support/scripted_gemini.py): the
 request the server receives, the result read from its answer, every failure mapped to
 its documented error (no key, address or upstream body in the message), the deadline,
 an unreachable server, and the ping the breaker's probe makes."""
@@ -16,6 +17,7 @@ import pytest
 from pydantic import SecretStr
 
 from chater_gpt.backends.gemini import GeminiBackend
+from chater_gpt.backends.gemini_direct import GeminiDirectBackend
 from chater_gpt.dev.ports import free_port
 from chater_gpt.domain import ChatCall, ChatMessage, ResponseFormat
 from chater_gpt.errors import BackendConfigError, BackendError, ErrorCode
@@ -42,9 +44,28 @@ def server() -> Iterator[ScriptedGemini]:
         yield scripted
 
 
+# The SDK client (GEMINI_CLIENT=sdk) and the plain one (aiohttp): every test runs against
+# both, so their requests and their error semantics stay the same.
+CLIENTS: dict[str, type[GeminiBackend | GeminiDirectBackend]] = {
+    "sdk": GeminiBackend,
+    "aiohttp": GeminiDirectBackend,
+}
+
+
+@pytest.fixture(params=sorted(CLIENTS))
+def client(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def make(client: str, **options: Any) -> GeminiBackend | GeminiDirectBackend:
+    return CLIENTS[client](**options)
+
+
 @pytest.fixture
-async def backend(server: ScriptedGemini) -> AsyncIterator[GeminiBackend]:
-    gemini = GeminiBackend(api_key=SecretStr(KEY), base_url=server.base_url, timeout=5.0)
+async def backend(
+    server: ScriptedGemini, client: str
+) -> AsyncIterator[GeminiBackend | GeminiDirectBackend]:
+    gemini = make(client, api_key=SecretStr(KEY), base_url=server.base_url, timeout=5.0)
     yield gemini
     await gemini.aclose()
 
@@ -69,7 +90,9 @@ def assert_clean(error: BackendError, server: ScriptedGemini) -> None:
 # --- the request ----------------------------------------------------------------------
 
 
-async def test_the_request_the_api_receives(backend: GeminiBackend, server: ScriptedGemini) -> None:
+async def test_the_request_the_api_receives(
+    backend: GeminiBackend | GeminiDirectBackend, server: ScriptedGemini
+) -> None:
     messages: list[ChatMessage] = [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "hi"},
@@ -111,7 +134,9 @@ async def test_the_request_the_api_receives(backend: GeminiBackend, server: Scri
     assert "key" not in sent.query  # the key travels in the header only
 
 
-async def test_json_object_and_plain_text(backend: GeminiBackend, server: ScriptedGemini) -> None:
+async def test_json_object_and_plain_text(
+    backend: GeminiBackend | GeminiDirectBackend, server: ScriptedGemini
+) -> None:
     result = await backend.complete(chat(response_format=ResponseFormat("json_object")))
     assert server.requests[-1].body["generationConfig"]["responseMimeType"] == "application/json"
     assert "responseJsonSchema" not in server.requests[-1].body["generationConfig"]
@@ -122,7 +147,7 @@ async def test_json_object_and_plain_text(backend: GeminiBackend, server: Script
 
 
 async def test_an_image_url_is_sent_as_file_data(
-    backend: GeminiBackend, server: ScriptedGemini
+    backend: GeminiBackend | GeminiDirectBackend, server: ScriptedGemini
 ) -> None:
     url = "https://images.example/meal.jpg"
     result = await backend.complete(
@@ -145,9 +170,9 @@ async def test_an_image_url_is_sent_as_file_data(
     assert result.prompt_tokens == 2 + scripted_gemini.IMAGE_TOKENS  # "kcal?" and the image
 
 
-async def test_another_api_version(server: ScriptedGemini) -> None:
-    gemini = GeminiBackend(
-        api_key=SecretStr(KEY), base_url=server.base_url, timeout=5.0, api_version="v1beta"
+async def test_another_api_version(server: ScriptedGemini, client: str) -> None:
+    gemini = make(
+        client, api_key=SecretStr(KEY), base_url=server.base_url, timeout=5.0, api_version="v1beta"
     )
     try:
         await gemini.complete(chat())
@@ -160,7 +185,9 @@ async def test_another_api_version(server: ScriptedGemini) -> None:
 # --- the result ---------------------------------------------------------------------
 
 
-async def test_the_result(backend: GeminiBackend, server: ScriptedGemini) -> None:
+async def test_the_result(
+    backend: GeminiBackend | GeminiDirectBackend, server: ScriptedGemini
+) -> None:
     result = await backend.complete(chat())
     assert (result.text, result.model, result.finish_reason, result.backend) == (
         "echo: hi",
@@ -173,7 +200,7 @@ async def test_the_result(backend: GeminiBackend, server: ScriptedGemini) -> Non
 
 
 async def test_max_tokens_cuts_the_answer_with_finish_reason_length(
-    backend: GeminiBackend,
+    backend: GeminiBackend | GeminiDirectBackend,
 ) -> None:
     result = await backend.complete(
         chat([{"role": "user", "content": "a long question"}], max_tokens=2)
@@ -195,7 +222,7 @@ def scripted_answer(**fields: Any) -> Fault:
     [("SAFETY", "content_filter"), ("RECITATION", "content_filter"), ("OTHER", "other")],
 )
 async def test_finish_reasons_in_openai_words(
-    backend: GeminiBackend, server: ScriptedGemini, finish: str, word: str
+    backend: GeminiBackend | GeminiDirectBackend, server: ScriptedGemini, finish: str, word: str
 ) -> None:
     server.fail_next(
         scripted_answer(
@@ -216,7 +243,7 @@ async def test_finish_reasons_in_openai_words(
 
 
 async def test_a_blocked_prompt_is_rejected_naming_the_reason(
-    backend: GeminiBackend, server: ScriptedGemini
+    backend: GeminiBackend | GeminiDirectBackend, server: ScriptedGemini
 ) -> None:
     server.fail_next(
         scripted_answer(
@@ -262,12 +289,13 @@ async def test_a_blocked_prompt_is_rejected_naming_the_reason(
     ],
 )
 async def test_every_failure_maps_to_its_documented_error(
-    backend: GeminiBackend,
+    backend: GeminiBackend | GeminiDirectBackend,
     server: ScriptedGemini,
     fault: Fault,
     code: ErrorCode,
     retryable: bool,
     retry_after: float | None,
+    client: str,
 ) -> None:
     server.fail_next(fault)
     with pytest.raises(BackendError) as raised:
@@ -275,14 +303,14 @@ async def test_every_failure_maps_to_its_documented_error(
     error = raised.value
     assert (error.code, error.retryable, error.retry_after) == (code, retryable, retry_after)
     assert_clean(error, server)
-    if fault.status != 200:
+    if fault.status != 200 and client == "sdk":
         assert error.__cause__ is not None  # the SDK's error is kept for the logs
 
 
 async def test_a_wrong_key_is_an_auth_error_and_an_unknown_model_a_rejection(
-    server: ScriptedGemini,
+    server: ScriptedGemini, client: str
 ) -> None:
-    wrong = GeminiBackend(api_key=SecretStr("AIza-wrong"), base_url=server.base_url, timeout=5.0)
+    wrong = make(client, api_key=SecretStr("AIza-wrong"), base_url=server.base_url, timeout=5.0)
     try:
         with pytest.raises(BackendError) as raised:
             await wrong.complete(chat())
@@ -291,7 +319,7 @@ async def test_a_wrong_key_is_an_auth_error_and_an_unknown_model_a_rejection(
     # The API answers a bad key with 400 INVALID_ARGUMENT, reason API_KEY_INVALID.
     assert (raised.value.code, raised.value.retryable) == (ErrorCode.BACKEND_AUTH_ERROR, False)
     assert "AIza-wrong" not in raised.value.message
-    gemini = GeminiBackend(api_key=SecretStr(KEY), base_url=server.base_url, timeout=5.0)
+    gemini = make(client, api_key=SecretStr(KEY), base_url=server.base_url, timeout=5.0)
     try:
         with pytest.raises(BackendError) as missing:
             await gemini.complete(chat(model="gemini-nope"))
@@ -301,8 +329,8 @@ async def test_a_wrong_key_is_an_auth_error_and_an_unknown_model_a_rejection(
     assert_clean(missing.value, server)
 
 
-async def test_a_stalled_answer_is_a_timeout(server: ScriptedGemini) -> None:
-    gemini = GeminiBackend(api_key=SecretStr(KEY), base_url=server.base_url, timeout=0.2)
+async def test_a_stalled_answer_is_a_timeout(server: ScriptedGemini, client: str) -> None:
+    gemini = make(client, api_key=SecretStr(KEY), base_url=server.base_url, timeout=0.2)
     server.fail_next(Fault(delay=1.2))
     started = time.monotonic()
     try:
@@ -315,9 +343,9 @@ async def test_a_stalled_answer_is_a_timeout(server: ScriptedGemini) -> None:
     assert_clean(raised.value, server)
 
 
-async def test_an_unreachable_server_is_backend_unavailable_at_once() -> None:
+async def test_an_unreachable_server_is_backend_unavailable_at_once(client: str) -> None:
     port = free_port()
-    gemini = GeminiBackend(api_key=SecretStr(KEY), base_url=f"http://127.0.0.1:{port}", timeout=5.0)
+    gemini = make(client, api_key=SecretStr(KEY), base_url=f"http://127.0.0.1:{port}", timeout=5.0)
     started = time.monotonic()
     try:
         with pytest.raises(BackendError) as raised:
@@ -331,21 +359,23 @@ async def test_an_unreachable_server_is_backend_unavailable_at_once() -> None:
     assert str(port) not in raised.value.message
 
 
-def test_a_missing_key_or_a_bad_url_is_a_configuration_error() -> None:
+def test_a_missing_key_or_a_bad_url_is_a_configuration_error(client: str) -> None:
     with pytest.raises(BackendConfigError):
-        GeminiBackend(api_key=None, base_url=None, timeout=5.0)
+        make(client, api_key=None, base_url=None, timeout=5.0)
     with pytest.raises(BackendConfigError):
-        GeminiBackend(api_key=SecretStr(""), base_url=None, timeout=5.0)
+        make(client, api_key=SecretStr(""), base_url=None, timeout=5.0)
     with pytest.raises(BackendConfigError):
-        GeminiBackend(api_key=SecretStr(KEY), base_url="ftp://example.org", timeout=5.0)
+        make(client, api_key=SecretStr(KEY), base_url="ftp://example.org", timeout=5.0)
 
 
-async def test_no_deprecation_warning_from_the_sdk_session(server: ScriptedGemini) -> None:
+async def test_no_deprecation_warning_from_the_sdk_session(
+    server: ScriptedGemini, client: str
+) -> None:
     """google-genai's own aiohttp session subclasses aiohttp.ClientSession (deprecated:
     one DeprecationWarning per session); the backend hands the SDK a plain session."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)
-        gemini = GeminiBackend(api_key=SecretStr(KEY), base_url=server.base_url, timeout=5.0)
+        gemini = make(client, api_key=SecretStr(KEY), base_url=server.base_url, timeout=5.0)
         await gemini.complete(chat())
         await gemini.ping()
         await gemini.aclose()
@@ -358,14 +388,14 @@ async def test_no_deprecation_warning_from_the_sdk_session(server: ScriptedGemin
 
 
 async def test_ping_lists_the_models_and_spends_no_tokens(
-    backend: GeminiBackend, server: ScriptedGemini
+    backend: GeminiBackend | GeminiDirectBackend, server: ScriptedGemini
 ) -> None:
     await backend.ping()
     assert (server.model_lists, server.calls) == (1, 0)
 
 
 async def test_a_ping_fails_like_a_call_while_the_server_is_down(
-    backend: GeminiBackend, server: ScriptedGemini
+    backend: GeminiBackend | GeminiDirectBackend, server: ScriptedGemini
 ) -> None:
     server.outage_status = 503
     with pytest.raises(BackendError) as raised:
@@ -377,8 +407,10 @@ async def test_a_ping_fails_like_a_call_while_the_server_is_down(
     assert server.model_lists == 2
 
 
-async def test_a_ping_with_a_wrong_key_is_an_auth_error(server: ScriptedGemini) -> None:
-    wrong = GeminiBackend(api_key=SecretStr("AIza-wrong"), base_url=server.base_url, timeout=5.0)
+async def test_a_ping_with_a_wrong_key_is_an_auth_error(
+    server: ScriptedGemini, client: str
+) -> None:
+    wrong = make(client, api_key=SecretStr("AIza-wrong"), base_url=server.base_url, timeout=5.0)
     try:
         with pytest.raises(BackendError) as raised:
             await wrong.ping()
@@ -387,9 +419,9 @@ async def test_a_ping_with_a_wrong_key_is_an_auth_error(server: ScriptedGemini) 
     assert raised.value.code is ErrorCode.BACKEND_AUTH_ERROR
 
 
-async def test_a_ping_to_an_unreachable_server_is_backend_unavailable() -> None:
-    gemini = GeminiBackend(
-        api_key=SecretStr(KEY), base_url=f"http://127.0.0.1:{free_port()}", timeout=5.0
+async def test_a_ping_to_an_unreachable_server_is_backend_unavailable(client: str) -> None:
+    gemini = make(
+        client, api_key=SecretStr(KEY), base_url=f"http://127.0.0.1:{free_port()}", timeout=5.0
     )
     try:
         with pytest.raises(BackendError) as raised:

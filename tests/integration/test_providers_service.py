@@ -58,13 +58,17 @@ def gemini_settings(server: ScriptedGemini) -> dict[str, object]:
     }
 
 
+@pytest.mark.parametrize("client", ["sdk", "aiohttp"])
 async def test_a_chat_request_is_answered_by_claude_with_its_usage(
     make_settings: SettingsFactory,
     topics: Topics,
     anthropic: ScriptedAnthropic,
     replies: ReplyCollector,
+    client: str,
 ) -> None:
-    settings = make_settings(**anthropic_settings(anthropic), system_prompt="Be brief.")
+    settings = make_settings(
+        **anthropic_settings(anthropic), system_prompt="Be brief.", anthropic_client=client
+    )
     async with running_service(settings):
         produce_requests(
             settings.bootstrap_server,
@@ -85,14 +89,20 @@ async def test_a_chat_request_is_answered_by_claude_with_its_usage(
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
 
 
+@pytest.mark.parametrize("client", ["sdk", "aiohttp"])
 async def test_a_chat_request_is_answered_by_gemini_with_its_usage(
     make_settings: SettingsFactory,
     topics: Topics,
     gemini: ScriptedGemini,
     replies: ReplyCollector,
+    client: str,
 ) -> None:
     settings = make_settings(
-        llm_backend="gemini", model=GEMINI, vision_model=GEMINI, **gemini_settings(gemini)
+        llm_backend="gemini",
+        model=GEMINI,
+        vision_model=GEMINI,
+        gemini_client=client,
+        **gemini_settings(gemini),
     )
     async with running_service(settings):
         produce_requests(

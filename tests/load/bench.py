@@ -16,10 +16,11 @@ and the service all local; each of them a process of its own):
     python tests/load/bench.py --only B --provider openai,anthropic,gemini
 
 `--provider` sets whose API B's backend speaks and which SDK the service calls it
-with: `openai` (the default; B measures both OPENAI_CLIENT values, `--b-clients`),
-`anthropic` or `gemini` (LLM_BACKEND with a Claude or a Gemini model, through the
-provider's SDK, its token-count endpoint off unless `--provider-token-counts`), or
-several, comma-separated, run one after the other. A, C and D always use OpenAI.
+with: `openai` (the default), `anthropic` or `gemini` (LLM_BACKEND with a Claude or a
+Gemini model, its token-count endpoint off unless `--provider-token-counts`), or
+several, comma-separated, run one after the other; B measures each provider with both
+of its clients (OPENAI_CLIENT, ANTHROPIC_CLIENT, GEMINI_CLIENT: `sdk` and `aiohttp`;
+`--b-clients`). A, C and D always use OpenAI.
 
 `--payload` sets the traffic of A's chater-gpt runs and of B: `text` (the default),
 `photo-mixed` (every other request a photo analysis on `eater-send-photo`, answered
@@ -79,7 +80,7 @@ class Scale:
     openai_client: str = "sdk"  # OPENAI_CLIENT of the service in A, C and D
     payload: Payload = "text"  # A's chater-gpt runs and B: text, photo-mixed or photo
     photo_size: tuple[int, int] = (64, 48)  # the photo payloads' JPEG
-    b_clients: tuple[str, ...] = ("sdk", "aiohttp")  # OPENAI_CLIENT values B measures
+    b_clients: tuple[str, ...] = ("sdk", "aiohttp")  # the *_CLIENT values B measures
     # Whose API B's backend speaks, and so which SDK the service uses (A, C, D: OpenAI).
     b_providers: tuple[Provider, ...] = ("openai",)
     # B with Anthropic or Gemini: their token-count endpoints on (PROVIDER_TOKEN_COUNTS).
@@ -270,13 +271,9 @@ def bench_a(scale: Scale, out: Path, console: Console) -> tuple[list[Check], dic
 
 
 def b_runs(scale: Scale) -> list[tuple[Provider, str]]:
-    """(provider, client) of each B run: OpenAI with each OPENAI_CLIENT of `b_clients`,
-    Anthropic and Gemini with their SDK."""
-    runs: list[tuple[Provider, str]] = []
-    for provider in scale.b_providers:
-        clients = scale.b_clients if provider == "openai" else ("sdk",)
-        runs += [(provider, client) for client in clients]
-    return runs
+    """(provider, client) of each B run: each provider with each client of `b_clients`
+    (OPENAI_CLIENT, ANTHROPIC_CLIENT, GEMINI_CLIENT)."""
+    return [(provider, client) for provider in scale.b_providers for client in scale.b_clients]
 
 
 def b_label(provider: Provider, client: str) -> str:
@@ -286,8 +283,8 @@ def b_label(provider: Provider, client: str) -> str:
 
 
 def bench_b(scale: Scale, out: Path, console: Console) -> tuple[list[Check], dict[str, Any]]:
-    """CPU per message with each OpenAI client (OPENAI_CLIENT): the SDK and plain aiohttp;
-    and with the SDKs of Anthropic and Gemini against their scripted APIs."""
+    """CPU per message with each provider's clients (its SDK and plain aiohttp) against
+    its scripted API (OpenAI's: the load backend's)."""
     checks: list[Check] = []
     runs: dict[str, Any] = {}
     payload = "" if scale.payload == "text" else f", {scale.payload}"
@@ -300,8 +297,7 @@ def bench_b(scale: Scale, out: Path, console: Console) -> tuple[list[Check], dic
             f"B: zero-latency backend, {scale.b_requests} requests, {label} client{payload} ..."
         )
         settings: dict[str, Any] = {"max_in_flight": 256}
-        if provider == "openai":
-            settings["openai_client"] = client
+        settings[f"{provider}_client"] = client
         run = measure(
             consumer="chater-gpt",
             backend=BackendShape(latency="fixed:0", provider=provider),

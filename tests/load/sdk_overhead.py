@@ -12,18 +12,18 @@ each client and reads this process's CPU (`time.process_time()`, all threads) ar
   aiohttp transport, OPENAI_CLIENT=sdk); `aiohttp` is `OpenAIDirectBackend`
   (OPENAI_CLIENT=aiohttp). Both are the service's own backends: the reference pair.
 - anthropic: `sdk` is the service's `AnthropicBackend` (the SDK's low-level `post` on its
-  default httpx2 transport); `sdk-aiohttp` the same backend with the SDK's own aiohttp
-  transport (`anthropic.DefaultAioHttpClient`, as the OpenAI backend is configured; not
-  wired in the service); `aiohttp` is `PlainAnthropic` below.
+  aiohttp transport, ANTHROPIC_CLIENT=sdk); `aiohttp` is `AnthropicDirectBackend`
+  (ANTHROPIC_CLIENT=aiohttp).
 - gemini: `sdk` is the service's `GeminiBackend` (`client.aio.models.generate_content`
-  over the backend's own aiohttp session); `aiohttp` is `PlainGemini` below.
+  over the backend's own aiohttp session, GEMINI_CLIENT=sdk); `aiohttp` is
+  `GeminiDirectBackend` (GEMINI_CLIENT=aiohttp).
 
-Every client does the whole call the service makes: the body from the `ChatCall`, the
-request, the status check, the answer read into a `ChatResult`. The plain clients are
-measuring sketches, not backends: each sends the body its SDK sends (checked before
-measuring: the server records one call of each client and the bodies and results must
-be equal) and maps the provider's errors as the SDK backend does (checked too: the same
-error class and retry-after for 429, 529/503, 500, 400 and 401 answers).
+Every client is the service's own backend and does the whole call the service makes:
+the body from the `ChatCall`, the request, the status check, the answer read into a
+`ChatResult`. Before measuring, each provider's clients are checked against each other:
+the server records one call of each and the bodies (up to spelling: field-name case and
+base64 alphabet) and results must be equal, and each maps the provider's errors alike
+(the same error class and retry-after for 429, 529/503, 500, 400 and 401 answers).
 
 Calls run `--concurrency` at a time (the server answers one at a time: zero latency), in
 `--rounds` rounds, the clients' order rotating between rounds, after `--warmup` calls
@@ -42,40 +42,30 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 import argparse
 import asyncio
 import base64
-import binascii
 import gc
 import json
 import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-import anthropic
-import orjson
 from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
 from chater_gpt.backends.anthropic import AnthropicBackend
-from chater_gpt.backends.anthropic_wire import MESSAGES_PATH, messages_body, parse_message
+from chater_gpt.backends.anthropic_direct import AnthropicDirectBackend
 from chater_gpt.backends.gemini import GeminiBackend
-from chater_gpt.backends.gemini_wire import finish_reason_of, retry_delay, url_image_type
-from chater_gpt.backends.http import mapped_aiohttp_errors, raise_for_status
+from chater_gpt.backends.gemini_direct import GeminiDirectBackend
 from chater_gpt.backends.openai import OpenAIBackend
 from chater_gpt.backends.openai_direct import OpenAIDirectBackend
-from chater_gpt.backends.openai_wire import request_headers
 from chater_gpt.config import DEFAULT_SYSTEM_PROMPT
-from chater_gpt.domain import ChatCall, ChatMessage, ChatResult
+from chater_gpt.domain import ChatCall, ChatResult
 from chater_gpt.errors import (
-    BackendAuthError,
-    BackendBadResponse,
     BackendError,
-    BackendRejected,
-    InvalidImage,
 )
 from tests.load._payloads import tiny_jpeg
 from tests.load._stack import PROVIDER_MODELS, BackendProcess, BackendShape
@@ -89,271 +79,9 @@ TIMEOUT = 30.0
 # Past this ratio and difference an SDK "costs far more" than a plain client (issue 13).
 FAR_MORE_RATIO = 2.0
 FAR_MORE_MS = 0.3
-ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
-
-
-# --- the plain clients -----------------------------------------------------------------
-
-
-class PlainAnthropic:
-    """The Messages API over plain aiohttp: `anthropic_wire`'s body and answer, the SDK's
-    API version, the key as `x-api-key`; errors as `AnthropicBackend` maps them (every
-    status through `http.raise_for_status`, transport errors through
-    `http.mapped_aiohttp_errors`, an unreadable answer `BackendBadResponse`)."""
-
-    def __init__(self, *, base_url: str, api_version: str, name: str = "anthropic") -> None:
-        self.name = name
-        self._url = base_url.rstrip("/") + MESSAGES_PATH
-        self._headers = {
-            "content-type": "application/json",
-            "x-api-key": KEY.get_secret_value(),
-            "anthropic-version": api_version,
-        }
-        self._session: aiohttp.ClientSession | None = None
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=TIMEOUT),
-                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
-                headers=self._headers,
-            )
-        return self._session
-
-    async def complete(self, call: ChatCall) -> ChatResult:
-        body = messages_body(call, send_temperature=False)
-        with mapped_aiohttp_errors(self.name):
-            async with self._client().post(
-                self._url, data=orjson.dumps(body), headers=request_headers(call)
-            ) as response:
-                raw = await response.read()
-                status, headers = response.status, response.headers
-        raise_for_status(status, headers, self.name)
-        return parse_message(_json(raw, self.name), backend=self.name, requested_model=call.model)
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-
-class PlainGemini:
-    """`models.generateContent` over plain aiohttp: the JSON body the SDK sends for
-    `gemini_wire.request_of` (`gemini_body`), the answer read from the JSON as
-    `gemini_wire.result_of` reads the SDK's object (`gemini_result`), the key as
-    `x-goog-api-key`; errors as `GeminiBackend` maps them (`gemini_error`: Google's error
-    body read as `gemini_wire.error_of` reads the SDK's `APIError`)."""
-
-    def __init__(self, *, base_url: str, api_version: str = "v1", name: str = "gemini") -> None:
-        self.name = name
-        self._root = f"{base_url.rstrip('/')}/{api_version}/models/"
-        self._headers = {
-            "content-type": "application/json",
-            "x-goog-api-key": KEY.get_secret_value(),
-        }
-        self._session: aiohttp.ClientSession | None = None
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=TIMEOUT),
-                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
-                headers=self._headers,
-            )
-        return self._session
-
-    async def complete(self, call: ChatCall) -> ChatResult:
-        body = gemini_body(call)
-        url = f"{self._root}{call.model}:generateContent"
-        with mapped_aiohttp_errors(self.name):
-            async with self._client().post(
-                url, data=orjson.dumps(body), headers=request_headers(call)
-            ) as response:
-                raw = await response.read()
-                status, headers = response.status, response.headers
-        if status >= 400:
-            raise gemini_error(status, headers, raw, self.name)
-        return gemini_result(_json(raw, self.name), backend=self.name, requested_model=call.model)
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-
-def _json(raw: bytes, backend: str) -> Any:
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise BackendBadResponse(f"the {backend} backend sent a non-JSON answer") from exc
-
-
-_GEMINI_ROLES = {"user": "user", "assistant": "model"}
-
-
-def gemini_body(call: ChatCall) -> dict[str, Any]:
-    """The generateContent body google-genai sends for `gemini_wire.request_of(call)`
-    (same merging of roles, same parts), built as JSON directly."""
-    system: list[dict[str, Any]] = []
-    contents: list[dict[str, Any]] = []
-    for message in call.messages:
-        role = str(message.get("role", "user"))
-        parts = _gemini_parts(message, images=role not in ("system", "developer"))
-        if role in ("system", "developer"):
-            system.extend(parts)
-            continue
-        gemini_role = _GEMINI_ROLES.get(role)
-        if gemini_role is None:
-            raise BackendRejected("the gemini backend takes system, user and assistant messages")
-        if not parts:
-            continue
-        if contents and contents[-1]["role"] == gemini_role:
-            contents[-1]["parts"] = [*contents[-1]["parts"], *parts]
-        else:
-            contents.append({"parts": parts, "role": gemini_role})
-    if not contents:
-        raise BackendRejected("the gemini backend needs a user or assistant message")
-    body: dict[str, Any] = {"contents": contents}
-    if system:
-        body["systemInstruction"] = {"parts": system}
-    config: dict[str, Any] = {"temperature": call.temperature}
-    if call.seed is not None:
-        config["seed"] = call.seed
-    config["maxOutputTokens"] = call.max_tokens
-    if call.response_format is not None:
-        config["responseMimeType"] = "application/json"
-        fmt = call.response_format
-        if fmt.type == "json_schema" and fmt.schema is not None:
-            config["responseJsonSchema"] = dict(fmt.schema)
-    body["generationConfig"] = config
-    return body
-
-
-def _gemini_parts(message: ChatMessage, *, images: bool) -> list[dict[str, Any]]:
-    content = message.get("content")
-    if isinstance(content, str):
-        return [{"text": content}] if content else []
-    parts: list[dict[str, Any]] = []
-    for item in content or []:
-        if not isinstance(item, Mapping):
-            continue
-        if item.get("type") == "text":
-            text = item.get("text")
-            if isinstance(text, str) and text:
-                parts.append({"text": text})
-        elif item.get("type") == "image_url" and images:
-            image = item.get("image_url")
-            url = image.get("url") if isinstance(image, Mapping) else None
-            parts.append(_gemini_image(str(url or "")))
-    return parts
-
-
-def _gemini_image(url: str) -> dict[str, Any]:
-    if url.startswith("data:"):
-        head, comma, data = url.partition(",")
-        mime = head.removeprefix("data:").removesuffix(";base64")
-        if not comma or not head.endswith(";base64") or not mime:
-            raise InvalidImage("an inline image must be a base64 data URL with its MIME type")
-        try:
-            raw = base64.b64decode(data, validate=True)
-        except (binascii.Error, ValueError):
-            raise InvalidImage("an inline image is not valid base64") from None
-        # As google-genai 3.6.1 sends a Blob: the bytes in URL-safe base64, `mime_type`.
-        return {"inlineData": {"data": base64.urlsafe_b64encode(raw).decode(), "mime_type": mime}}
-    if url.startswith(("https://", "http://")):
-        file_data = {"fileUri": url}
-        mime_type = url_image_type(url)
-        if mime_type:
-            file_data["mimeType"] = mime_type
-        return {"fileData": file_data}
-    raise InvalidImage("the gemini backend takes images as base64 data URLs or http(s) URLs")
-
-
-def gemini_result(body: Any, *, backend: str, requested_model: str) -> ChatResult:
-    """`gemini_wire.result_of` over the answer's JSON (thoughts left out, the same usage)."""
-    bad = BackendBadResponse(f"the {backend} backend sent an unexpected response")
-    if not isinstance(body, dict):
-        raise bad
-    try:
-        candidates = body.get("candidates")
-        if not candidates:
-            reason = (body.get("promptFeedback") or {}).get("blockReason")
-            if reason is not None:
-                raise BackendRejected(f"the {backend} backend blocked the prompt ({reason})")
-            raise BackendBadResponse(f"the {backend} backend returned no candidates")
-        candidate = candidates[0]
-        parts = (candidate.get("content") or {}).get("parts") or []
-        text = "".join(
-            p["text"] for p in parts if isinstance(p.get("text"), str) and not p.get("thought")
-        )
-        usage = body.get("usageMetadata") or {}
-        prompt = int(usage.get("promptTokenCount") or 0)
-        completion = int(usage.get("candidatesTokenCount") or 0) + int(
-            usage.get("thoughtsTokenCount") or 0
-        )
-        cached = int(usage.get("cachedContentTokenCount") or 0)
-        finish = finish_reason_of(candidate.get("finishReason"))
-        model = body.get("modelVersion") or requested_model
-    except (AttributeError, TypeError, ValueError) as exc:
-        raise bad from exc
-    return ChatResult(
-        text=text,
-        model=str(model),
-        prompt_tokens=prompt,
-        completion_tokens=completion,
-        finish_reason=finish,
-        backend=backend,
-        cached_prompt_tokens=cached,
-    )
-
-
-def gemini_error(status: int, headers: Mapping[str, str], raw: bytes, backend: str) -> BackendError:
-    """`gemini_wire.error_of` over Google's error body: 400 API_KEY_INVALID is a
-    credentials error; a RetryInfo `retryDelay` counts as Retry-After when no header
-    says one; otherwise `http.raise_for_status`'s rules."""
-    try:
-        error = orjson.loads(raw).get("error", {})
-        details = [d for d in error.get("details") or [] if isinstance(d, dict)]
-    except (orjson.JSONDecodeError, AttributeError):
-        details = []
-    if status == 400 and any(
-        d.get("@type") == ERROR_INFO and d.get("reason") == "API_KEY_INVALID" for d in details
-    ):
-        return BackendAuthError(f"the {backend} backend rejected the credentials")
-    merged = dict(headers)
-    if not {"retry-after", "retry-after-ms"} & {name.lower() for name in merged}:
-        delay = retry_delay(details)
-        if delay is not None:
-            merged["retry-after"] = f"{delay:g}"
-    try:
-        raise_for_status(status, merged, backend)
-    except BackendError as mapped:
-        return mapped
-    return BackendError(f"the {backend} backend failed (HTTP {status})")
-
-
-# --- the clients of each provider ------------------------------------------------------
 
 
 Factory = Callable[[str], Any]  # base URL of the server's root -> a client
-
-
-def anthropic_sdk_aiohttp(root: str) -> AnthropicBackend:
-    """The service's AnthropicBackend, its SDK client on the SDK's aiohttp transport."""
-    backend = AnthropicBackend(api_key=KEY, base_url=root, timeout=TIMEOUT)
-    backend._client = anthropic.AsyncAnthropic(
-        api_key=KEY.get_secret_value(),
-        base_url=root,
-        timeout=TIMEOUT,
-        max_retries=0,
-        open_telemetry=False,
-        http_client=anthropic.DefaultAioHttpClient(timeout=TIMEOUT),
-    )
-    return backend
-
-
-def sdk_api_version() -> str:
-    return AnthropicBackend(api_key=KEY, base_url="http://127.0.0.1:9", timeout=1).api_version
 
 
 CLIENTS: dict[Provider, dict[str, Factory]] = {
@@ -365,12 +93,11 @@ CLIENTS: dict[Provider, dict[str, Factory]] = {
     },
     "anthropic": {
         "sdk": lambda root: AnthropicBackend(api_key=KEY, base_url=root, timeout=TIMEOUT),
-        "sdk-aiohttp": anthropic_sdk_aiohttp,
-        "aiohttp": lambda root: PlainAnthropic(base_url=root, api_version=sdk_api_version()),
+        "aiohttp": lambda root: AnthropicDirectBackend(api_key=KEY, base_url=root, timeout=TIMEOUT),
     },
     "gemini": {
         "sdk": lambda root: GeminiBackend(api_key=KEY, base_url=root, timeout=TIMEOUT),
-        "aiohttp": lambda root: PlainGemini(base_url=root),
+        "aiohttp": lambda root: GeminiDirectBackend(api_key=KEY, base_url=root, timeout=TIMEOUT),
     },
 }
 PLAIN = "aiohttp"
@@ -463,6 +190,25 @@ def _faults(provider: Provider) -> list[tuple[str, Fault]]:
     ]
 
 
+def _comparable(body: Any) -> Any:
+    """A body with its spellings made one: Gemini's field names in either case (the SDK
+    writes `mime_type`, the REST docs `mimeType`) and inline bytes in either base64
+    alphabet (the SDK's is URL-safe); the API reads both."""
+    if isinstance(body, dict):
+        same = {}
+        for name, value in body.items():
+            camel = name.split("_")[0] + "".join(w.title() for w in name.split("_")[1:])
+            same[camel] = _comparable(value)
+        inline = same.get("inlineData")
+        if isinstance(inline, dict) and isinstance(inline.get("data"), str):
+            data = inline["data"].replace("-", "+").replace("_", "/")
+            inline["data"] = base64.b64decode(data)
+        return same
+    if isinstance(body, list):
+        return [_comparable(item) for item in body]
+    return body
+
+
 def _outcome(result: object) -> tuple[str, float | None]:
     if isinstance(result, BackendError):
         return type(result).__name__, result.retry_after
@@ -500,7 +246,7 @@ async def check_equivalence(provider: Provider, history: int) -> list[str]:
         reference_name = next(iter(seen))
         reference = seen[reference_name]
         for name, (body, result, errors) in seen.items():
-            if body != reference[0]:
+            if _comparable(body) != _comparable(reference[0]):
                 problems.append(f"{provider} {name}: body differs from {reference_name}'s")
             if result != reference[1]:
                 problems.append(f"{provider} {name}: result {result} != {reference[1]}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from google.genai import types
 
 from chater_gpt.backends.anthropic_wire import parse_message
-from chater_gpt.backends.gemini_wire import result_of
+from chater_gpt.backends.gemini import result_of
 from chater_gpt.backends.openai_wire import parse_completion
 
 CHOICE = {"message": {"content": "hi"}, "finish_reason": "stop"}

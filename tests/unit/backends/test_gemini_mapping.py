@@ -12,15 +12,8 @@ import pytest
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from chater_gpt.backends.gemini import mapped_errors
-from chater_gpt.backends.gemini_wire import (
-    error_of,
-    finish_reason_of,
-    request_of,
-    result_of,
-    retry_delay,
-    url_image_type,
-)
+from chater_gpt.backends.gemini import error_of, mapped_errors, request_of, result_of
+from chater_gpt.backends.gemini_wire import finish_reason_of, retry_delay, url_image_type
 from chater_gpt.domain import ChatCall, ChatMessage, ResponseFormat
 from chater_gpt.errors import (
     BackendAuthError,

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from chater_gpt.backends.anthropic_wire import messages_body
-from chater_gpt.backends.gemini_wire import request_of
+from chater_gpt.backends.gemini import request_of
 from chater_gpt.context.builder import ContextBuilder
 from chater_gpt.context.counters import ModelTokenCounters
 from chater_gpt.context.estimate import (

@@ -69,12 +69,20 @@ def test_bench_provider_options() -> None:
             bench.parse_args(["--provider", bad])
 
 
-def test_b_runs_each_openai_client_and_each_other_providers_sdk() -> None:
+def test_b_runs_each_client_of_each_provider() -> None:
     assert bench.b_runs(bench.FULL) == [("openai", "sdk"), ("openai", "aiohttp")]
-    scale = replace(bench.FULL, b_providers=("openai", "anthropic", "gemini"), b_clients=("sdk",))
+    scale = replace(bench.FULL, b_providers=("openai", "anthropic", "gemini"))
     runs = bench.b_runs(scale)
-    assert runs == [("openai", "sdk"), ("anthropic", "sdk"), ("gemini", "sdk")]
-    assert [bench.b_label(*run) for run in runs] == ["sdk", "anthropic-sdk", "gemini-sdk"]
+    assert [bench.b_label(*run) for run in runs] == [
+        "sdk",
+        "aiohttp",
+        "anthropic-sdk",
+        "anthropic-aiohttp",
+        "gemini-sdk",
+        "gemini-aiohttp",
+    ]
+    only_sdks = bench.b_runs(replace(scale, b_clients=("sdk",)))
+    assert only_sdks == [("openai", "sdk"), ("anthropic", "sdk"), ("gemini", "sdk")]
 
 
 @pytest.mark.parametrize(

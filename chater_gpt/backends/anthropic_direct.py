@@ -1,0 +1,105 @@
+"""Anthropic over plain aiohttp (`ANTHROPIC_CLIENT=aiohttp`): `POST /v1/messages` with
+`anthropic_wire`'s body, the key in `x-api-key` (the documented header), the
+`anthropic-version` the SDK backend sends (or the one pinned), the answer read by
+`anthropic_wire.parse_message`.
+
+The same requests and the same error semantics as the SDK backend (`anthropic.py`):
+every status through `http.raise_for_status`, transport errors through
+`http.mapped_aiohttp_errors`, an answer that is not JSON `BackendBadResponse`; tests run
+both against the scripted Anthropic API. It does without the SDK's client and its import:
+one call costs a fraction of the SDK's CPU (BENCHMARKS.md, "Providers").
+"""
+
+from __future__ import annotations
+
+import aiohttp
+import orjson
+from pydantic import SecretStr
+
+from chater_gpt.backends.anthropic_wire import (
+    DEFAULT_API_VERSION,
+    DEFAULT_BASE_URL,
+    MESSAGES_PATH,
+    MODELS_PATH,
+    accepts_sampling,
+    messages_body,
+    parse_message,
+)
+from chater_gpt.backends.http import mapped_aiohttp_errors, raise_for_status
+from chater_gpt.backends.openai_wire import request_headers
+from chater_gpt.domain import ChatCall, ChatResult
+from chater_gpt.errors import BackendBadResponse
+
+
+class AnthropicDirectBackend:
+    def __init__(
+        self,
+        *,
+        api_key: SecretStr | None,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: float,
+        api_version: str | None = None,
+        name: str = "anthropic",
+    ) -> None:
+        self._name = name
+        root = base_url.rstrip("/")
+        self._url = root + MESSAGES_PATH
+        self._models_url = root + MODELS_PATH
+        self._timeout = timeout
+        self._api_version = api_version or DEFAULT_API_VERSION
+        self._send_temperature = accepts_sampling(self._api_version)
+        key = api_key.get_secret_value() if api_key is not None else ""
+        self._headers = {
+            "Content-Type": "application/json",
+            "anthropic-version": self._api_version,
+            # The API refuses a request without a key header; a proxy that needs no key
+            # gets the SDK backend's placeholder.
+            "x-api-key": key or "not-needed",
+        }
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def api_version(self) -> str:
+        """The `anthropic-version` every request carries."""
+        return self._api_version
+
+    def _client(self) -> aiohttp.ClientSession:
+        # Created on first use: a ClientSession belongs to the running event loop.
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self._timeout),
+                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+                headers=self._headers,
+            )
+        return self._session
+
+    async def complete(self, call: ChatCall) -> ChatResult:
+        body = messages_body(call, send_temperature=self._send_temperature)
+        with mapped_aiohttp_errors(self._name):
+            async with self._client().post(
+                self._url, data=orjson.dumps(body), headers=request_headers(call)
+            ) as response:
+                raw = await response.read()
+                status, headers = response.status, response.headers
+        raise_for_status(status, headers, self._name)
+        try:
+            answer = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise BackendBadResponse(f"the {self._name} backend sent a non-JSON answer") from exc
+        return parse_message(answer, backend=self._name, requested_model=call.model)
+
+    async def ping(self) -> None:
+        with mapped_aiohttp_errors(self._name):
+            async with self._client().get(self._models_url, params={"limit": "1"}) as response:
+                await response.read()
+                status, headers = response.status, response.headers
+        raise_for_status(status, headers, self._name)
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
