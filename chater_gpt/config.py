@@ -24,9 +24,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from chater_gpt.catalogue import DEFAULT_CATALOGUE, ModelCatalogue, load_catalogue
+from chater_gpt.config_gateway import GatewaySettings
 from chater_gpt.errors import ConfigError
 from chater_gpt.routes import Route, builtin_routes, load_routes, resolve_routes
 
@@ -52,7 +53,7 @@ class LogFormat(StrEnum):
     TEXT = "text"
 
 
-class Settings(BaseSettings):
+class Settings(GatewaySettings):
     """The service's configuration. Field names are the environment variables."""
 
     model_config = SettingsConfigDict(
