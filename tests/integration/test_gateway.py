@@ -11,7 +11,7 @@ import re
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -259,3 +259,30 @@ async def test_a_restarted_gateway_fails_only_its_own_open_request_with_a_503(
         model="gpt-4o-mini", messages=[{"role": "user", "content": "after the restart"}]
     )
     assert again.choices[0].message.content == "echo: after the restart"
+
+
+async def test_a_caller_that_leaves_stops_waiting_while_the_core_still_answers(
+    stack: Stack,
+) -> None:
+    scripted, gateway = stack.scripted, stack.gateways["b"]
+    before = metric(stack.service_port, "chater_gpt_replies_total")
+    scripted.latency = 1.5
+    try:
+        impatient = stack.async_client("b", max_retries=0, timeout=0.5)
+        with pytest.raises(openai.APITimeoutError):
+            await impatient.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "left early"}]
+            )
+    finally:
+        scripted.latency = 0.0
+    # The gateway stopped waiting; the core still answered (and recorded) it. Both are
+    # other processes' counters: there is no event to await, so they are polled.
+    await eventually(lambda: metric(gateway.port, "chater_gpt_gateway_open_requests") == 0)
+    await eventually(lambda: metric(stack.service_port, "chater_gpt_replies_total") > before)
+
+
+async def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await asyncio.to_thread(condition):
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.1)
