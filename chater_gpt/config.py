@@ -93,8 +93,7 @@ class Settings(GatewaySettings):
     kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000)
     kafka_heartbeat_interval_ms: int = Field(default=1_000, ge=100)
     kafka_max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
-    # After start-up, how long "no partition assigned yet" still counts as joining
-    # (/readyz waits); past it, a member without partitions is an idle standby.
+    # How long /readyz waits for a first assignment; later, a partitionless member is a standby.
     kafka_join_grace_seconds: float = Field(default=60.0, ge=0)
     commit_interval_seconds: float = Field(default=1.0, gt=0)
 
