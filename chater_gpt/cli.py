@@ -1,5 +1,6 @@
 """Command line: `run` (production, configured by the environment; also what a bare
-`python main.py` does, as the original service started), `demo` (the embedded
+`python main.py` does, as the original service started), `gateway` (the HTTP gateway:
+OpenAI's API over Kafka), `demo` (the embedded
 local stack end to end), `schema` (write or check the committed JSON Schemas), `usage`
 (tokens and cost of a user or a tenant on a UTC day, from Redis)."""
 
@@ -25,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="chater-gpt", description=__doc__)
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("run", help="run the service (configured by environment variables)")
+    commands.add_parser("gateway", help="run the HTTP gateway (OpenAI's API, through Kafka)")
     demo = commands.add_parser("demo", help="run end to end on the embedded local stack")
     demo.add_argument("--requests", type=int, default=3, help="chat requests to send")
     schema = commands.add_parser("schema", help="write or check schemas/*.json")
@@ -32,10 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     add_usage_parser(commands)
     args = parser.parse_args(argv)
 
-    if args.command in (None, "run", "demo"):
+    if args.command in (None, "run", "demo", "gateway"):
         tune_malloc()
     if args.command in (None, "run"):
         return run_service()
+    if args.command == "gateway":
+        return run_gateway()
     if args.command == "demo":
         from chater_gpt.dev.demo import run_demo
 
@@ -69,6 +73,22 @@ def run_service(settings: Settings | None = None) -> int:
         return await build_service(settings, redact=redactor).run()
 
     return asyncio.run(serve())
+
+
+def run_gateway(settings: Settings | None = None) -> int:
+    settings = settings or _settings_or_none()
+    if settings is None:
+        return 2
+    from chater_gpt.wiring import start_observability
+    from chater_gpt.wiring.gateway import build_gateway
+
+    start_observability(settings)
+    try:
+        gateway = build_gateway(settings)
+    except ConfigError as exc:
+        print(f"chater-gpt: {exc.message}", file=sys.stderr)
+        return 2
+    return asyncio.run(gateway.run())
 
 
 def write_schemas(*, check: bool) -> int:

@@ -24,9 +24,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from chater_gpt.catalogue import DEFAULT_CATALOGUE, ModelCatalogue, load_catalogue
+from chater_gpt.config_gateway import GatewaySettings
 from chater_gpt.errors import ConfigError
 from chater_gpt.routes import Route, builtin_routes, load_routes, resolve_routes
 
@@ -52,7 +53,7 @@ class LogFormat(StrEnum):
     TEXT = "text"
 
 
-class Settings(BaseSettings):
+class Settings(GatewaySettings):
     """The service's configuration. Field names are the environment variables."""
 
     model_config = SettingsConfigDict(
@@ -92,8 +93,7 @@ class Settings(BaseSettings):
     kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000)
     kafka_heartbeat_interval_ms: int = Field(default=1_000, ge=100)
     kafka_max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
-    # After start-up, how long "no partition assigned yet" still counts as joining
-    # (/readyz waits); past it, a member without partitions is an idle standby.
+    # How long /readyz waits for a first assignment; later, a partitionless member is a standby.
     kafka_join_grace_seconds: float = Field(default=60.0, ge=0)
     commit_interval_seconds: float = Field(default=1.0, gt=0)
 

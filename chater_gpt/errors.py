@@ -32,6 +32,11 @@ class ErrorCode(StrEnum):
     INVALID_MODEL_OUTPUT = "invalid_model_output"
     STORE_UNAVAILABLE = "store_unavailable"
     INTERNAL_ERROR = "internal_error"
+    # The HTTP gateway's own (never on a Kafka reply): the caller, or the wait, failed.
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    GATEWAY_TIMEOUT = "gateway_timeout"
+    GATEWAY_UNAVAILABLE = "gateway_unavailable"
 
 
 class ChaterError(Exception):
@@ -172,3 +177,32 @@ class StoreUnavailable(ChaterError):
 
 class CircuitOpen(BackendUnavailable):
     """The breaker is open: the call was not attempted."""
+
+
+# --- the HTTP gateway's own errors (answered over HTTP, never on a reply topic) -----
+
+
+class Unauthorized(ChaterError):
+    """No API key, or one the gateway does not know (the key is never in the message)."""
+
+    code = ErrorCode.UNAUTHORIZED
+
+
+class Forbidden(ChaterError):
+    """A known API key that may not be used (revoked in the keys file)."""
+
+    code = ErrorCode.FORBIDDEN
+
+
+class GatewayTimeout(ChaterError):
+    """No reply came within GATEWAY_TIMEOUT_SECONDS; the core may still answer and bill."""
+
+    code = ErrorCode.GATEWAY_TIMEOUT
+    retryable = True
+
+
+class GatewayUnavailable(ChaterError):
+    """The gateway is stopping (or cannot reach Kafka): retry, another instance answers."""
+
+    code = ErrorCode.GATEWAY_UNAVAILABLE
+    retryable = True

@@ -25,6 +25,7 @@ from chater_gpt.contracts import ChatRequest, Job, RejectedRequest
 from chater_gpt.decoder import RequestDecoder
 from chater_gpt.domain import PauseReason
 from chater_gpt.kafka.dispatcher import KeyedDispatcher
+from chater_gpt.kafka.headers import RawHeaders, propagated_headers, reply_address
 from chater_gpt.kafka.offsets import OffsetTracker, TopicPartition
 from chater_gpt.kafka.producer import ReplySink
 from chater_gpt.storage.keys import dedupe_id
@@ -32,13 +33,6 @@ from chater_gpt.storage.keys import dedupe_id
 log = logging.getLogger(__name__)
 
 Positions = list[tuple[TopicPartition, int]]
-
-# Incoming headers copied onto the reply (and used as the correlation id).
-PROPAGATED_HEADERS = ("request_id", "x-request-id", "traceparent", "tracestate")
-
-
-# What librdkafka hands over as a message's headers.
-RawHeaders = dict[str, str | bytes | None] | list[tuple[str, str | bytes | None]]
 
 
 class KafkaMessage(Protocol):
@@ -118,18 +112,6 @@ class PauseGate:
             self._on_change(reasons)
 
 
-def propagated_headers(raw: RawHeaders | None) -> list[tuple[str, bytes]]:
-    """The incoming correlation headers that travel on to the reply and the LLM call."""
-    if not raw:
-        return []
-    items = raw.items() if isinstance(raw, dict) else raw
-    return [
-        (name, value.encode("utf-8") if isinstance(value, str) else value)
-        for name, value in items
-        if value is not None and name.lower() in PROPAGATED_HEADERS
-    ]
-
-
 @dataclass(frozen=True, slots=True)
 class RouteEndpoint:
     """What the pipeline needs of a route: how to read its requests, where to reply."""
@@ -146,6 +128,8 @@ class PipelineConfig:
     max_in_flight: int  # processed at once
     revoke_grace_seconds: float  # started work of revoked partitions may finish meanwhile
     max_queued: int = 0  # more that may wait for a processing slot
+    # Topics a request may name as its reply address (`reply-to`); empty: none may.
+    reply_to_prefix: str = ""
 
 
 @dataclass(slots=True)
@@ -159,6 +143,9 @@ class InFlight:
     headers: list[tuple[str, bytes]]
     kafka_timestamp_ms: int | None
     attempts: int = 0
+    # Answered on a gateway's reply topic: a failed delivery there is not retried for
+    # ever (the gateway, and its caller, are gone; the outcome is recorded for a replay).
+    reply_to: bool = False
 
 
 class Pipeline:
@@ -181,6 +168,7 @@ class Pipeline:
         self._max_unfinished = config.max_in_flight + config.max_queued
         self._slots = asyncio.Semaphore(config.max_in_flight)
         self._revoke_grace = config.revoke_grace_seconds
+        self._reply_to_prefix = config.reply_to_prefix
         self._gate = gate
         self._on_assigned = on_assigned
         self._observer = observer or NullPipelineObserver()
@@ -258,7 +246,18 @@ class Pipeline:
         )
         ts_type, ts = message.timestamp()
         timestamp = ts if ts_type != 0 else None
-        item = InFlight(tp, route.reply_topic, epoch, offset, key, job, headers, timestamp)
+        address = reply_address(message.headers(), self._reply_to_prefix)
+        item = InFlight(
+            tp,
+            address or route.reply_topic,
+            epoch,
+            offset,
+            key,
+            job,
+            headers,
+            timestamp,
+            reply_to=address is not None,
+        )
         self._dispatcher.submit(request.ordering_key, item)
 
     async def assigned(self, partitions: list[TopicPartition]) -> None:
@@ -350,6 +349,11 @@ class Pipeline:
             item.attempts += 1
             self._observer.delivery_failed()
             log.error("reply delivery failed (attempt %d): %s", item.attempts, err.str())
+            if item.reply_to:
+                log.warning("giving up a reply to a gateway address: %s", item.reply_topic)
+                self._finish(item.tp, item.offset, item.epoch)
+                self._release(item)
+                return
             if not self.tracker.owns(item.tp, item.epoch):
                 self._release(item)
                 return  # no longer ours: the partition's owner replays (and answers) it

@@ -212,6 +212,7 @@ def service_config(settings: Settings) -> ServiceConfig:
             max_in_flight=settings.max_in_flight,
             revoke_grace_seconds=settings.shutdown_grace_seconds,
             max_queued=settings.max_queued,
+            reply_to_prefix=settings.gateway_reply_topic_prefix,
         ),
         shutdown_grace_seconds=settings.shutdown_grace_seconds,
         commit_interval_seconds=settings.commit_interval_seconds,

@@ -64,5 +64,5 @@ def test_every_module_but_the_entry_points_and_the_wiring_is_kept_from_settings(
         if (path.suffix == ".py" and path.stem != "__init__")
         or (path.is_dir() and (path / "__init__.py").exists())
     }
-    readers = {"cli", "wiring", "usage_cli", "dev", "config", "__main__"}
+    readers = {"cli", "wiring", "usage_cli", "dev", "config", "config_gateway", "__main__"}
     assert sources == top_level - readers

@@ -57,12 +57,14 @@ class ManualSink:
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes, Headers, DeliveryCallback]] = []
+        self.topics: list[str] = []
         self.changed = asyncio.Event()
 
     def send(
         self, topic: str, key: str, value: bytes, headers: Headers, on_delivery: DeliveryCallback
     ) -> None:
         self.sent.append((key, value, headers, on_delivery))
+        self.topics.append(topic)
         self.changed.set()
 
     def ack(self, index: int, err: KafkaError | None = None) -> None:
@@ -99,7 +101,7 @@ DEFAULTS = RequestDefaults(
 
 
 def make_pipeline(
-    max_in_flight: int = 10, max_queued: int = 0
+    max_in_flight: int = 10, max_queued: int = 0, reply_to_prefix: str = ""
 ) -> tuple[Pipeline, ManualSink, EchoProcessor]:
     sink, processor = ManualSink(), EchoProcessor()
     pipeline = Pipeline(
@@ -107,7 +109,10 @@ def make_pipeline(
         processor=processor,
         sink=sink,
         config=PipelineConfig(
-            max_in_flight=max_in_flight, revoke_grace_seconds=1.0, max_queued=max_queued
+            max_in_flight=max_in_flight,
+            revoke_grace_seconds=1.0,
+            max_queued=max_queued,
+            reply_to_prefix=reply_to_prefix,
         ),
         gate=PauseGate(),
     )
@@ -280,3 +285,46 @@ async def test_queued_messages_wait_for_a_slot_and_the_queue_defers_the_pause() 
     sink.ack(0)
     assert pipeline.capacity() == 1
     assert not pipeline.pause_reasons
+
+
+def with_headers(message: FakeMessage, *headers: tuple[str, bytes]) -> FakeMessage:
+    message._headers = list(headers)
+    return message
+
+
+async def test_a_reply_address_under_the_gateway_prefix_receives_the_reply() -> None:
+    pipeline, sink, _ = make_pipeline(reply_to_prefix="gw-reply-")
+    await pipeline.assigned([TP])
+    await pipeline.accept(
+        [
+            with_headers(chat(0, "a"), ("reply-to", b"gw-reply-one"), ("correlation-id", b"c1")),
+            with_headers(chat(1, "b"), ("reply-to", b"gpt-send")),  # outside the prefix
+            with_headers(chat(2, "c"), ("reply-to", b"gw-reply-")),  # the bare prefix
+            chat(3, "d"),
+        ]
+    )
+    await settle()
+    assert sink.topics == ["gw-reply-one", "gpt-response", "gpt-response", "gpt-response"]
+    # The correlation id travels back on the reply; the address does not.
+    assert list(sink.sent[0][2]) == [("correlation-id", b"c1")]
+    assert list(sink.sent[1][2]) == []
+
+
+async def test_without_a_prefix_no_reply_address_is_honoured() -> None:
+    pipeline, sink, _ = make_pipeline()
+    await pipeline.assigned([TP])
+    await pipeline.accept([with_headers(chat(0, "a"), ("reply-to", b"gpt-gateway-reply-x"))])
+    await settle()
+    assert sink.topics == ["gpt-response"]
+
+
+async def test_a_failed_delivery_to_a_gateway_address_is_given_up_and_committed() -> None:
+    # The gateway is gone (its topic too): retrying for ever would hold the partition's
+    # commits back; the outcome is recorded, so a retried request is answered from it.
+    pipeline, sink, _ = make_pipeline(reply_to_prefix="gw-")
+    await pipeline.assigned([TP])
+    await pipeline.accept([with_headers(chat(0, "a"), ("reply-to", b"gw-gone"))])
+    await settle()
+    sink.ack(0, KafkaError(KafkaError._UNKNOWN_TOPIC))
+    assert pipeline.take_commits() == [(TP, 1)]
+    assert pipeline.tracker.unfinished == 0

@@ -1,0 +1,252 @@
+"""The gateway's HTTP routes: OpenAI's chat completions and models, and the probes.
+
+A chat completion is authenticated, read (at most `max_body_bytes`), validated,
+translated into the core's request and sent to the request topic with this instance's
+reply address and a fresh correlation id; the handler then waits for that reply (at
+most `timeout_seconds`, else 504). A client that disconnects cancels only its wait
+(the server runs with handler cancellation): the core still answers, records and bills.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from chater_gpt.errors import (
+    ChaterError,
+    GatewayTimeout,
+    GatewayUnavailable,
+    InvalidJson,
+    PayloadTooLarge,
+)
+from chater_gpt.gateway.auth import ApiKeys
+from chater_gpt.gateway.error_map import HttpError, from_core_reply, http_error
+from chater_gpt.gateway.metrics import GatewayMetrics
+from chater_gpt.gateway.openai_shapes import (
+    Caller,
+    completion,
+    model_list,
+    owner,
+    parse_request,
+    to_core_request,
+)
+from chater_gpt.gateway.waiter import ReplyWaiter
+from chater_gpt.kafka.producer import ReplySink
+
+log = logging.getLogger(__name__)
+
+USER_HEADER = "X-Chater-User"
+CONVERSATION_HEADER = "X-Chater-Conversation"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    request_topic: str
+    reply_topic: str
+    models: frozenset[str]
+    timeout_seconds: float
+    max_body_bytes: int
+    cors_origins: tuple[str, ...] = ()
+
+
+class GatewayState:
+    """What the probes read: stopping, the reply reader alive, the producer healthy."""
+
+    def __init__(self, reader_ready: Callable[[], bool] = lambda: True) -> None:
+        self.draining = False
+        self.producer_error: str | None = None
+        self.reader_ready = reader_ready
+
+    def failing(self) -> dict[str, str]:
+        checks = {
+            "draining": "the gateway is stopping" if self.draining else "",
+            "replies": "" if self.reader_ready() else "the reply reader is not running",
+            "kafka": self.producer_error or "",
+        }
+        return {name: detail for name, detail in checks.items() if detail}
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(body), status=status, headers=headers, content_type="application/json"
+    )
+
+
+def _error(error: HttpError) -> web.Response:
+    return _json(error.body, error.status, error.headers)
+
+
+def _from_exception(exc: ChaterError, param: str | None = None) -> web.Response:
+    return _error(http_error(exc.code.value, exc.message, param=param, retry_after=exc.retry_after))
+
+
+class GatewayApp:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        keys: ApiKeys,
+        waiter: ReplyWaiter,
+        sink: ReplySink,
+        metrics: GatewayMetrics,
+        state: GatewayState,
+    ) -> None:
+        self._config = config
+        self._keys = keys
+        self._waiter = waiter
+        self._sink = sink
+        self._metrics = metrics
+        self._state = state
+
+    def app(self) -> web.Application:
+        app = web.Application(
+            client_max_size=self._config.max_body_bytes,
+            middlewares=[self._cors, self._observe],
+        )
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/livez", self._livez)
+        app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/metrics", self._metrics_text)
+        return app
+
+    # --- middlewares ----------------------------------------------------------------
+
+    @web.middleware
+    async def _observe(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.monotonic()
+        response = await handler(request)
+        if request.path.startswith("/v1/"):
+            self._metrics.answered(response.status, time.monotonic() - started)
+        return response
+
+    @web.middleware
+    async def _cors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        allowed = self._config.cors_origins
+        if not origin or not allowed or ("*" not in allowed and origin not in allowed):
+            return await handler(request)
+        cors = {"Access-Control-Allow-Origin": "*" if "*" in allowed else origin, "Vary": "Origin"}
+        if request.method == "OPTIONS":
+            cors["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+            cors["Access-Control-Allow-Headers"] = request.headers.get(
+                "Access-Control-Request-Headers", "Authorization, Content-Type"
+            )
+            cors["Access-Control-Max-Age"] = "600"
+            return web.Response(status=204, headers=cors)
+        response = await handler(request)
+        response.headers.update(cors)
+        return response
+
+    # --- OpenAI API -----------------------------------------------------------------
+
+    async def _models(self, request: web.Request) -> web.Response:
+        try:
+            self._keys.identify(request.headers.get("Authorization"))
+        except ChaterError as exc:
+            return _from_exception(exc)
+        return _json(model_list(self._config.models))
+
+    async def _chat(self, request: web.Request) -> web.Response:
+        try:
+            identity = self._keys.identify(request.headers.get("Authorization"))
+            if self._state.draining:
+                raise GatewayUnavailable("the gateway is stopping; retry", retry_after=1)
+            body = await self._read_json(request)
+            parsed = parse_request(body)
+            if parsed.stream:
+                return _error(
+                    http_error(
+                        "invalid_request",
+                        "streaming is not available yet: send stream=false",
+                        param="stream",
+                    )
+                )
+            caller = Caller(
+                tenant=identity.tenant,
+                user=request.headers.get(USER_HEADER),
+                conversation=request.headers.get(CONVERSATION_HEADER),
+            )
+            correlation_id = uuid.uuid4().hex
+            value = to_core_request(parsed, caller, correlation_id)
+            who = owner(caller, parsed)
+            key = f"{who}:{caller.conversation or ''}" if who else correlation_id
+            reply = await self._round_trip(key, value, correlation_id)
+        except ChaterError as exc:
+            return _from_exception(exc)
+        if "error" in reply:
+            return _error(from_core_reply(reply["error"]))
+        return _json(completion(reply, correlation_id))
+
+    async def _read_json(self, request: web.Request) -> Any:
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise PayloadTooLarge(
+                f"the request body is over {self._config.max_body_bytes} bytes"
+            ) from None
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise InvalidJson("the request body is not JSON") from None
+
+    async def _round_trip(
+        self, key: str, value: dict[str, Any], correlation_id: str
+    ) -> dict[str, Any]:
+        envelope = orjson.dumps({"key": key, "value": value})
+        headers = [
+            ("reply-to", self._config.reply_topic.encode()),
+            ("correlation-id", correlation_id.encode()),
+        ]
+        future = self._waiter.expect(correlation_id)
+
+        def delivered(err: object) -> None:
+            if err is not None:
+                log.error("a gateway request could not be sent: %s", err)
+                self._waiter.fail(
+                    correlation_id, GatewayUnavailable("the request could not be sent; retry")
+                )
+
+        try:
+            self._sink.send(self._config.request_topic, key, envelope, headers, delivered)
+            async with asyncio.timeout(self._config.timeout_seconds):
+                return await future
+        except TimeoutError:
+            raise GatewayTimeout(
+                f"no answer within {self._config.timeout_seconds:g} s; the request may "
+                "still be answered and billed"
+            ) from None
+        finally:
+            self._waiter.forget(correlation_id)  # answered, timed out, or the caller left
+
+    # --- probes ---------------------------------------------------------------------
+
+    async def _livez(self, _: web.Request) -> web.Response:
+        return _json({"ok": True})  # answered by the loop, so the loop is alive
+
+    async def _readyz(self, _: web.Request) -> web.Response:
+        failing = self._state.failing()
+        return _json({"failing": failing}, 503) if failing else _json({"ok": True})
+
+    async def _healthz(self, _: web.Request) -> web.Response:
+        return _json(
+            {
+                "failing": self._state.failing(),
+                "open_requests": len(self._waiter),
+                "reply_topic": self._config.reply_topic,
+                "auth": "open" if self._keys.is_open else "api keys",
+            }
+        )
+
+    async def _metrics_text(self, _: web.Request) -> web.Response:
+        self._metrics.open_requests(len(self._waiter))
+        return web.Response(body=self._metrics.render(), content_type="text/plain")

@@ -1,0 +1,61 @@
+"""Settings → the HTTP gateway (`python main.py gateway`)."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import socket
+
+from chater_gpt.config import Settings
+from chater_gpt.errors import ConfigError
+from chater_gpt.gateway.app import GatewayConfig
+from chater_gpt.gateway.auth import ApiKeys
+from chater_gpt.gateway.server import Gateway, GatewayRuntime
+
+
+def instance_id(settings: Settings) -> str:
+    """GATEWAY_INSTANCE_ID, else the hostname and a random suffix (a new reply topic per
+    start: a restarted instance never reads its predecessor's replies)."""
+    if settings.gateway_instance_id:
+        return settings.gateway_instance_id
+    host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:60] or "gateway"
+    return f"{host}-{secrets.token_hex(3)}"
+
+
+def gateway_config(settings: Settings, instance: str) -> GatewayConfig:
+    if not settings.gateway_reply_topic_prefix:
+        raise ConfigError("GATEWAY_REPLY_TOPIC_PREFIX: must not be empty to run the gateway")
+    chat = next((route for route in settings.routes if route.name == "chat"), None)
+    request_topic = settings.gateway_request_topic or (chat.request_topic if chat else None)
+    if request_topic is None:
+        raise ConfigError("GATEWAY_REQUEST_TOPIC: required when no route is named chat")
+    return GatewayConfig(
+        request_topic=request_topic,
+        reply_topic=f"{settings.gateway_reply_topic_prefix}{instance}",
+        models=settings.models_allowed,
+        timeout_seconds=settings.gateway_timeout_seconds,
+        max_body_bytes=settings.gateway_max_body_bytes,
+        cors_origins=tuple(settings.gateway_cors_origins),
+    )
+
+
+def gateway_runtime(settings: Settings) -> GatewayRuntime:
+    return GatewayRuntime(
+        host=settings.gateway_host,
+        port=settings.gateway_port,
+        producer=settings.kafka_producer_properties(),
+        consumer=settings.kafka_consumer_properties(),
+        admin=settings.kafka_common_config(),
+        refetch_seconds=settings.gateway_refetch_seconds,
+        shutdown_grace_seconds=settings.gateway_shutdown_grace_seconds,
+    )
+
+
+def api_keys(settings: Settings) -> ApiKeys:
+    path = settings.gateway_api_keys_file
+    return ApiKeys.from_file(path) if path is not None else ApiKeys.open()
+
+
+def build_gateway(settings: Settings) -> Gateway:
+    config = gateway_config(settings, instance_id(settings))
+    return Gateway(config, gateway_runtime(settings), api_keys(settings))
