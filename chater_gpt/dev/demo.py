@@ -4,8 +4,10 @@ Starts the embedded Kafka-wire broker (Tansu) and the local LLM (llama.cpp with
 SmolLM2), runs the real service against them, sends requests in the documented
 format, the legacy Chater format, one asking for a JSON answer of a schema, one
 malformed message, and one photo analysis on the photo route, and prints every
-reply with its token usage. The local model reads no images, so the photo sent is a
-broken one: it shows the photo route's error reply, which never reaches the model.
+reply with its token usage; then starts the HTTP gateway and asks one OpenAI chat
+completion over HTTP, answered through Kafka by the same service. The local model
+reads no images, so the photo sent is a broken one: it shows the photo route's error
+reply, which never reaches the model.
 Nothing here is used by `python main.py run`.
 """
 
@@ -23,6 +25,7 @@ from confluent_kafka import Consumer, Producer
 
 from chater_gpt.config import Settings, load_settings
 from chater_gpt.dev.broker import EmbeddedBroker
+from chater_gpt.dev.demo_gateway import ask_gateway, print_gateway_answer, running_gateway
 from chater_gpt.dev.llm import LocalLLMServer
 from chater_gpt.dev.stack import embedded_settings
 from chater_gpt.wiring import build_service
@@ -126,15 +129,21 @@ async def _demo(
         await asyncio.to_thread(_produce, settings, settings.photo_request_topic, photos)
         keys = {key for _, key, _ in messages}
         replies = await asyncio.to_thread(_collect, settings, keys, timeout)
+        elapsed = time.monotonic() - started
+        async with running_gateway(settings) as gateway_url:
+            asked = time.monotonic()
+            status, answer = await ask_gateway(gateway_url, settings.model, timeout)
+            http_elapsed = time.monotonic() - asked
     finally:
         service.request_stop()
         exit_code = await running
-    _print_replies(messages, replies, time.monotonic() - started)
+    _print_replies(messages, replies, elapsed)
+    print_gateway_answer(status, answer, http_elapsed)
     missing = len(messages) - len(replies)
     if missing:
         print(f"\n{missing} request(s) got no reply within {timeout:.0f} s", file=sys.stderr)
         return 1
-    return exit_code
+    return exit_code if status == 200 else 1
 
 
 def _produce(settings: Settings, topic: str, messages: list[tuple[str, str, bytes]]) -> None:
