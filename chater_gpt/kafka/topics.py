@@ -13,12 +13,23 @@ from confluent_kafka.cimpl import NewTopic
 from chater_gpt.errors import GatewayUnavailable
 
 
+# A reply is worth nothing once its caller stopped waiting: an hour bounds what a
+# reused reply topic holds (and what its reader skips at start).
+REPLY_RETENTION_MS = 3_600_000
+
+
 def ensure_topic(
-    config: Mapping[str, Any], name: str, *, partitions: int = 1, timeout: float = 30.0
+    config: Mapping[str, Any],
+    name: str,
+    *,
+    partitions: int = 1,
+    retention_ms: int = REPLY_RETENTION_MS,
+    timeout: float = 30.0,
 ) -> None:
     """Create the topic unless it exists, and wait until the broker's metadata has it."""
     admin = AdminClient(dict(config))
-    future = admin.create_topics([NewTopic(name, num_partitions=partitions)])[name]
+    topic = NewTopic(name, num_partitions=partitions, config={"retention.ms": str(retention_ms)})
+    future = admin.create_topics([topic])[name]
     try:
         future.result(timeout)
     except KafkaException as exc:
