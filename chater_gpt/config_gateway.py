@@ -1,9 +1,10 @@
-"""The HTTP gateway's settings (`GATEWAY_*`), a part of `config.Settings`.
+"""The HTTP gateway's settings (`GATEWAY_*`) and the streams' (`STREAM_TOPIC`), a part
+of `config.Settings`.
 
 Kept apart only so `config.py` stays short; `Settings` inherits them, and like
 `config` this module is read only by the entry points and the wiring (import contract
-"settings"). The core reads one of them too: `GATEWAY_REPLY_TOPIC_PREFIX`, the only
-topics a request's `reply-to` header may name.
+"settings"). The core reads some of them too: `GATEWAY_REPLY_TOPIC_PREFIX`, the only
+topics a request's `reply-to` header may name, and `STREAM_TOPIC`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ DEFAULT_REPLY_TOPIC_PREFIX = "gpt-gateway-reply-"
 class GatewaySettings(BaseSettings):
     """Field names are the environment variables."""
 
+    # Where a streamed answer's chunks go as they are generated (`contracts.StreamChunk`);
+    # empty: only to the request's reply address, if it has one.
+    stream_topic: str = Field(default="gpt-stream", max_length=249)
     gateway_port: int = Field(default=8080, ge=0, le=65535)
     gateway_host: str = "0.0.0.0"  # in a container the server listens on every address
     # The gateway's reply topic is <prefix><instance id>; the core replies only to topics

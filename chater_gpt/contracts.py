@@ -77,6 +77,13 @@ class RequestValue(BaseModel):
         default=None,
         description="OpenAI's form: {type: json_object} or {type: json_schema, json_schema}.",
     )
+    stream: bool = Field(
+        default=False,
+        description=(
+            "Publish the answer's text to the stream topic (and to the reply address, if "
+            "any) as it is generated; the reply still carries the whole answer and usage."
+        ),
+    )
 
 
 class PhotoValue(BaseModel):
@@ -201,11 +208,41 @@ class ResponseEnvelope(BaseModel):
     value: ReplyValue | ErrorValue | ForgetAck
 
 
+# --- streams (gpt-stream) ------------------------------------------------------
+
+# A header with this name marks a stream chunk on a gateway's reply topic, where the
+# chunks of its requests and their replies arrive together.
+STREAM_HEADER = "chater-stream"
+
+
+class StreamChunk(BaseModel):
+    """One message of a request's stream on `gpt-stream` (keyed by the request's key, so a
+    stream is ordered): a text delta, or its end. The reply on the reply topic follows
+    with the whole answer and its exact usage."""
+
+    index: int = Field(ge=0, description="Position in the stream, from 0.")
+    attempt: str = Field(
+        description="Which processing of the request produced it: a request replayed after "
+        "a crash streams again from index 0 under a new attempt."
+    )
+    delta: str | None = Field(default=None, description="The next piece of the answer's text.")
+    done: bool = Field(default=False, description="The last message of the stream.")
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    error: ErrorBody | None = Field(default=None, description="Set when the stream broke.")
+
+
+class StreamEnvelope(BaseModel):
+    key: str
+    value: StreamChunk
+
+
 def json_schemas() -> dict[str, dict[str, Any]]:
     """The contract as JSON Schema, by file name (committed under `schemas/`)."""
     return {
         "gpt-send.schema.json": RequestEnvelope.model_json_schema(by_alias=True),
         "gpt-response.schema.json": ResponseEnvelope.model_json_schema(),
+        "gpt-stream.schema.json": StreamEnvelope.model_json_schema(),
         "eater-send-photo.schema.json": PhotoRequestEnvelope.model_json_schema(),
         "photo-analysis-response.schema.json": PhotoResponseEnvelope.model_json_schema(),
     }
@@ -244,6 +281,8 @@ class ChatRequest:
     app_code: str | None
     response_format: ResponseFormat | None = None
     style: ReplyStyle = CHAT_STYLE
+    # Publish the answer's text as it is generated (the stream topic, the reply address).
+    stream: bool = False
 
     @property
     def ordering_key(self) -> str:
@@ -286,6 +325,10 @@ class Job:
     received_at: float  # time.monotonic() when consumed
     correlation_id: str
     route: str = "chat"
+    # The request's reply address (a gateway's reply topic), when it named an allowed one.
+    reply_to: str | None = None
+    # Its correlation and trace headers, copied onto its reply and its stream's chunks.
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -140,6 +140,7 @@ class RequestDecoder:
             request_id=value.request_id,
             app_code=value.app_code,
             response_format=response_format,
+            stream=value.stream,
         )
 
     def _photo_request(self, key: str | None, value: dict[str, Any]) -> ChatRequest:

@@ -7,7 +7,7 @@ these; the other layers only consume them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
@@ -95,6 +95,10 @@ class ResponseFormat:
 ChatMessage = Mapping[str, Any]
 
 
+# Awaited with each text delta of a streamed answer, in order, as it arrives.
+DeltaSink = Callable[[str], Awaitable[None]]
+
+
 @dataclass(frozen=True, slots=True)
 class ChatCall:
     """One call to an LLM backend: OpenAI-style chat messages plus parameters."""
@@ -109,6 +113,8 @@ class ChatCall:
     extra_headers: Mapping[str, str] = field(default_factory=dict)
     # The answer must be JSON (of this schema): each backend asks in its own dialect.
     response_format: ResponseFormat | None = None
+    # Set: the caller wants the answer's text as it is generated (`LLMBackend.stream`).
+    on_delta: DeltaSink | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ def utc_timestamp(now: datetime | None = None) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def _usage(result: ChatResult) -> dict[str, int]:
+def usage_of(result: ChatResult) -> dict[str, int]:
     return {
         "prompt_tokens": result.prompt_tokens,
         "completion_tokens": result.completion_tokens,
@@ -43,7 +43,7 @@ def _answered_by(value: dict[str, Any], result: ChatResult, cached: bool) -> Non
     value["model"] = result.model
     if result.provider:
         value["provider"] = result.provider
-    value["usage"] = _usage(result)
+    value["usage"] = usage_of(result)
     value["cost"] = _cost(result, cached)
 
 
@@ -72,7 +72,8 @@ def reply_bytes(
     return orjson.dumps({"key": key, "value": value})
 
 
-def error_bytes(key: str, error: ChaterError, style: ReplyStyle = CHAT_STYLE) -> bytes:
+def error_body(error: ChaterError) -> dict[str, Any]:
+    """The `error` object of an error reply (and of a stream that broke)."""
     body: dict[str, Any] = {
         "code": error.code.value,
         "message": error.message,
@@ -80,6 +81,11 @@ def error_bytes(key: str, error: ChaterError, style: ReplyStyle = CHAT_STYLE) ->
     }
     if error.retry_after is not None:
         body["retry_after"] = round(error.retry_after, 3)
+    return body
+
+
+def error_bytes(key: str, error: ChaterError, style: ReplyStyle = CHAT_STYLE) -> bytes:
+    body = error_body(error)
     if style.shape is RouteShape.PHOTO:
         return orjson.dumps({"key": key, "value": {"error": body, **dict(style.echo)}})
     return orjson.dumps({"key": key, "value": {"error": body, "timestamp": utc_timestamp()}})

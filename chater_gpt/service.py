@@ -26,6 +26,7 @@ from chater_gpt.kafka.pipeline import (
     RouteEndpoint,
 )
 from chater_gpt.kafka.producer import KafkaReplyProducer
+from chater_gpt.kafka.streams import KafkaStreams
 from chater_gpt.observability.health import HealthServer
 from chater_gpt.observability.metrics import Metrics
 from chater_gpt.observability.probes import Heartbeat, RedisCheck, ServiceHealth
@@ -73,6 +74,8 @@ class ServiceParts:
     breaker_states: Callable[[], Mapping[str, BreakerState]] = dict
     redact: Callable[[str], str] = str
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    # Publishes streamed answers; needs the producer the service starts.
+    streams: KafkaStreams | None = None
 
     async def aclose(self) -> None:
         await self.lifecycle.aclose()
@@ -113,6 +116,8 @@ class Service:
         parts = self._parts
         metrics = parts.metrics
         producer = KafkaReplyProducer(dict(config.producer), loop, on_fatal=self.fail)
+        if parts.streams is not None:
+            parts.streams.attach(producer)
         pipeline = Pipeline(
             routes=parts.routes,
             processor=parts.processor,

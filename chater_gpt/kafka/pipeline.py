@@ -230,6 +230,7 @@ class Pipeline:
         assert key is not None
         headers = propagated_headers(message.headers())
         correlation = next((v.decode("utf-8", "replace") for _, v in headers), key)
+        address = reply_address(message.headers(), self._reply_to_prefix)
         job = Job(
             request=request,
             dedupe_id=dedupe_id(
@@ -243,10 +244,11 @@ class Pipeline:
             received_at=now,
             correlation_id=correlation,
             route=route.name,
+            reply_to=address,
+            headers=tuple(headers),
         )
         ts_type, ts = message.timestamp()
         timestamp = ts if ts_type != 0 else None
-        address = reply_address(message.headers(), self._reply_to_prefix)
         item = InFlight(
             tp,
             address or route.reply_topic,

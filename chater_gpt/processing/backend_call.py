@@ -29,7 +29,10 @@ class BackendCall:
 
     async def _timed(self, call: ChatCall) -> ChatResult:
         started = self._clock()
-        result = await self._backend.complete(call)
+        if call.on_delta is not None:
+            result = await self._backend.stream(call, call.on_delta)
+        else:
+            result = await self._backend.complete(call)
         self._observer.backend_latency(backend=result.backend, seconds=self._clock() - started)
         # Every call is billed, a JSON re-ask too: counted here, once per call.
         self._observer.cost(model=result.model, provider=result.provider, usd=result.cost_usd)

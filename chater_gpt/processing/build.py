@@ -22,6 +22,7 @@ from chater_gpt.processing.prompt import Prompting
 from chater_gpt.processing.replay import Replayed
 from chater_gpt.processing.replying import Replying
 from chater_gpt.processing.stages import PromptStep
+from chater_gpt.processing.streaming import Streams
 from chater_gpt.processing.waiting import PausedWait, Pauser
 from chater_gpt.resilience.admission import AdmissionControl
 from chater_gpt.resilience.budget import GlobalBudgetExhausted
@@ -66,6 +67,7 @@ def build_processor(
     admission: AdmissionControl | None = None,
     observer: ProcessorObserver | None = None,
     clock: Callable[[], float] = time.monotonic,
+    streams: Streams | None = None,
 ) -> Dispatch:
     """The processor (`process(job) -> bytes`): each stage wraps the next."""
     observer = observer or NullObserver()
@@ -97,6 +99,8 @@ def build_processor(
         system_prompt=config.system_prompt,
         seed=config.seed,
         context_fallbacks=config.context_fallbacks,
+        streams=streams,
     )
-    replying = Replying(Conversations(prompting, stores.history, observer), observer, clock)
+    conversations = Conversations(prompting, stores.history, observer)
+    replying = Replying(conversations, observer, clock, streams)
     return Dispatch(Replayed(replying, stores.outcomes, observer), stores.history, observer)

@@ -7,10 +7,11 @@ from collections.abc import Mapping
 
 from chater_gpt.context.builder import BuiltContext, ContextBuilder
 from chater_gpt.contracts import ChatRequest, Job
-from chater_gpt.domain import ChatCall, Turn
+from chater_gpt.domain import ChatCall, DeltaSink, Turn
 from chater_gpt.errors import ContextTooLong
 from chater_gpt.json_repair import with_json_instruction
 from chater_gpt.processing.stages import Answer, Prompt, PromptStep
+from chater_gpt.processing.streaming import Streams
 
 
 class Prompting:
@@ -22,12 +23,14 @@ class Prompting:
         system_prompt: str,
         seed: int | None = None,
         context_fallbacks: Mapping[str, str] | None = None,
+        streams: Streams | None = None,
     ) -> None:
         self._inner = inner
         self._builder = builder
         self._system_prompt = system_prompt
         self._seed = seed
         self._context_fallbacks = dict(context_fallbacks or {})
+        self._streams = streams
 
     async def __call__(self, request: ChatRequest, job: Job, history: list[Turn]) -> Answer:
         system_prompt = with_json_instruction(
@@ -51,10 +54,18 @@ class Prompting:
             request_id=job.correlation_id,
             seed=self._seed,
             response_format=request.response_format,
+            on_delta=self._delta_sink(request, job),
         )
         return await self._inner(
             Prompt(request, call, built.prompt_tokens, job.route, has_history=bool(history))
         )
+
+    def _delta_sink(self, request: ChatRequest, job: Job) -> DeltaSink | None:
+        # A JSON answer is checked (and may be asked again) before it may be read: its
+        # stream gets the checked answer when it ends (`processing.streaming`).
+        if not request.stream or self._streams is None or request.response_format is not None:
+            return None
+        return self._streams.open(request, job).delta
 
 
 def fit_context(

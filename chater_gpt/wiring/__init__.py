@@ -37,6 +37,7 @@ from chater_gpt.contracts import RequestDefaults
 from chater_gpt.decoder import RequestDecoder
 from chater_gpt.images import ImageLimits
 from chater_gpt.kafka.pipeline import PauseGate, PipelineConfig, RouteEndpoint
+from chater_gpt.kafka.streams import KafkaStreams
 from chater_gpt.observability.logging import LoggingConfig, Redactor, configure_logging
 from chater_gpt.observability.metrics import Metrics
 from chater_gpt.observability.sentry import init_sentry
@@ -248,6 +249,8 @@ def build_parts(settings: Settings, *, redact: Callable[[str], str] = str) -> Se
     )
     lifecycle.background.append(prober.run)
     gate = PauseGate()
+    # The service hands it its producer when it starts (a producer belongs to the loop).
+    streams = KafkaStreams(settings.stream_topic)
     processor = build_processor(
         processing_config(settings),
         ProcessingStores(history=stores.history, outcomes=stores.outcomes, cache=stores.cache),
@@ -260,6 +263,7 @@ def build_parts(settings: Settings, *, redact: Callable[[str], str] = str) -> Se
         pauser=gate,
         admission=build_admission(settings, stores),
         observer=metrics,
+        streams=streams,
     )
     return ServiceParts(
         processor=processor,
@@ -270,6 +274,7 @@ def build_parts(settings: Settings, *, redact: Callable[[str], str] = str) -> Se
         breaker_states=stack.breaker_states,
         redact=redact,
         lifecycle=lifecycle,
+        streams=streams,
     )
 
 
