@@ -13,7 +13,7 @@ from typing import Any
 
 from chater_gpt.backends.http import cut_short, stream_error
 from chater_gpt.domain import ChatCall, ChatResult
-from chater_gpt.errors import BackendBadResponse
+from chater_gpt.errors import BackendBadResponse, BackendError
 
 CHAT_COMPLETIONS_PATH = "/chat/completions"
 MODELS_PATH = "/models"  # the model list: the cheap call a half-open probe makes
@@ -123,6 +123,8 @@ class ChunkReader:
         text = delta.get("content") if isinstance(delta, dict) else None
         if text is not None and not isinstance(text, str):
             raise bad
+        if choice.get("finish_reason") == "error":  # KoboldCPP's failed generation
+            raise BackendError(f"the {self._backend} backend failed while generating")
         if choice.get("finish_reason"):
             self._finish = str(choice["finish_reason"])
         if text:

@@ -65,6 +65,21 @@ async def streamed_events(
         response.release()  # an answer not read to its end closes its connection
 
 
+async def relay(
+    events: AsyncIterator[SseEvent],
+    feed: Callable[[SseEvent], str | None],
+    on_delta: Callable[[str], Awaitable[None]],
+) -> None:
+    """Each event through `feed` (its text delta; None: the stream's end marker), every
+    non-empty delta on to `on_delta`."""
+    async for event in events:
+        text = feed(event)
+        if text is None:
+            return
+        if text:
+            await on_delta(text)
+
+
 def event_json(event: SseEvent, backend: str) -> object:
     """An event's data as JSON, or BackendBadResponse."""
     try:
