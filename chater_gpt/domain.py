@@ -134,6 +134,9 @@ class ChatResult:
     # USD at its list prices (0 for models the catalogue does not price).
     provider: str = ""
     cost_usd: float = 0.0
+    # False when the backend reported no token usage (a stream without a usage chunk):
+    # the token counts are then 0 or an estimate, and the caller must count them itself.
+    usage_reported: bool = True
 
     @property
     def total_tokens(self) -> int:

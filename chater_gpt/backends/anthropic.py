@@ -48,12 +48,15 @@ from chater_gpt.backends.anthropic_wire import (
     DEFAULT_BASE_URL,
     MESSAGES_PATH,
     MODELS_PATH,
+    EventReader,
     accepts_sampling,
     messages_body,
     parse_message,
 )
-from chater_gpt.backends.http import mapped_aiohttp_errors, raise_for_status
+from chater_gpt.backends.base import DeltaSink
+from chater_gpt.backends.http import error_for_status, mapped_aiohttp_errors, stream_error
 from chater_gpt.backends.openai_wire import request_headers
+from chater_gpt.backends.streaming import mapped_items
 from chater_gpt.domain import ChatCall, ChatResult
 from chater_gpt.errors import (
     BackendBadResponse,
@@ -111,6 +114,29 @@ class AnthropicBackend:
             )
         return parse_message(answer, backend=self._name, requested_model=call.model)
 
+    async def stream(self, call: ChatCall, on_delta: DeltaSink) -> ChatResult:
+        # The same low-level `post`, streaming: the SDK parses the events, skips `ping`,
+        # raises an `error` event as a status error (status 200, the error as its body)
+        # and hands every other event's JSON over as is.
+        body = {**messages_body(call, send_temperature=self._send_temperature), "stream": True}
+        reader = EventReader(backend=self._name, requested_model=call.model)
+        with _mapped_errors(self._name):
+            events = await self._client.post(
+                MESSAGES_PATH,
+                body=body,
+                cast_to=object,
+                options={"headers": request_headers(call)},
+                stream=True,
+                stream_cls=anthropic.AsyncStream[object],
+            )
+        async with events:
+            async for data in mapped_items(events.__aiter__(), lambda: _mapped_errors(self._name)):
+                kind = data.get("type") if isinstance(data, dict) else None
+                text = reader.feed(str(kind or ""), data)
+                if text:
+                    await on_delta(text)
+        return reader.result()
+
     async def ping(self) -> None:
         with _mapped_errors(self._name):
             await self._client.get(MODELS_PATH, cast_to=object, options={"params": {"limit": 1}})
@@ -134,11 +160,7 @@ def _mapped_errors(backend: str) -> Iterator[None]:
     except anthropic.APIConnectionError as exc:
         raise BackendUnavailable(unreachable) from exc
     except anthropic.APIStatusError as exc:
-        try:
-            raise_for_status(exc.status_code, exc.response.headers, backend)
-        except BackendError as mapped:
-            raise mapped from exc
-        raise BackendError(f"the {backend} backend failed (HTTP {exc.status_code})") from exc
+        raise _status_error(exc, backend) from exc
     except anthropic.APIResponseValidationError as exc:
         raise BackendBadResponse(f"the {backend} backend sent an unexpected response") from exc
     except anthropic.AnthropicError as exc:
@@ -155,6 +177,13 @@ def _mapped_errors(backend: str) -> Iterator[None]:
     except (httpx2.HTTPError, httpx2.StreamError, ValueError) as exc:
         # A body it could not decode, or JSON that does not parse.
         raise BackendBadResponse(f"the {backend} backend sent an unexpected response") from exc
+
+
+def _status_error(exc: anthropic.APIStatusError, backend: str) -> BackendError:
+    if exc.status_code < 400:  # an `error` event inside a stream that began with 200
+        body = exc.body if isinstance(exc.body, dict) else {}
+        return stream_error(body.get("error"), backend)
+    return error_for_status(exc.status_code, exc.response.headers, backend)
 
 
 def _failed_to_connect(exc: BaseException) -> bool:

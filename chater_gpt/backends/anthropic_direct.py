@@ -21,12 +21,15 @@ from chater_gpt.backends.anthropic_wire import (
     DEFAULT_BASE_URL,
     MESSAGES_PATH,
     MODELS_PATH,
+    EventReader,
     accepts_sampling,
     messages_body,
     parse_message,
 )
+from chater_gpt.backends.base import DeltaSink
 from chater_gpt.backends.http import mapped_aiohttp_errors, raise_for_status
 from chater_gpt.backends.openai_wire import request_headers
+from chater_gpt.backends.streaming import event_json, streamed_events
 from chater_gpt.domain import ChatCall, ChatResult
 from chater_gpt.errors import BackendBadResponse
 
@@ -91,6 +94,22 @@ class AnthropicDirectBackend:
         except orjson.JSONDecodeError as exc:
             raise BackendBadResponse(f"the {self._name} backend sent a non-JSON answer") from exc
         return parse_message(answer, backend=self._name, requested_model=call.model)
+
+    async def stream(self, call: ChatCall, on_delta: DeltaSink) -> ChatResult:
+        """`"stream": true`: server-sent `event: <type>` / `data: <json>` frames."""
+        body = {**messages_body(call, send_temperature=self._send_temperature), "stream": True}
+        reader = EventReader(backend=self._name, requested_model=call.model)
+        pending = self._client().post(
+            self._url, data=orjson.dumps(body), headers=request_headers(call)
+        )
+        async with streamed_events(pending, self._name) as events:
+            async for event in events:
+                if event.event == "ping":
+                    continue
+                text = reader.feed(event.event, event_json(event, self._name))
+                if text:
+                    await on_delta(text)
+        return reader.result()
 
     async def ping(self) -> None:
         with mapped_aiohttp_errors(self._name):

@@ -43,6 +43,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from chater_gpt.backends.http import cut_short, stream_error
 from chater_gpt.domain import ChatCall, ChatMessage, ChatResult, ResponseFormat
 from chater_gpt.errors import BackendBadResponse, InvalidImage, InvalidRequest
 from chater_gpt.images import split_data_url
@@ -218,13 +219,7 @@ def parse_message(body: object, *, backend: str, requested_model: str) -> ChatRe
             for block in content
             if isinstance(block, dict) and block.get("type") == "text"
         ]
-        usage = body.get("usage") or {}
-        prompt_tokens = sum(
-            int(usage.get(name) or 0)
-            for name in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
-        )
-        completion_tokens = int(usage.get("output_tokens") or 0)
-        cached_tokens = int(usage.get("cache_read_input_tokens") or 0)
+        prompt_tokens, completion_tokens, cached_tokens = usage_counts(body.get("usage") or {})
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise bad from exc
     if not all(isinstance(text, str) for text in texts):
@@ -238,3 +233,92 @@ def parse_message(body: object, *, backend: str, requested_model: str) -> ChatRe
         backend=backend,
         cached_prompt_tokens=cached_tokens,
     )
+
+
+def usage_counts(usage: Mapping[str, Any]) -> tuple[int, int, int]:
+    """(prompt, completion, cached prompt) tokens of a `usage` object: the cache reads
+    and writes are prompt tokens too, the reads also cached ones."""
+    prompt_tokens = sum(
+        int(usage.get(name) or 0)
+        for name in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+    )
+    completion_tokens = int(usage.get("output_tokens") or 0)
+    cached_tokens = int(usage.get("cache_read_input_tokens") or 0)
+    return prompt_tokens, completion_tokens, cached_tokens
+
+
+# --- streaming ----------------------------------------------------------------------
+
+
+class EventReader:
+    """A Messages stream's events -> the text deltas, then the ChatResult.
+
+    `message_start` carries the model and the input (and cache) tokens;
+    `content_block_delta`s of type `text_delta` the text; `message_delta` the stop
+    reason and the usage so far (cumulative: a field it sends replaces the start's);
+    `message_stop` ends it (a stream that ends before it is cut short). An `error`
+    event raises the error its type stands for; `ping` and other events are skipped.
+    """
+
+    def __init__(self, *, backend: str, requested_model: str) -> None:
+        self._backend = backend
+        self._model = requested_model
+        self._parts: list[str] = []
+        self._usage: dict[str, Any] = {}
+        self._stop_reason: object = None
+        self._stopped = False
+
+    def feed(self, event: str, data: object) -> str:
+        """The text delta of one event ("" when it has none)."""
+        bad = BackendBadResponse(f"the {self._backend} backend sent an unexpected stream event")
+        if not isinstance(data, dict):
+            raise bad
+        kind = data.get("type") or event
+        if kind == "error":
+            raise stream_error(data.get("error"), self._backend)
+        if kind == "message_start":
+            message = data.get("message")
+            if not isinstance(message, dict):
+                raise bad
+            self._model = str(message.get("model") or self._model)
+            self._merge_usage(message.get("usage"))
+        elif kind == "content_block_delta":
+            delta = data.get("delta")
+            if isinstance(delta, dict) and delta.get("type") == "text_delta":
+                text = delta.get("text")
+                if not isinstance(text, str):
+                    raise bad
+                self._parts.append(text)
+                return text
+        elif kind == "message_delta":
+            delta = data.get("delta")
+            if isinstance(delta, dict) and delta.get("stop_reason") is not None:
+                self._stop_reason = delta["stop_reason"]
+            self._merge_usage(data.get("usage"))
+        elif kind == "message_stop":
+            self._stopped = True
+        return ""
+
+    def _merge_usage(self, usage: object) -> None:
+        if isinstance(usage, dict):
+            self._usage.update({name: value for name, value in usage.items() if value is not None})
+
+    def result(self) -> ChatResult:
+        if not self._stopped:
+            raise cut_short(self._backend)
+        try:
+            prompt_tokens, completion_tokens, cached_tokens = usage_counts(self._usage)
+        except (TypeError, ValueError) as exc:
+            raise BackendBadResponse(
+                f"the {self._backend} backend sent an unexpected usage"
+            ) from exc
+        return ChatResult(
+            text="".join(self._parts),
+            model=self._model,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            finish_reason=finish_reason(self._stop_reason),
+            backend=self._backend,
+            cached_prompt_tokens=cached_tokens,
+            usage_reported=bool(self._usage),
+        )

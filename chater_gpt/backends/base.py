@@ -8,9 +8,13 @@ them (that dependency is one-way: no backend imports resilience).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Protocol, runtime_checkable
 
 from chater_gpt.domain import ChatCall, ChatResult
+
+# Awaited with each text delta of a stream, in order, as it arrives.
+DeltaSink = Callable[[str], Awaitable[None]]
 
 
 @runtime_checkable
@@ -23,6 +27,15 @@ class LLMBackend(Protocol):
         ...
 
     async def complete(self, call: ChatCall) -> ChatResult: ...
+
+    async def stream(self, call: ChatCall, on_delta: DeltaSink) -> ChatResult:
+        """`complete` in streaming mode: awaits `on_delta(text)` for each text delta, in
+        order, as it arrives, and returns the whole answer (its text: the deltas joined)
+        with the usage the backend reported (`usage_reported` False when it gave none).
+        A failure before the stream starts raises what `complete` would; one inside it
+        (an error event, a cut connection) raises the mapped `BackendError`, never a
+        truncated success. `on_delta`'s own errors propagate unchanged."""
+        ...
 
     async def ping(self) -> None:
         """A cheap call that proves the backend answers and spends no tokens (its model

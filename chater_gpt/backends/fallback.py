@@ -16,10 +16,10 @@ processor's: it is decided before any call, from CONTEXT_FALLBACK_MODELS.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 
-from chater_gpt.backends.base import LLMBackend
+from chater_gpt.backends.base import DeltaSink, LLMBackend
 from chater_gpt.backends.router import ModelRouter
 from chater_gpt.domain import ChatCall, ChatResult
 from chater_gpt.errors import BackendError, ChaterError, CircuitOpen
@@ -63,6 +63,30 @@ class FallbackBackend:
         return self._links[0].backend.name
 
     async def complete(self, call: ChatCall) -> ChatResult:
+        return await self._first_answer(call, lambda backend, attempt: backend.complete(attempt))
+
+    async def stream(self, call: ChatCall, on_delta: DeltaSink) -> ChatResult:
+        """As `complete`, moving on only before the first delta: once the caller has
+        seen text, another model's answer would not continue it."""
+        started = False
+
+        async def relay(text: str) -> None:
+            nonlocal started
+            started = True
+            await on_delta(text)
+
+        def attempt(backend: LLMBackend, attempt: ChatCall) -> Awaitable[ChatResult]:
+            return backend.stream(attempt, relay)
+
+        return await self._first_answer(call, attempt, started=lambda: started)
+
+    async def _first_answer(
+        self,
+        call: ChatCall,
+        ask: Callable[[LLMBackend, ChatCall], Awaitable[ChatResult]],
+        *,
+        started: Callable[[], bool] = lambda: False,
+    ) -> ChatResult:
         first_error: BackendError | None = None
         tried: set[tuple[int, str]] = set()
         for link in self._links:
@@ -72,9 +96,9 @@ class FallbackBackend:
                 continue
             tried.add((id(target), attempt.model))
             try:
-                return await link.backend.complete(attempt)
+                return await ask(link.backend, attempt)
             except BackendError as exc:
-                if not should_fall_back(exc):
+                if started() or not should_fall_back(exc):
                     raise
                 first_error = first_error or exc
                 if self._on_fallback is not None:

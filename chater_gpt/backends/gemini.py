@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 import aiohttp
 from google import genai
@@ -35,7 +36,9 @@ from google.genai import errors as genai_errors
 from google.genai import types
 from pydantic import SecretStr
 
+from chater_gpt.backends.base import DeltaSink
 from chater_gpt.backends.gemini_wire import (
+    ChunkReader,
     checked_settings,
     error_for,
     request_body,
@@ -43,6 +46,7 @@ from chater_gpt.backends.gemini_wire import (
 )
 from chater_gpt.backends.http import mapped_aiohttp_errors
 from chater_gpt.backends.openai_wire import request_headers
+from chater_gpt.backends.streaming import mapped_items
 from chater_gpt.domain import ChatCall, ChatResult
 from chater_gpt.errors import BackendBadResponse, BackendError
 
@@ -98,6 +102,21 @@ class GeminiBackend:
             )
         return result_of(response, backend=self._name, requested_model=call.model)
 
+    async def stream(self, call: ChatCall, on_delta: DeltaSink) -> ChatResult:
+        # The SDK's `generate_content_stream` (`alt=sse`); it raises an `{"error": ...}`
+        # chunk as an APIError, mapped as any other. Each chunk is read as its JSON.
+        contents, config = request_of(call)
+        reader = ChunkReader(backend=self._name, requested_model=call.model)
+        with mapped_errors(self._name):
+            chunks = await self._client().aio.models.generate_content_stream(
+                model=call.model, contents=contents, config=config
+            )
+        async for chunk in mapped_items(chunks, lambda: mapped_errors(self._name)):
+            text = reader.feed(json_of(chunk, self._name))
+            if text:
+                await on_delta(text)
+        return reader.result()
+
     async def ping(self) -> None:
         with mapped_errors(self._name):
             await self._client().aio.models.list(config=types.ListModelsConfig(page_size=1))
@@ -152,11 +171,18 @@ def result_of(
     response: types.GenerateContentResponse, *, backend: str, requested_model: str
 ) -> ChatResult:
     """The ChatResult of the SDK's answer: read as its JSON (`result_of_json`)."""
+    return result_of_json(
+        json_of(response, backend), backend=backend, requested_model=requested_model
+    )
+
+
+def json_of(response: types.GenerateContentResponse, backend: str) -> dict[str, Any]:
+    """The fields of the SDK's answer (or of a stream's chunk) the readers read, as the
+    REST API's JSON."""
     try:
-        body = response.model_dump(by_alias=True, exclude_none=True, include=_ANSWER_FIELDS)
+        return response.model_dump(by_alias=True, exclude_none=True, include=_ANSWER_FIELDS)
     except (AttributeError, TypeError, ValueError) as exc:
         raise BackendBadResponse(f"the {backend} backend sent an unexpected response") from exc
-    return result_of_json(body, backend=backend, requested_model=requested_model)
 
 
 def error_of(exc: genai_errors.APIError, backend: str) -> BackendError:

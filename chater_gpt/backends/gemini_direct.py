@@ -12,15 +12,18 @@ fraction of the SDK's CPU (BENCHMARKS.md, "Providers").
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from urllib.parse import quote
 
 import aiohttp
 import orjson
 from pydantic import SecretStr
 
+from chater_gpt.backends.base import DeltaSink
 from chater_gpt.backends.gemini_wire import (
     DEFAULT_API_VERSION,
     DEFAULT_BASE_URL,
+    ChunkReader,
     checked_settings,
     error_for,
     json_default,
@@ -29,8 +32,9 @@ from chater_gpt.backends.gemini_wire import (
 )
 from chater_gpt.backends.http import mapped_aiohttp_errors
 from chater_gpt.backends.openai_wire import request_headers
+from chater_gpt.backends.streaming import event_json, streamed_events
 from chater_gpt.domain import ChatCall, ChatResult
-from chater_gpt.errors import BackendBadResponse
+from chater_gpt.errors import BackendBadResponse, BackendError
 
 
 class GeminiDirectBackend:
@@ -70,9 +74,7 @@ class GeminiDirectBackend:
 
     async def complete(self, call: ChatCall) -> ChatResult:
         body = orjson.dumps(request_body(call), default=json_default)
-        # As the SDK does: a "models/" prefix is the resource name's, not part of the id.
-        model = quote(call.model.removeprefix("models/"), safe="")
-        url = f"{self._root}/{model}:generateContent"
+        url = self._url(call, "generateContent")
         with mapped_aiohttp_errors(self._name):
             async with self._client().post(
                 url, data=body, headers=request_headers(call)
@@ -86,6 +88,31 @@ class GeminiDirectBackend:
         except orjson.JSONDecodeError as exc:
             raise BackendBadResponse(f"the {self._name} backend sent a non-JSON answer") from exc
         return result_of_json(answer, backend=self._name, requested_model=call.model)
+
+    async def stream(self, call: ChatCall, on_delta: DeltaSink) -> ChatResult:
+        """`:streamGenerateContent?alt=sse`: one `data: <GenerateContentResponse>` each."""
+        body = orjson.dumps(request_body(call), default=json_default)
+        reader = ChunkReader(backend=self._name, requested_model=call.model)
+        pending = self._client().post(
+            self._url(call, "streamGenerateContent"),
+            params={"alt": "sse"},
+            data=body,
+            headers=request_headers(call),
+        )
+        async with streamed_events(pending, self._name, self._error_for) as events:
+            async for event in events:
+                text = reader.feed(event_json(event, self._name))
+                if text:
+                    await on_delta(text)
+        return reader.result()
+
+    def _url(self, call: ChatCall, method: str) -> str:
+        # As the SDK does: a "models/" prefix is the resource name's, not part of the id.
+        model = quote(call.model.removeprefix("models/"), safe="")
+        return f"{self._root}/{model}:{method}"
+
+    def _error_for(self, status: int, headers: Mapping[str, str], raw: bytes) -> BackendError:
+        return error_for(status, _json_or_none(raw), headers, self._name)
 
     async def ping(self) -> None:
         with mapped_aiohttp_errors(self._name):

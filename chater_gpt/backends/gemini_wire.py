@@ -45,7 +45,7 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
-from chater_gpt.backends.http import raise_for_status
+from chater_gpt.backends.http import cut_short, raise_for_status
 from chater_gpt.domain import ChatCall, ChatMessage, ChatResult
 from chater_gpt.errors import (
     BackendAuthError,
@@ -227,6 +227,72 @@ def result_of_json(body: object, *, backend: str, requested_model: str) -> ChatR
         backend=backend,
         cached_prompt_tokens=cached,
     )
+
+
+class ChunkReader:
+    """A `streamGenerateContent` stream's GenerateContentResponses -> the text deltas,
+    then the ChatResult: each chunk's first candidate's text parts; the usage of the
+    last chunk (the one with the finish reason has the full count); a stream that ends
+    before a finish reason is cut short. An `{"error": ...}` chunk raises its error."""
+
+    def __init__(self, *, backend: str, requested_model: str) -> None:
+        self._backend = backend
+        self._model = requested_model
+        self._parts: list[str] = []
+        self._finish: object = None
+        self._usage: Mapping[str, Any] | None = None
+
+    def feed(self, chunk: object) -> str:
+        """The text delta of one chunk ("" when it has none)."""
+        bad = BackendBadResponse(f"the {self._backend} backend sent an unexpected stream chunk")
+        if not isinstance(chunk, Mapping):
+            raise bad
+        error = chunk.get("error")
+        if isinstance(error, Mapping):
+            code = error.get("code")
+            raise error_for(code if isinstance(code, int) else 500, chunk, {}, self._backend)
+        if isinstance(chunk.get("usageMetadata"), Mapping):
+            self._usage = chunk["usageMetadata"]
+        self._model = str(chunk.get("modelVersion") or self._model)
+        candidates = chunk.get("candidates")
+        if not candidates:
+            if (chunk.get("promptFeedback") or {}).get("blockReason") is not None:
+                raise _no_candidate(chunk, self._backend)
+            return ""
+        try:
+            candidate = candidates[0]
+            text = "".join(_texts((candidate.get("content") or {}).get("parts") or []))
+            if candidate.get("finishReason") is not None:
+                self._finish = candidate["finishReason"]
+        except (AttributeError, TypeError, IndexError, KeyError) as exc:
+            raise bad from exc
+        self._parts.append(text)
+        return text
+
+    def result(self) -> ChatResult:
+        if self._finish is None:
+            raise cut_short(self._backend)
+        usage = self._usage or {}
+        try:
+            prompt = int(usage.get("promptTokenCount") or 0)
+            completion = int(usage.get("candidatesTokenCount") or 0) + int(
+                usage.get("thoughtsTokenCount") or 0
+            )
+            cached = int(usage.get("cachedContentTokenCount") or 0)
+        except (TypeError, ValueError) as exc:
+            raise BackendBadResponse(
+                f"the {self._backend} backend sent an unexpected usage"
+            ) from exc
+        return ChatResult(
+            text="".join(self._parts),
+            model=self._model,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            finish_reason=finish_reason_of(self._finish),
+            backend=self._backend,
+            cached_prompt_tokens=cached,
+            usage_reported=self._usage is not None,
+        )
 
 
 def _texts(parts: Iterable[Mapping[str, Any]]) -> Iterable[str]:

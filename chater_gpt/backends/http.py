@@ -75,6 +75,57 @@ def raise_for_status(status: int, headers: Mapping[str, str], backend: str) -> N
     raise BackendRejected(f"the {backend} backend rejected the request (HTTP {status})")
 
 
+def error_for_status(status: int, headers: Mapping[str, str], backend: str) -> BackendError:
+    """`raise_for_status`'s error for an error status, returned (a 2xx/3xx: retryable)."""
+    try:
+        raise_for_status(status, headers, backend)
+    except BackendError as mapped:
+        return mapped
+    return BackendError(f"the {backend} backend failed (HTTP {status})")
+
+
+# The error `type` of OpenAI's and Anthropic's error objects -> the HTTP status each
+# stands for: an error event inside a stream has no status of its own (the answer
+# began with 200), so it is mapped as its status would be.
+ERROR_TYPE_STATUS = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "rate_limit_exceeded": 429,
+    "insufficient_quota": 429,
+    "timeout_error": 504,
+    "api_error": 500,
+    "server_error": 500,
+    "overloaded_error": 529,
+}
+
+
+def stream_error(error: object, backend: str) -> BackendError:
+    """Our error for a provider's error event inside a stream (its `error` object: an
+    HTTP status as `code` (llama.cpp), a known `code` word (OpenAI's
+    "rate_limit_exceeded"), else its `type`); unknown ones are retryable. The
+    provider's message is not kept (it may quote the request)."""
+    status = 500
+    if isinstance(error, Mapping):
+        code, kind = error.get("code"), error.get("type")
+        if isinstance(code, int) and 400 <= code < 600:
+            status = code
+        elif isinstance(code, str) and code in ERROR_TYPE_STATUS:
+            status = ERROR_TYPE_STATUS[code]
+        elif isinstance(kind, str):
+            status = ERROR_TYPE_STATUS.get(kind, 500)
+    return error_for_status(status, {}, backend)
+
+
+def cut_short(backend: str) -> BackendUnavailable:
+    """A stream that ended before the provider said it was finished."""
+    return BackendUnavailable(f"the {backend} backend's stream ended before the answer did")
+
+
 @contextmanager
 def mapped_aiohttp_errors(backend: str) -> Iterator[None]:
     """aiohttp's transport errors as ours, chained; messages carry no URL or body. A

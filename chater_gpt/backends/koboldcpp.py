@@ -22,6 +22,11 @@ JSON answers (`ChatCall.response_format`), in each API's own dialect:
   messages already contain it), so the model knows the schema even when only the
   generic grammar holds it. The service checks the answer either way.
 
+Streaming (`stream`) takes the same way: the chat API with `stream: true` (OpenAI's
+chunks, the usage asked with `stream_options.include_usage`), else the native
+`POST /api/extra/generate/stream` (`koboldcpp_stream`); usage the stream does not
+report is counted by the server's tokenizer, as above.
+
 Errors are mapped to ours (see `_raise_for_status` and `_mapped_errors`); messages
 never include the upstream body, the URL or the key.
 """
@@ -30,47 +35,45 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import replace
 from typing import Any, Literal
 
 import aiohttp
 import orjson
 from pydantic import SecretStr
 
-from chater_gpt.backends.http import mapped_aiohttp_errors, raise_for_status
-from chater_gpt.domain import ChatCall, ChatMessage, ChatResult, ResponseFormat
+from chater_gpt.backends.base import DeltaSink
+from chater_gpt.backends.http import error_for_status, mapped_aiohttp_errors, raise_for_status
+from chater_gpt.backends.koboldcpp_prompt import (
+    JSON_OBJECT_GRAMMAR,
+    chat_payload,
+    converted_grammar,
+    render_prompt,
+    with_instruction,
+)
+from chater_gpt.backends.koboldcpp_stream import TokenReader, openai_chunk
+from chater_gpt.backends.openai_wire import ChunkReader
+from chater_gpt.backends.sse import SseEvent
+from chater_gpt.backends.streaming import event_json, relay, streamed_events
+from chater_gpt.domain import ChatCall, ChatResult, ResponseFormat
 from chater_gpt.errors import (
     BackendBadResponse,
     BackendConfigError,
     BackendError,
-    InvalidImage,
 )
-from chater_gpt.images import split_data_url
-from chater_gpt.json_output import json_instruction
 
 log = logging.getLogger(__name__)
 
 CHAT_PATH = "/v1/chat/completions"
 GENERATE_PATH = "/api/v1/generate"
+GENERATE_STREAM_PATH = "/api/extra/generate/stream"
 TOKENCOUNT_PATH = "/api/extra/tokencount"
 JSON_TO_GRAMMAR_PATH = "/api/extra/json_to_grammar"
 
-# GBNF (llama.cpp's grammar format, which KoboldCPP uses): exactly one JSON object.
-# Written with the oldest GBNF constructs only (no {m,n} repetition), so that old
-# servers parse it too.
-JSON_OBJECT_GRAMMAR = r"""root ::= object
-object ::= "{" ws ( member ( "," ws member )* )? "}" ws
-member ::= string ":" ws value
-value ::= object | array | string | number | ( "true" | "false" | "null" ) ws
-array ::= "[" ws ( value ( "," ws value )* )? "]" ws
-string ::= "\"" ( [^"\\\x7F\x00-\x1F] | "\\" ( ["\\/bfnrt] | "u" hex hex hex hex ) )* "\"" ws
-hex ::= [0-9a-fA-F]
-number ::= "-"? ( "0" | [1-9] [0-9]* ) ( "." [0-9]+ )? ( [eE] [-+]? [0-9]+ )? ws
-ws ::= ( [ \t\n] ws )?
-"""
 _GRAMMAR_CACHE_SIZE = 64
 
-_ROLE_LABELS = {"system": "System", "user": "User", "assistant": "Assistant"}
 _STOP_SEQUENCES = ("\nUser:", "\nSystem:")
 
 Api = Literal["chat", "native"]
@@ -78,64 +81,6 @@ Api = Literal["chat", "native"]
 
 class _EndpointAbsent(Exception):
     """The chat endpoint is not there (404/405): use the native API."""
-
-
-def render_prompt(messages: Sequence[ChatMessage]) -> tuple[str, list[str]]:
-    """The native API's prompt ("Role: text" lines ending with "Assistant:") and the
-    images of the messages as bare base64 strings."""
-    lines: list[str] = []
-    images: list[str] = []
-    for message in messages:
-        role = _ROLE_LABELS.get(str(message.get("role", "user")), "User")
-        text, found = _text_and_images(message.get("content"))
-        images.extend(found)
-        lines.append(f"{role}: {text}")
-    lines.append("Assistant:")
-    return "\n".join(lines), images
-
-
-def _text_and_images(content: Any) -> tuple[str, list[str]]:
-    if isinstance(content, str):
-        return content, []
-    texts: list[str] = []
-    images: list[str] = []
-    for part in content or []:
-        if not isinstance(part, Mapping):
-            continue
-        if part.get("type") == "text":
-            texts.append(str(part.get("text", "")))
-        elif part.get("type") == "image_url":
-            url = str((part.get("image_url") or {}).get("url", ""))
-            if not url.startswith("data:"):
-                raise InvalidImage(
-                    "the KoboldCPP native API takes only inline images; send base64, not URLs"
-                )
-            images.append(split_data_url(url).data)
-    return " ".join(texts), images
-
-
-def with_instruction(prompt: str, fmt: ResponseFormat) -> str:
-    """The native prompt with the JSON instruction as its last "System:" line, unless the
-    messages already carry it."""
-    instruction = json_instruction(fmt)
-    if instruction in prompt:
-        return prompt
-    head = prompt.removesuffix("Assistant:")
-    return f"{head}System: {instruction}\nAssistant:"
-
-
-def _converted_grammar(status: int, body: bytes) -> str | None:
-    """The GBNF from a json_to_grammar answer, or None when the server could not convert."""
-    if status != 200:
-        return None
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(data, dict) or data.get("success") is False:
-        return None
-    grammar = data.get("result")
-    return grammar if isinstance(grammar, str) and grammar.strip() else None
 
 
 class KoboldCppBackend:
@@ -204,16 +149,7 @@ class KoboldCppBackend:
     # --- the two APIs ------------------------------------------------------------
 
     async def _chat(self, call: ChatCall) -> ChatResult:
-        payload: dict[str, Any] = {
-            "model": call.model,
-            "messages": list(call.messages),
-            "max_tokens": call.max_tokens,
-            "temperature": call.temperature,
-        }
-        if call.seed is not None:
-            payload["seed"] = call.seed
-        if call.response_format is not None:
-            payload["response_format"] = call.response_format.to_openai()
+        payload = chat_payload(call)
         status, headers, body = await self._post(CHAT_PATH, payload, call)
         if status in (404, 405) and self._api is None:
             raise _EndpointAbsent
@@ -227,7 +163,7 @@ class KoboldCppBackend:
             model = data.get("model") or call.model
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise BackendBadResponse(f"the {self._name} backend sent an unexpected answer") from exc
-        prompt_tokens, completion_tokens = await self._usage(
+        prompt_tokens, completion_tokens, exact = await self._usage(
             usage.get("prompt_tokens") if isinstance(usage, Mapping) else None,
             usage.get("completion_tokens") if isinstance(usage, Mapping) else None,
             prompt=render_prompt(call.messages)[0],
@@ -241,24 +177,12 @@ class KoboldCppBackend:
             completion_tokens=completion_tokens,
             finish_reason=str(finish),
             backend=self._name,
+            usage_reported=exact,
         )
 
     async def _native(self, call: ChatCall) -> ChatResult:
-        prompt, images = render_prompt(call.messages)
-        payload: dict[str, Any] = {
-            "prompt": prompt,
-            "max_length": call.max_tokens,
-            "temperature": call.temperature,
-            "stop_sequence": list(_STOP_SEQUENCES),
-        }
-        if images:
-            payload["images"] = images
-        if call.seed is not None:
-            payload["sampler_seed"] = call.seed
-        if call.response_format is not None:
-            payload["prompt"] = prompt = with_instruction(prompt, call.response_format)
-            payload["grammar"] = await self._grammar(call.response_format, call)
-            payload["grammar_retain_state"] = False
+        payload = await self._native_payload(call)
+        prompt = payload["prompt"]
         status, headers, body = await self._post(GENERATE_PATH, payload, call)
         if status in (404, 405):
             raise BackendConfigError(
@@ -273,7 +197,7 @@ class KoboldCppBackend:
             raise BackendBadResponse(f"the {self._name} backend sent an unexpected answer") from exc
         for stop in _STOP_SEQUENCES:  # the server may leave the stop sequence in
             text = text.removesuffix(stop)
-        prompt_tokens, completion_tokens = await self._usage(
+        prompt_tokens, completion_tokens, exact = await self._usage(
             result.get("prompt_tokens"),
             result.get("completion_tokens"),
             prompt=prompt,
@@ -287,7 +211,91 @@ class KoboldCppBackend:
             completion_tokens=completion_tokens,
             finish_reason=str(result.get("finish_reason") or "stop"),
             backend=self._name,
+            usage_reported=exact,
         )
+
+    async def _native_payload(self, call: ChatCall) -> dict[str, Any]:
+        prompt, images = render_prompt(call.messages)
+        payload: dict[str, Any] = {
+            "prompt": prompt,
+            "max_length": call.max_tokens,
+            "temperature": call.temperature,
+            "stop_sequence": list(_STOP_SEQUENCES),
+        }
+        if images:
+            payload["images"] = images
+        if call.seed is not None:
+            payload["sampler_seed"] = call.seed
+        if call.response_format is not None:
+            payload["prompt"] = with_instruction(prompt, call.response_format)
+            payload["grammar"] = await self._grammar(call.response_format, call)
+            payload["grammar_retain_state"] = False
+        return payload
+
+    # --- streaming -------------------------------------------------------------------
+
+    async def stream(self, call: ChatCall, on_delta: DeltaSink) -> ChatResult:
+        """As `complete`: the chat API's stream (OpenAI's chunks), else the native
+        `POST /api/extra/generate/stream` (see `koboldcpp_stream`)."""
+        if self._api != "native":
+            try:
+                result = await self._chat_stream(call, on_delta)
+            except _EndpointAbsent:
+                log.info("the KoboldCPP server has no chat endpoint; using its native API")
+                self._api = "native"
+            else:
+                self._api = "chat"
+                return result
+        return await self._native_stream(call, on_delta)
+
+    async def _chat_stream(self, call: ChatCall, on_delta: DeltaSink) -> ChatResult:
+        payload = {**chat_payload(call), "stream": True, "stream_options": {"include_usage": True}}
+        reader = ChunkReader(backend=self._name, requested_model=call.model)
+        async with self._events(CHAT_PATH, payload, call) as events:
+            await relay(events, lambda event: openai_chunk(event, reader, self._name), on_delta)
+        result = reader.result()
+        if result.usage_reported:
+            return result
+        prompt = render_prompt(call.messages)[0]
+        p, c, exact = await self._usage(None, None, prompt=prompt, text=result.text, call=call)
+        return replace(result, prompt_tokens=p, completion_tokens=c, usage_reported=exact)
+
+    async def _native_stream(self, call: ChatCall, on_delta: DeltaSink) -> ChatResult:
+        # trim_stop: the server holds back what may begin a stop sequence, and cuts it.
+        payload = {**await self._native_payload(call), "trim_stop": True}
+        reader = TokenReader(self._name)
+        async with self._events(GENERATE_STREAM_PATH, payload, call) as events:
+            await relay(events, lambda event: reader.feed(event_json(event, self._name)), on_delta)
+        finish = reader.finish_reason()
+        p, c, exact = await self._usage(
+            None, None, prompt=payload["prompt"], text=reader.text, call=call
+        )
+        return ChatResult(
+            text=reader.text,
+            model=call.model,
+            prompt_tokens=p,
+            completion_tokens=c,
+            finish_reason=finish,
+            backend=self._name,
+            usage_reported=exact,
+        )
+
+    def _events(
+        self, path: str, payload: Mapping[str, Any], call: ChatCall
+    ) -> AbstractAsyncContextManager[AsyncIterator[SseEvent]]:
+        def error_for(status: int, headers: Mapping[str, str], _body: bytes) -> BackendError:
+            if status in (404, 405) and path == CHAT_PATH and self._api is None:
+                raise _EndpointAbsent
+            if status in (404, 405) and path != CHAT_PATH:
+                return BackendConfigError(
+                    f"the {self._name} server has neither the chat nor the generate API"
+                )
+            return error_for_status(status, headers, self._name)
+
+        pending = self._client().post(
+            self._base + path, data=orjson.dumps(payload), headers=self._headers(call)
+        )
+        return streamed_events(pending, self._name, error_for)
 
     # --- JSON answers ------------------------------------------------------------------
 
@@ -305,7 +313,7 @@ class KoboldCppBackend:
             log.info("the KoboldCPP server cannot convert schemas; using a JSON-object grammar")
             self._schema_grammars = None
             return JSON_OBJECT_GRAMMAR
-        grammar = _converted_grammar(status, body)
+        grammar = converted_grammar(status, body)
         if grammar is None:
             log.warning("the KoboldCPP server did not convert a schema; using a JSON grammar")
             return JSON_OBJECT_GRAMMAR
@@ -318,14 +326,19 @@ class KoboldCppBackend:
 
     async def _usage(
         self, prompt_tokens: Any, completion_tokens: Any, *, prompt: str, text: str, call: ChatCall
-    ) -> tuple[int, int]:
+    ) -> tuple[int, int, bool]:
+        """(prompt, completion, exact): the server's report, else its tokenizer's count;
+        an estimate (exact False) only when it cannot count."""
         if isinstance(prompt_tokens, int) and isinstance(completion_tokens, int):
-            return prompt_tokens, completion_tokens
+            return prompt_tokens, completion_tokens, True
         counted = await asyncio.gather(self._count(prompt, call), self._count(text, call))
-        return counted[0], counted[1]
+        if counted[0] is None or counted[1] is None:
+            log.warning("the KoboldCPP token count is unavailable; estimating usage")
+            return _estimate(prompt), _estimate(text), False
+        return counted[0], counted[1], True
 
-    async def _count(self, text: str, call: ChatCall) -> int:
-        """Tokens of `text` by the server's own tokenizer; an estimate if it cannot say."""
+    async def _count(self, text: str, call: ChatCall) -> int | None:
+        """Tokens of `text` by the server's own tokenizer; None if it cannot say."""
         try:
             status, _, body = await self._post(TOKENCOUNT_PATH, {"prompt": text}, call)
             if status == 200:
@@ -334,25 +347,27 @@ class KoboldCppBackend:
                     return value
         except (BackendError, orjson.JSONDecodeError, AttributeError):
             pass
-        log.warning("the KoboldCPP token count is unavailable; estimating usage")
-        return max(1, len(text) // 4) if text else 0
+        return None
 
     # --- HTTP ------------------------------------------------------------------------
 
     async def _post(
         self, path: str, payload: Mapping[str, Any], call: ChatCall
     ) -> tuple[int, Mapping[str, str], bytes]:
+        with mapped_aiohttp_errors(self._name):
+            async with self._client().post(
+                self._base + path, data=orjson.dumps(payload), headers=self._headers(call)
+            ) as response:
+                body = await response.read()
+                return response.status, response.headers, body
+
+    def _headers(self, call: ChatCall) -> dict[str, str]:
         headers = {"Content-Type": "application/json", **call.extra_headers}
         if call.request_id:
             headers["X-Request-ID"] = call.request_id
         if self._api_key is not None and self._api_key.get_secret_value():
             headers["Authorization"] = f"Bearer {self._api_key.get_secret_value()}"
-        with mapped_aiohttp_errors(self._name):
-            async with self._client().post(
-                self._base + path, data=orjson.dumps(payload), headers=headers
-            ) as response:
-                body = await response.read()
-                return response.status, response.headers, body
+        return headers
 
     def _client(self) -> aiohttp.ClientSession:
         # Created on first use: a ClientSession belongs to the running event loop.
@@ -370,3 +385,7 @@ class KoboldCppBackend:
         if not isinstance(data, dict):
             raise BackendBadResponse(f"the {self._name} backend sent an unexpected answer")
         return data
+
+
+def _estimate(text: str) -> int:
+    return max(1, len(text) // 4) if text else 0

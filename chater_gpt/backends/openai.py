@@ -15,14 +15,18 @@ from contextlib import contextmanager
 import openai
 from pydantic import SecretStr
 
-from chater_gpt.backends.http import raise_for_status
+from chater_gpt.backends.base import DeltaSink
+from chater_gpt.backends.http import raise_for_status, stream_error
 from chater_gpt.backends.openai_wire import (
     CHAT_COMPLETIONS_PATH,
     MODELS_PATH,
+    ChunkReader,
     chat_body,
     parse_completion,
     request_headers,
+    stream_body,
 )
+from chater_gpt.backends.streaming import mapped_items
 from chater_gpt.domain import ChatCall, ChatResult
 from chater_gpt.errors import (
     BackendBadResponse,
@@ -70,6 +74,27 @@ class OpenAIBackend:
             )
         return parse_completion(body, backend=self._name, requested_model=call.model)
 
+    async def stream(self, call: ChatCall, on_delta: DeltaSink) -> ChatResult:
+        # The same low-level `post`, streaming: the SDK parses the server-sent events
+        # and hands each chunk's JSON over as is (it stops at `[DONE]`, and raises an
+        # `{"error": ...}` chunk as an APIError carrying that error object).
+        reader = ChunkReader(backend=self._name, requested_model=call.model)
+        with _mapped_errors(self._name):
+            chunks = await self._client.post(
+                CHAT_COMPLETIONS_PATH,
+                body=stream_body(call),
+                cast_to=object,
+                options={"headers": request_headers(call)},
+                stream=True,
+                stream_cls=openai.AsyncStream[object],
+            )
+        async with chunks:
+            async for chunk in mapped_items(chunks.__aiter__(), lambda: _mapped_errors(self._name)):
+                text = reader.feed(chunk)
+                if text:
+                    await on_delta(text)
+        return reader.result()
+
     async def ping(self) -> None:
         with _mapped_errors(self._name):
             await self._client.get(MODELS_PATH, cast_to=object)
@@ -95,6 +120,12 @@ def _mapped_errors(backend: str) -> Iterator[None]:
             raise mapped from exc
         raise BackendError(f"the {backend} backend failed (HTTP {exc.status_code})") from exc
     except openai.APIResponseValidationError as exc:
+        raise BackendBadResponse(f"the {backend} backend sent an unexpected response") from exc
+    except openai.APIError as exc:
+        # An error event inside a stream: the SDK keeps its error object as `body`.
+        raise stream_error(exc.body, backend) from exc
+    except ValueError as exc:
+        # A stream event whose data is not JSON (the SDK parses it with json.loads).
         raise BackendBadResponse(f"the {backend} backend sent an unexpected response") from exc
     except openai.OpenAIError as exc:
         raise BackendError(f"the {backend} backend failed") from exc

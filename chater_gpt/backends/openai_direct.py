@@ -11,14 +11,18 @@ import aiohttp
 import orjson
 from pydantic import SecretStr
 
+from chater_gpt.backends.base import DeltaSink
 from chater_gpt.backends.http import mapped_aiohttp_errors, raise_for_status
 from chater_gpt.backends.openai_wire import (
     CHAT_COMPLETIONS_PATH,
     MODELS_PATH,
+    ChunkReader,
     chat_body,
     parse_completion,
     request_headers,
+    stream_body,
 )
+from chater_gpt.backends.streaming import event_json, streamed_events
 from chater_gpt.domain import ChatCall, ChatResult
 from chater_gpt.errors import BackendBadResponse
 
@@ -65,6 +69,21 @@ class OpenAIDirectBackend:
         except orjson.JSONDecodeError as exc:
             raise BackendBadResponse(f"the {self._name} backend sent a non-JSON answer") from exc
         return parse_completion(body, backend=self._name, requested_model=call.model)
+
+    async def stream(self, call: ChatCall, on_delta: DeltaSink) -> ChatResult:
+        """Server-sent `data: <chunk>` events, ended by `data: [DONE]`."""
+        reader = ChunkReader(backend=self._name, requested_model=call.model)
+        pending = self._client().post(
+            self._url, data=orjson.dumps(stream_body(call)), headers=request_headers(call)
+        )
+        async with streamed_events(pending, self._name) as events:
+            async for event in events:
+                if event.data.strip() == "[DONE]":
+                    break
+                text = reader.feed(event_json(event, self._name))
+                if text:
+                    await on_delta(text)
+        return reader.result()
 
     async def ping(self) -> None:
         with mapped_aiohttp_errors(self._name):

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from chater_gpt.backends.http import cut_short, stream_error
 from chater_gpt.domain import ChatCall, ChatResult
-from chater_gpt.errors import BackendBadResponse
+from chater_gpt.errors import BackendBadResponse, BackendError
 
 CHAT_COMPLETIONS_PATH = "/chat/completions"
 MODELS_PATH = "/models"  # the model list: the cheap call a half-open probe makes
@@ -74,3 +75,82 @@ def parse_completion(body: object, *, backend: str, requested_model: str) -> Cha
         backend=backend,
         cached_prompt_tokens=cached_tokens,
     )
+
+
+# --- streaming ----------------------------------------------------------------------
+
+
+def stream_body(call: ChatCall) -> dict[str, Any]:
+    """The streaming request: chunks, and a last chunk with the usage (`include_usage`;
+    llama.cpp's and KoboldCPP's servers send it too)."""
+    return {**chat_body(call), "stream": True, "stream_options": {"include_usage": True}}
+
+
+class ChunkReader:
+    """A stream's `chat.completion.chunk`s -> the text deltas, then the ChatResult.
+
+    The stream is finished once a chunk gave the finish reason (the usage chunk, when
+    sent, follows it); one that ends before is cut short. An `{"error": ...}` chunk (an
+    error inside the stream) raises the error it stands for."""
+
+    def __init__(self, *, backend: str, requested_model: str) -> None:
+        self._backend = backend
+        self._model = requested_model
+        self._parts: list[str] = []
+        self._finish: str | None = None
+        self._usage: dict[str, Any] | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self._finish is not None
+
+    def feed(self, chunk: object) -> str:
+        """The text delta of one chunk ("" when it has none)."""
+        bad = BackendBadResponse(f"the {self._backend} backend sent an unexpected stream chunk")
+        if not isinstance(chunk, dict):
+            raise bad
+        if chunk.get("error"):
+            raise stream_error(chunk["error"], self._backend)
+        if isinstance(chunk.get("usage"), dict):
+            self._usage = chunk["usage"]
+        if chunk.get("model"):
+            self._model = str(chunk["model"])
+        choices = chunk.get("choices") or []
+        if not isinstance(choices, list) or not choices:
+            return ""
+        choice = choices[0]
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        text = delta.get("content") if isinstance(delta, dict) else None
+        if text is not None and not isinstance(text, str):
+            raise bad
+        if choice.get("finish_reason") == "error":  # KoboldCPP's failed generation
+            raise BackendError(f"the {self._backend} backend failed while generating")
+        if choice.get("finish_reason"):
+            self._finish = str(choice["finish_reason"])
+        if text:
+            self._parts.append(text)
+        return text or ""
+
+    def result(self) -> ChatResult:
+        if self._finish is None:
+            raise cut_short(self._backend)
+        usage = self._usage or {}
+        try:
+            details = usage.get("prompt_tokens_details")
+            cached = int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
+            prompt_tokens = int(usage.get("prompt_tokens") or 0)
+            completion_tokens = int(usage.get("completion_tokens") or 0)
+        except (TypeError, ValueError) as exc:
+            raise BackendBadResponse(
+                f"the {self._backend} backend sent an unexpected usage"
+            ) from exc
+        return ChatResult(
+            text="".join(self._parts),
+            model=self._model,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            finish_reason=self._finish,
+            backend=self._backend,
+            cached_prompt_tokens=cached,
+            usage_reported=self._usage is not None,
+        )

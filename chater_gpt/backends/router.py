@@ -24,7 +24,7 @@ import logging
 from collections.abc import Collection, Iterable, Mapping
 from types import MappingProxyType
 
-from chater_gpt.backends.base import LLMBackend
+from chater_gpt.backends.base import DeltaSink, LLMBackend
 from chater_gpt.catalogue import ModelCatalogue, Provider
 from chater_gpt.domain import ChatCall, ChatResult
 from chater_gpt.errors import ModelNotAllowed
@@ -90,6 +90,13 @@ class ModelRouter:
     async def complete(self, call: ChatCall) -> ChatResult:
         provider = self.provider_for(call.model)
         result = await self._backends[provider].complete(call)
+        return dataclasses.replace(
+            result, provider=provider.value, cost_usd=self._cost(provider, call.model, result)
+        )
+
+    async def stream(self, call: ChatCall, on_delta: DeltaSink) -> ChatResult:
+        provider = self.provider_for(call.model)
+        result = await self._backends[provider].stream(call, on_delta)
         return dataclasses.replace(
             result, provider=provider.value, cost_usd=self._cost(provider, call.model, result)
         )

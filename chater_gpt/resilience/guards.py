@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from chater_gpt.backends.base import LLMBackend
+from chater_gpt.backends.base import DeltaSink, LLMBackend
 from chater_gpt.domain import BreakerState, ChatCall, ChatResult
 from chater_gpt.errors import BackendTimeout
 from chater_gpt.resilience.breaker import Breaker, StateListener
@@ -151,6 +151,28 @@ class RetryingBackend:
             lambda: self._inner.complete(call), self._policy, sleep=self._sleep, on_retry=report
         )
 
+    async def stream(self, call: ChatCall, on_delta: DeltaSink) -> ChatResult:
+        """Retried as `complete` is, until the first delta: a failure after it is raised
+        as is (the caller has seen text a new attempt would repeat)."""
+        started = False
+
+        async def relay(text: str) -> None:
+            nonlocal started
+            started = True
+            await on_delta(text)
+
+        def report(attempt: int, exc: BaseException) -> None:
+            if self._on_retry is not None:
+                self._on_retry(self._inner.name, attempt, exc)
+
+        return await call_with_retries(
+            lambda: self._inner.stream(call, relay),
+            self._policy,
+            sleep=self._sleep,
+            on_retry=report,
+            may_retry=lambda: not started,
+        )
+
     async def ping(self) -> None:
         await self._inner.ping()  # a probe is one attempt: its failure is the answer
 
@@ -184,6 +206,15 @@ class BreakerBackend:
 
         return await self._breaker.call(attempt)
 
+    async def stream(self, call: ChatCall, on_delta: DeltaSink) -> ChatResult:
+        # A failure inside the stream counts as any other: the backend is unwell.
+        async def attempt() -> ChatResult:
+            if self._pace is not None:
+                await self._pace()
+            return await self._inner.stream(call, on_delta)
+
+        return await self._breaker.call(attempt)
+
     async def ping(self) -> None:
         # Through the breaker (an open one makes this its half-open probe), without the
         # rate-limit wait: the model list spends none of the requests-per-minute quota.
@@ -210,6 +241,10 @@ class TimeoutBackend:
 
     async def complete(self, call: ChatCall) -> ChatResult:
         return await self._bounded(self._inner.complete(call))
+
+    async def stream(self, call: ChatCall, on_delta: DeltaSink) -> ChatResult:
+        # The whole stream within the attempt's time, as a completion's answer is.
+        return await self._bounded(self._inner.stream(call, on_delta))
 
     async def ping(self) -> None:
         await self._bounded(self._inner.ping())

@@ -65,17 +65,20 @@ async def call_with_retries(
     sleep: Sleep = asyncio.sleep,
     on_retry: Callable[[int, BaseException], None] | None = None,
     rng: random.Random | None = None,
+    may_retry: Callable[[], bool] = lambda: True,
 ) -> T:
     """Run `attempt` until it succeeds, fails for good, or the retries are spent.
 
     The last error is raised as is (no tenacity `RetryError`), so callers see our codes.
+    `may_retry()` False stops retrying whatever the error (a stream that has already
+    delivered text: a second attempt would repeat it).
     The first attempt runs outside tenacity: setting up its loop costs more CPU than the
     whole rest of a successful call's bookkeeping, and most calls succeed at once.
     """
     try:
         return await attempt()
     except Exception as exc:
-        if policy.max_retries == 0 or not is_retryable(exc):
+        if policy.max_retries == 0 or not is_retryable(exc) or not may_retry():
             raise
         first_failure: BaseException | None = exc
 
@@ -89,7 +92,7 @@ async def call_with_retries(
         sleep=sleep,
         stop=stop_after_attempt(policy.max_retries + 1),
         wait=_PolicyWait(policy, rng or random.Random()),
-        retry=retry_if_exception(is_retryable),
+        retry=retry_if_exception(lambda exc: is_retryable(exc) and may_retry()),
         before_sleep=before_sleep,
         reraise=True,
     )

@@ -205,3 +205,17 @@ class ScriptedServer(Generic[R]):
             with self._lock:
                 self.concurrent -= 1
                 self._changed.notify_all()
+
+
+class Deltas:
+    """An `on_delta` for a backend's `stream`: records each text delta in order."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    async def __call__(self, text: str) -> None:
+        self.texts.append(text)
+
+    @property
+    def joined(self) -> str:
+        return "".join(self.texts)

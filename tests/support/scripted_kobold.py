@@ -12,6 +12,14 @@ Served on 127.0.0.1 from its own thread:
   "success": true}`; here `grammar_for(schema)`, or `{"success": false}` when the
   schema has `"x-unconvertible"`; 404 when not `grammar_api`, as on older servers),
 - `GET /api/v1/model`, `GET /api/extra/version`.
+- Streams as KoboldCPP's `handle_sse_stream` does: the chat API with `stream: true`
+  sends `data: <chat.completion.chunk>` per word (`delta: {role, content}`), one with
+  the finish reason, the usage chunk (`choices: []`) when `stream_options.include_usage`
+  is set and `report_usage`, then `data: [DONE]`; `POST /api/extra/generate/stream`
+  sends `event: message` / `data: {"token": ..., "finish_reason": null}` per word
+  (the first token " ", as generation starts) and a last one with the finish reason.
+  A queued `StreamFault` ends the stream after `after` words with finish reason
+  "error" (KoboldCPP's failed generation), or cuts the connection.
 With `password` set, requests need `Authorization: Bearer <password>` (else 401).
 Queued faults answer the next chat/generate requests with a status, headers and a
 raw body, or stall. Every request is recorded, body included (`bodies(path)`), so
@@ -30,6 +38,7 @@ import orjson
 from aiohttp import web
 
 from tests.support.http_thread import ThreadedApp
+from tests.support.scripted_common import StreamFault, split_for_stream
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,7 @@ class ScriptedKobold:
         self.password = password
         self.answer = answer
         self.faults: deque[KoboldFault] = deque()
+        self.stream_faults: deque[StreamFault] = deque()
         self.requests: list[KoboldRequest] = []
         self.port = 0
         self._lock = threading.Lock()
@@ -94,10 +104,15 @@ class ScriptedKobold:
         with self._lock:
             self.faults.extend(faults)
 
+    def fail_stream_next(self, *faults: StreamFault) -> None:
+        with self._lock:
+            self.stream_faults.extend(faults)
+
     def __enter__(self) -> ScriptedKobold:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/api/v1/generate", self._generate)
+        app.router.add_post("/api/extra/generate/stream", self._generate_stream)
         app.router.add_post("/api/extra/tokencount", self._tokencount)
         app.router.add_post("/api/extra/json_to_grammar", self._json_to_grammar)
         app.router.add_get("/api/v1/model", self._model)
@@ -133,7 +148,7 @@ class ScriptedKobold:
             )
         return body  # type: ignore[no-any-return]
 
-    async def _chat(self, request: web.Request) -> web.Response:
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
         if not self.chat_enabled:  # an older server: no such endpoint (recorded all the same)
             await self._admit(request, faults=False)
             return web.Response(status=404, text="404: Not Found")
@@ -141,6 +156,8 @@ class ScriptedKobold:
         if isinstance(body, web.Response):
             return body
         prompt = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
+        if body.get("stream"):
+            return await self._chat_stream(request, body, prompt)
         answer: dict[str, Any] = {
             "id": "chatcmpl-1",
             "object": "chat.completion",
@@ -168,6 +185,77 @@ class ScriptedKobold:
             result["prompt_tokens"] = count_tokens(str(body.get("prompt", "")))
             result["completion_tokens"] = count_tokens(self.answer)
         return web.json_response({"results": [result]})
+
+    # --- streams ------------------------------------------------------------------
+
+    async def _sse(
+        self,
+        request: web.Request,
+        frames: list[bytes],
+        last: bytes,
+        failed: bytes,
+    ) -> web.StreamResponse:
+        """`frames` (one per word), then `last`; a queued StreamFault sends `failed` (or
+        cuts the connection) after `after` words instead."""
+        with self._lock:
+            fault = self.stream_faults.popleft() if self.stream_faults else None
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await response.prepare(request)
+        try:
+            for sent, frame in enumerate([*frames, last]):
+                if fault is not None and sent == fault.after:
+                    if fault.cut:
+                        if request.transport is not None:
+                            request.transport.close()
+                        return response
+                    frame = failed
+                await response.write(frame)
+                if frame is failed:
+                    break
+            await response.write_eof()
+        except ConnectionResetError:
+            pass
+        return response
+
+    async def _chat_stream(
+        self, request: web.Request, body: dict[str, Any], prompt: str
+    ) -> web.StreamResponse:
+        def chunk(delta: dict[str, Any], finish: str | None) -> bytes:
+            data = {
+                "id": "chatcmpl-A1",
+                "object": "chat.completion.chunk",
+                "created": 1,
+                "model": "koboldcpp/scripted",
+                "choices": [{"index": 0, "finish_reason": finish, "delta": delta}],
+            }
+            return b"data: " + orjson.dumps(data) + b"\n\n"
+
+        frames = [
+            chunk({"role": "assistant", "content": piece}, None)
+            for piece in split_for_stream(self.answer)
+        ]
+        last = chunk({"role": "assistant", "content": ""}, "stop")
+        if self.report_usage and (body.get("stream_options") or {}).get("include_usage"):
+            p, c = count_tokens(prompt), count_tokens(self.answer)
+            usage = {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+            data = {"id": "chatcmpl-A1", "object": "chat.completion.chunk", "choices": []}
+            last += b"data: " + orjson.dumps({**data, "usage": usage}) + b"\n\n"
+        last += b"data: [DONE]\n\n"
+        return await self._sse(request, frames, last, chunk({}, "error"))
+
+    async def _generate_stream(self, request: web.Request) -> web.StreamResponse:
+        body = await self._admit(request, faults=True)
+        if isinstance(body, web.Response):
+            return body
+
+        def event(token: str, finish: str | None) -> bytes:
+            data = orjson.dumps({"token": token, "finish_reason": finish})
+            return b"event: message\ndata: " + data + b"\n\n"
+
+        frames = [event(piece, None) for piece in [" ", *split_for_stream(self.answer)]]
+        return await self._sse(request, frames, event("", "stop"), event("", "error"))
 
     async def _tokencount(self, request: web.Request) -> web.Response:
         body = await self._admit(request, faults=False)
