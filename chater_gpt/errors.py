@@ -37,6 +37,7 @@ class ErrorCode(StrEnum):
     FORBIDDEN = "forbidden"
     GATEWAY_TIMEOUT = "gateway_timeout"
     GATEWAY_UNAVAILABLE = "gateway_unavailable"
+    STREAM_INTERRUPTED = "stream_interrupted"
 
 
 class ChaterError(Exception):
@@ -205,4 +206,12 @@ class GatewayUnavailable(ChaterError):
     """The gateway is stopping (or cannot reach Kafka): retry, another instance answers."""
 
     code = ErrorCode.GATEWAY_UNAVAILABLE
+    retryable = True
+
+
+class StreamInterrupted(ChaterError):
+    """A streamed answer was cut after part of it was sent: its processing failed over to
+    another replica, which answers afresh (the parts cannot be joined). Retry."""
+
+    code = ErrorCode.STREAM_INTERRUPTED
     retryable = True

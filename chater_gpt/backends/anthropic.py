@@ -53,11 +53,10 @@ from chater_gpt.backends.anthropic_wire import (
     messages_body,
     parse_message,
 )
-from chater_gpt.backends.base import DeltaSink
 from chater_gpt.backends.http import error_for_status, mapped_aiohttp_errors, stream_error
 from chater_gpt.backends.openai_wire import request_headers
 from chater_gpt.backends.streaming import mapped_items
-from chater_gpt.domain import ChatCall, ChatResult
+from chater_gpt.domain import ChatCall, ChatResult, DeltaSink
 from chater_gpt.errors import (
     BackendBadResponse,
     BackendError,

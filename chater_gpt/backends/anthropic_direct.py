@@ -26,11 +26,10 @@ from chater_gpt.backends.anthropic_wire import (
     messages_body,
     parse_message,
 )
-from chater_gpt.backends.base import DeltaSink
 from chater_gpt.backends.http import mapped_aiohttp_errors, raise_for_status
 from chater_gpt.backends.openai_wire import request_headers
 from chater_gpt.backends.streaming import event_json, streamed_events
-from chater_gpt.domain import ChatCall, ChatResult
+from chater_gpt.domain import ChatCall, ChatResult, DeltaSink
 from chater_gpt.errors import BackendBadResponse
 
 

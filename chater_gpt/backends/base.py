@@ -8,13 +8,9 @@ them (that dependency is one-way: no backend imports resilience).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Protocol, runtime_checkable
 
-from chater_gpt.domain import ChatCall, ChatResult
-
-# Awaited with each text delta of a stream, in order, as it arrives.
-DeltaSink = Callable[[str], Awaitable[None]]
+from chater_gpt.domain import ChatCall, ChatResult, DeltaSink
 
 
 @runtime_checkable

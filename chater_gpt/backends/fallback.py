@@ -19,9 +19,9 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 
-from chater_gpt.backends.base import DeltaSink, LLMBackend
+from chater_gpt.backends.base import LLMBackend
 from chater_gpt.backends.router import ModelRouter
-from chater_gpt.domain import ChatCall, ChatResult
+from chater_gpt.domain import ChatCall, ChatResult, DeltaSink
 from chater_gpt.errors import BackendError, ChaterError, CircuitOpen
 
 log = logging.getLogger(__name__)

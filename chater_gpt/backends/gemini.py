@@ -36,7 +36,6 @@ from google.genai import errors as genai_errors
 from google.genai import types
 from pydantic import SecretStr
 
-from chater_gpt.backends.base import DeltaSink
 from chater_gpt.backends.gemini_wire import (
     ChunkReader,
     checked_settings,
@@ -47,7 +46,7 @@ from chater_gpt.backends.gemini_wire import (
 from chater_gpt.backends.http import mapped_aiohttp_errors
 from chater_gpt.backends.openai_wire import request_headers
 from chater_gpt.backends.streaming import mapped_items
-from chater_gpt.domain import ChatCall, ChatResult
+from chater_gpt.domain import ChatCall, ChatResult, DeltaSink
 from chater_gpt.errors import BackendBadResponse, BackendError
 
 

@@ -19,7 +19,6 @@ import aiohttp
 import orjson
 from pydantic import SecretStr
 
-from chater_gpt.backends.base import DeltaSink
 from chater_gpt.backends.gemini_wire import (
     DEFAULT_API_VERSION,
     DEFAULT_BASE_URL,
@@ -33,7 +32,7 @@ from chater_gpt.backends.gemini_wire import (
 from chater_gpt.backends.http import mapped_aiohttp_errors
 from chater_gpt.backends.openai_wire import request_headers
 from chater_gpt.backends.streaming import event_json, streamed_events
-from chater_gpt.domain import ChatCall, ChatResult
+from chater_gpt.domain import ChatCall, ChatResult, DeltaSink
 from chater_gpt.errors import BackendBadResponse, BackendError
 
 

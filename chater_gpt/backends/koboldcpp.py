@@ -44,7 +44,6 @@ import aiohttp
 import orjson
 from pydantic import SecretStr
 
-from chater_gpt.backends.base import DeltaSink
 from chater_gpt.backends.http import error_for_status, mapped_aiohttp_errors, raise_for_status
 from chater_gpt.backends.koboldcpp_prompt import (
     JSON_OBJECT_GRAMMAR,
@@ -57,7 +56,7 @@ from chater_gpt.backends.koboldcpp_stream import TokenReader, openai_chunk
 from chater_gpt.backends.openai_wire import ChunkReader
 from chater_gpt.backends.sse import SseEvent
 from chater_gpt.backends.streaming import event_json, relay, streamed_events
-from chater_gpt.domain import ChatCall, ChatResult, ResponseFormat
+from chater_gpt.domain import ChatCall, ChatResult, DeltaSink, ResponseFormat
 from chater_gpt.errors import (
     BackendBadResponse,
     BackendConfigError,

@@ -15,7 +15,6 @@ from contextlib import contextmanager
 import openai
 from pydantic import SecretStr
 
-from chater_gpt.backends.base import DeltaSink
 from chater_gpt.backends.http import raise_for_status, stream_error
 from chater_gpt.backends.openai_wire import (
     CHAT_COMPLETIONS_PATH,
@@ -27,7 +26,7 @@ from chater_gpt.backends.openai_wire import (
     stream_body,
 )
 from chater_gpt.backends.streaming import mapped_items
-from chater_gpt.domain import ChatCall, ChatResult
+from chater_gpt.domain import ChatCall, ChatResult, DeltaSink
 from chater_gpt.errors import (
     BackendBadResponse,
     BackendError,

@@ -11,7 +11,6 @@ import aiohttp
 import orjson
 from pydantic import SecretStr
 
-from chater_gpt.backends.base import DeltaSink
 from chater_gpt.backends.http import mapped_aiohttp_errors, raise_for_status
 from chater_gpt.backends.openai_wire import (
     CHAT_COMPLETIONS_PATH,
@@ -23,7 +22,7 @@ from chater_gpt.backends.openai_wire import (
     stream_body,
 )
 from chater_gpt.backends.streaming import event_json, streamed_events
-from chater_gpt.domain import ChatCall, ChatResult
+from chater_gpt.domain import ChatCall, ChatResult, DeltaSink
 from chater_gpt.errors import BackendBadResponse
 
 

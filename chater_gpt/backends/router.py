@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from types import MappingProxyType
 
-from chater_gpt.backends.base import DeltaSink, LLMBackend
+from chater_gpt.backends.base import LLMBackend
 from chater_gpt.catalogue import ModelCatalogue, Provider
-from chater_gpt.domain import ChatCall, ChatResult
+from chater_gpt.domain import ChatCall, ChatResult, DeltaSink
 from chater_gpt.errors import ModelNotAllowed
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,10 @@ PROVIDER_SETTING = {
 }
 
 
+# A result's usage counted by the service (`context.usage.UsageCounter`).
+UsageCount = Callable[[ChatCall, ChatResult], Awaitable[ChatResult]]
+
+
 class ModelRouter:
     def __init__(
         self,
@@ -48,6 +52,7 @@ class ModelRouter:
         default: Provider,
         catalogue: ModelCatalogue,
         pinned: Collection[str] = (),
+        count_usage: UsageCount | None = None,
     ) -> None:
         if default not in backends:
             raise ValueError("the default provider needs a backend")
@@ -55,6 +60,7 @@ class ModelRouter:
         self._default = default
         self._catalogue = catalogue
         self._pinned = frozenset(pinned)
+        self._count_usage = count_usage
 
     @property
     def name(self) -> str:
@@ -90,13 +96,17 @@ class ModelRouter:
     async def complete(self, call: ChatCall) -> ChatResult:
         provider = self.provider_for(call.model)
         result = await self._backends[provider].complete(call)
-        return dataclasses.replace(
-            result, provider=provider.value, cost_usd=self._cost(provider, call.model, result)
-        )
+        return await self._priced(provider, call, result)
 
     async def stream(self, call: ChatCall, on_delta: DeltaSink) -> ChatResult:
         provider = self.provider_for(call.model)
         result = await self._backends[provider].stream(call, on_delta)
+        return await self._priced(provider, call, result)
+
+    async def _priced(self, provider: Provider, call: ChatCall, result: ChatResult) -> ChatResult:
+        # A backend that reported no usage (a stream without it): counted, then priced.
+        if not result.usage_reported and self._count_usage is not None:
+            result = await self._count_usage(call, result)
         return dataclasses.replace(
             result, provider=provider.value, cost_usd=self._cost(provider, call.model, result)
         )

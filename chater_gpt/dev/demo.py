@@ -4,8 +4,8 @@ Starts the embedded Kafka-wire broker (Tansu) and the local LLM (llama.cpp with
 SmolLM2), runs the real service against them, sends requests in the documented
 format, the legacy Chater format, one asking for a JSON answer of a schema, one
 malformed message, and one photo analysis on the photo route, and prints every
-reply with its token usage; then starts the HTTP gateway and asks one OpenAI chat
-completion over HTTP, answered through Kafka by the same service. The local model
+reply with its token usage; then starts the HTTP gateway and asks one streamed OpenAI
+chat completion over HTTP, answered through Kafka by the same service. The local model
 reads no images, so the photo sent is a broken one: it shows the photo route's error
 reply, which never reaches the model.
 Nothing here is used by `python main.py run`.
@@ -110,6 +110,7 @@ def run_demo(*, requests: int = 3, timeout: float = 300.0) -> int:
             )
         )
         topics = [t for route in settings.routes for t in (route.request_topic, route.reply_topic)]
+        topics.append(settings.stream_topic)
         broker.create_topics(topics, partitions=3)
         return asyncio.run(_demo(settings, demo_requests(requests), demo_photos(), timeout))
 
@@ -132,18 +133,18 @@ async def _demo(
         elapsed = time.monotonic() - started
         async with running_gateway(settings) as gateway_url:
             asked = time.monotonic()
-            status, answer = await ask_gateway(gateway_url, settings.model, timeout)
+            answer = await ask_gateway(gateway_url, settings.model, timeout)
             http_elapsed = time.monotonic() - asked
     finally:
         service.request_stop()
         exit_code = await running
     _print_replies(messages, replies, elapsed)
-    print_gateway_answer(status, answer, http_elapsed)
+    print_gateway_answer(answer, http_elapsed)
     missing = len(messages) - len(replies)
     if missing:
         print(f"\n{missing} request(s) got no reply within {timeout:.0f} s", file=sys.stderr)
         return 1
-    return exit_code if status == 200 else 1
+    return exit_code if answer.status == 200 and not answer.error else 1
 
 
 def _produce(settings: Settings, topic: str, messages: list[tuple[str, str, bytes]]) -> None:

@@ -3,7 +3,8 @@
 A chat completion is authenticated, read (at most `max_body_bytes`), validated,
 translated into the core's request and sent to the request topic with this instance's
 reply address and a fresh correlation id; the handler then waits for that reply (at
-most `timeout_seconds`, else 504). A client that disconnects cancels only its wait
+most `timeout_seconds`, else 504), or, for `stream: true`, relays its stream as
+server-sent events (`streaming.py`). A client that disconnects cancels only its wait
 (the server runs with handler cancellation): the core still answers, records and bills.
 """
 
@@ -32,17 +33,20 @@ from chater_gpt.gateway.error_map import HttpError, from_core_reply, http_error
 from chater_gpt.gateway.metrics import GatewayMetrics
 from chater_gpt.gateway.openai_shapes import (
     Caller,
+    ChatCompletionRequest,
     completion,
     model_list,
     owner,
     parse_request,
     to_core_request,
 )
+from chater_gpt.gateway.streaming import StreamSpec, relay
 from chater_gpt.gateway.waiter import ReplyWaiter
 from chater_gpt.kafka.producer import ReplySink
 
 log = logging.getLogger(__name__)
 
+CORS_KEY = "chater_cors_headers"
 USER_HEADER = "X-Chater-User"
 CONVERSATION_HEADER = "X-Chater-Conversation"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -136,6 +140,7 @@ class GatewayApp:
         if not origin or not allowed or ("*" not in allowed and origin not in allowed):
             return await handler(request)
         cors = {"Access-Control-Allow-Origin": "*" if "*" in allowed else origin, "Vary": "Origin"}
+        request[CORS_KEY] = cors  # a stream sends its headers before the handler returns
         if request.method == "OPTIONS":
             cors["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
             cors["Access-Control-Allow-Headers"] = request.headers.get(
@@ -144,7 +149,8 @@ class GatewayApp:
             cors["Access-Control-Max-Age"] = "600"
             return web.Response(status=204, headers=cors)
         response = await handler(request)
-        response.headers.update(cors)
+        if not response.prepared:
+            response.headers.update(cors)
         return response
 
     # --- OpenAI API -----------------------------------------------------------------
@@ -156,21 +162,13 @@ class GatewayApp:
             return _from_exception(exc)
         return _json(model_list(self._config.models))
 
-    async def _chat(self, request: web.Request) -> web.Response:
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
         try:
             identity = self._keys.identify(request.headers.get("Authorization"))
             if self._state.draining:
                 raise GatewayUnavailable("the gateway is stopping; retry", retry_after=1)
             body = await self._read_json(request)
             parsed = parse_request(body)
-            if parsed.stream:
-                return _error(
-                    http_error(
-                        "invalid_request",
-                        "streaming is not available yet: send stream=false",
-                        param="stream",
-                    )
-                )
             caller = Caller(
                 tenant=identity.tenant,
                 user=request.headers.get(USER_HEADER),
@@ -180,12 +178,53 @@ class GatewayApp:
             value = to_core_request(parsed, caller, correlation_id)
             who = owner(caller, parsed)
             key = f"{who}:{caller.conversation or ''}" if who else correlation_id
+            if parsed.stream:
+                return await self._streamed(request, parsed, key, value, correlation_id)
             reply = await self._round_trip(key, value, correlation_id)
         except ChaterError as exc:
             return _from_exception(exc)
         if "error" in reply:
             return _error(from_core_reply(reply["error"]))
         return _json(completion(reply, correlation_id))
+
+    async def _streamed(
+        self,
+        request: web.Request,
+        parsed: ChatCompletionRequest,
+        key: str,
+        value: dict[str, Any],
+        correlation_id: str,
+    ) -> web.StreamResponse:
+        events = self._waiter.expect_stream(correlation_id)
+        spec = StreamSpec(
+            completion_id=correlation_id,
+            model=parsed.model or "",
+            include_usage=bool(parsed.stream_options and parsed.stream_options.include_usage),
+            timeout=self._config.timeout_seconds,
+            headers=request.get(CORS_KEY, {}),
+        )
+        try:
+            self._send(key, value, correlation_id)
+            return await relay(request, events, spec)
+        finally:
+            self._waiter.forget(correlation_id)  # answered, timed out, or the caller left
+
+    def _send(self, key: str, value: dict[str, Any], correlation_id: str) -> None:
+        """The request onto the request topic, with this instance's reply address."""
+        envelope = orjson.dumps({"key": key, "value": value})
+        headers = [
+            ("reply-to", self._config.reply_topic.encode()),
+            ("correlation-id", correlation_id.encode()),
+        ]
+
+        def delivered(err: object) -> None:
+            if err is not None:
+                log.error("a gateway request could not be sent: %s", err)
+                self._waiter.fail(
+                    correlation_id, GatewayUnavailable("the request could not be sent; retry")
+                )
+
+        self._sink.send(self._config.request_topic, key, envelope, headers, delivered)
 
     async def _read_json(self, request: web.Request) -> Any:
         try:
@@ -202,22 +241,9 @@ class GatewayApp:
     async def _round_trip(
         self, key: str, value: dict[str, Any], correlation_id: str
     ) -> dict[str, Any]:
-        envelope = orjson.dumps({"key": key, "value": value})
-        headers = [
-            ("reply-to", self._config.reply_topic.encode()),
-            ("correlation-id", correlation_id.encode()),
-        ]
         future = self._waiter.expect(correlation_id)
-
-        def delivered(err: object) -> None:
-            if err is not None:
-                log.error("a gateway request could not be sent: %s", err)
-                self._waiter.fail(
-                    correlation_id, GatewayUnavailable("the request could not be sent; retry")
-                )
-
         try:
-            self._sink.send(self._config.request_topic, key, envelope, headers, delivered)
+            self._send(key, value, correlation_id)
             async with asyncio.timeout(self._config.timeout_seconds):
                 return await future
         except TimeoutError:

@@ -36,6 +36,7 @@ STATUS: dict[ErrorCode, tuple[int, str]] = {
     ErrorCode.BACKEND_UNAVAILABLE: (503, _SERVER),
     ErrorCode.STORE_UNAVAILABLE: (503, _SERVER),
     ErrorCode.GATEWAY_UNAVAILABLE: (503, _SERVER),
+    ErrorCode.STREAM_INTERRUPTED: (503, _SERVER),
     ErrorCode.BACKEND_TIMEOUT: (504, _SERVER),
     ErrorCode.GATEWAY_TIMEOUT: (504, _SERVER),
 }

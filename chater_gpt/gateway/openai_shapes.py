@@ -50,6 +50,12 @@ class ResponseFormat(BaseModel):
     type: Literal["text", "json_object", "json_schema"]
 
 
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    include_usage: bool = False
+
+
 class ChatCompletionRequest(BaseModel):
     """The fields of OpenAI's request the gateway honours; others are ignored."""
 
@@ -63,6 +69,7 @@ class ChatCompletionRequest(BaseModel):
     response_format: ResponseFormat | None = None
     user: str | None = Field(default=None, max_length=256)
     stream: bool = False
+    stream_options: StreamOptions | None = None
     n: int = Field(default=1, ge=1, le=1)
 
 
@@ -134,8 +141,48 @@ def to_core_request(
     }
     if request.response_format is not None and request.response_format.type != "text":
         optional["response_format"] = request.response_format.model_dump()
+    if request.stream:
+        optional["stream"] = True
     value.update({name: item for name, item in optional.items() if item})
     return value
+
+
+def completion_chunk(
+    completion_id: str,
+    model: str,
+    *,
+    content: str | None = None,
+    first: bool = False,
+    finish_reason: str | None = None,
+) -> dict[str, Any]:
+    """One `chat.completion.chunk` of a streamed answer: a piece of its text (the first
+    names the role), or its finish."""
+    delta: dict[str, Any] = {"role": "assistant"} if first else {}
+    if content is not None:
+        delta["content"] = content
+    return {
+        "id": f"chatcmpl-{completion_id}",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+    }
+
+
+def usage_chunk(completion_id: str, model: str, usage: dict[str, Any]) -> dict[str, Any]:
+    """The last chunk when `stream_options.include_usage` asks for it: no choices, the usage."""
+    return {
+        "id": f"chatcmpl-{completion_id}",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [],
+        "usage": {
+            "prompt_tokens": usage.get("prompt_tokens", 0),
+            "completion_tokens": usage.get("completion_tokens", 0),
+            "total_tokens": usage.get("total_tokens", 0),
+        },
+    }
 
 
 def completion(reply: dict[str, Any], completion_id: str) -> dict[str, Any]:

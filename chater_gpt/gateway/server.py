@@ -129,7 +129,11 @@ def _deliver(waiter: ReplyWaiter, batch: list[RawReply]) -> None:
         except (orjson.JSONDecodeError, AttributeError):
             log.warning("an unreadable reply on the reply topic was dropped")
             continue
-        if isinstance(value, dict):
+        if not isinstance(value, dict):
+            continue
+        if raw.stream:
+            waiter.deliver_chunk(raw.correlation_id, value)
+        else:
             waiter.deliver(raw.correlation_id, value)
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from chater_gpt.contracts import STREAM_HEADER
 from chater_gpt.kafka.headers import RawHeaders
 
 log = logging.getLogger(__name__)
@@ -36,12 +37,13 @@ class RawReply:
     correlation_id: str | None
     key: bytes | None
     value: bytes | None
+    stream: bool = False  # a stream chunk (`contracts.STREAM_HEADER`), not a reply
 
 
-def _correlation_id(headers: RawHeaders | None) -> str | None:
+def _header(headers: RawHeaders | None, wanted: str) -> str | None:
     items = headers.items() if isinstance(headers, dict) else headers or ()
     for name, value in items:
-        if name.lower() == "correlation-id" and value is not None:
+        if name.lower() == wanted and value is not None:
             return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
     return None
 
@@ -125,8 +127,14 @@ class ReplyReader:
             partition, offset = message.partition(), message.offset()
             if partition is not None and offset is not None:
                 self._positions[partition] = offset + 1
+            headers = message.headers()
             batch.append(
-                RawReply(_correlation_id(message.headers()), message.key(), message.value())
+                RawReply(
+                    _header(headers, "correlation-id"),
+                    message.key(),
+                    message.value(),
+                    stream=_header(headers, STREAM_HEADER) is not None,
+                )
             )
         if batch and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._on_replies, batch)

@@ -22,8 +22,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from chater_gpt.backends.base import DeltaSink, LLMBackend
-from chater_gpt.domain import BreakerState, ChatCall, ChatResult
+from chater_gpt.backends.base import LLMBackend
+from chater_gpt.domain import BreakerState, ChatCall, ChatResult, DeltaSink
 from chater_gpt.errors import BackendTimeout
 from chater_gpt.resilience.breaker import Breaker, StateListener
 from chater_gpt.resilience.rate_limit import Pacer

@@ -33,6 +33,7 @@ from chater_gpt.context.server_tokens import (
     ServerTokenCounters,
 )
 from chater_gpt.context.tokens import TokenCounters
+from chater_gpt.context.usage import UsageCounter
 from chater_gpt.contracts import RequestDefaults
 from chater_gpt.decoder import RequestDecoder
 from chater_gpt.images import ImageLimits
@@ -242,7 +243,7 @@ def build_parts(settings: Settings, *, redact: Callable[[str], str] = str) -> Se
     )
     default = Provider(settings.llm_backend.value)
     warn_unrouted(settings.catalogue, default_backend_models(settings), default)
-    stack = build_backend_stack(settings, stores, hooks=hooks)
+    stack = build_backend_stack(settings, stores, hooks=hooks, count_usage=UsageCounter(counters))
     lifecycle.closers.append(stack.aclose)
     prober = BreakerProber(
         stack.breakers, stack.guarded, interval=probe_interval(settings.breaker_reset_seconds)

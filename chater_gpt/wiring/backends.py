@@ -12,7 +12,7 @@ from typing import Any
 from chater_gpt.backends.base import LLMBackend
 from chater_gpt.backends.fallback import FallbackBackend, FallbackHook, FallbackLink
 from chater_gpt.backends.openai_direct import OpenAIDirectBackend
-from chater_gpt.backends.router import ModelRouter, pinned_models
+from chater_gpt.backends.router import ModelRouter, UsageCount, pinned_models
 from chater_gpt.catalogue import Provider
 from chater_gpt.config import (
     DEFAULT_OPENAI_BASE_URL,
@@ -106,6 +106,7 @@ def build_backend_stack(
     hooks: GuardHooks | None = None,
     on_fallback: FallbackHook | None = None,
     raw_backend: RawBackendFactory = build_raw_backend,
+    count_usage: UsageCount | None = None,
 ) -> BackendStack:
     rates = stores.rates
     config = guard_config(settings)
@@ -124,6 +125,7 @@ def build_backend_stack(
         default=Provider(settings.llm_backend.value),
         catalogue=settings.catalogue,
         pinned=default_backend_models(settings),
+        count_usage=count_usage,
     )
     links = [FallbackLink(router)]
     links += [FallbackLink(router, model) for model in settings.fallback_models]

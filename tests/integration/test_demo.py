@@ -32,7 +32,7 @@ def test_the_demo_answers_every_request_and_prints_the_usage() -> None:
     # and the broken photo.
     assert "6/6 replies" in out, out
     assert out.count("usage:  prompt=") == 5, out  # 4 Kafka answers and the HTTP one
-    assert "[HTTP POST /v1/chat/completions]" in out, out
+    assert "[HTTP POST /v1/chat/completions, stream]" in out, out
     assert "HTTP 200" in out, out
     assert out.count("cost: $0.000000") == 4, out  # the local LLM is in no price list
     assert "ERROR invalid_json" in out, out

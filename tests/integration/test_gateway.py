@@ -167,11 +167,6 @@ async def test_the_async_sdk_and_the_models_list(stack: Stack) -> None:
 
 def test_errors_are_openai_errors_with_the_core_codes(stack: Stack) -> None:
     client = stack.client("a", max_retries=0)
-    with pytest.raises(openai.BadRequestError) as streaming:
-        client.chat.completions.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True
-        )
-    assert "streaming is not available yet" in str(streaming.value)
     with pytest.raises(openai.NotFoundError) as unknown:
         client.chat.completions.create(
             model="gpt-9-ultra", messages=[{"role": "user", "content": "hi"}]
