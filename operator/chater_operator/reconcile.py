@@ -21,8 +21,9 @@ from typing import Any
 from chater_operator import API_VERSION, KIND
 from chater_operator.drift import Drift, compare
 from chater_operator.errors import InvalidSpecError, KubeApiError
+from chater_operator.gateway_spec import gateway_name
 from chater_operator.kube import EventSink, KubeApi
-from chater_operator.render import OWNER_UID_LABEL, child_name, managed_kinds, render_children
+from chater_operator.render import OWNER_UID_LABEL, child_name, managed_children, render_children
 from chater_operator.resources import ObjectRef
 from chater_operator.spec import InstanceSpec, Owner, parse_spec
 from chater_operator.status import DEGRADED, Problem, Rollout, build_status, condition_of
@@ -76,6 +77,8 @@ async def reconcile(body: Mapping[str, Any], ctx: Reconciler) -> Outcome:
     previous = body.get("status") or {}
     outcome = Outcome()
     rollout: Rollout | None = None
+    gateway: Rollout | None = None
+    gateway_enabled = False
     namespace: str | None = previous.get("childrenNamespace")
     try:
         spec = parse_spec(body.get("spec") or {}, owner)
@@ -83,13 +86,14 @@ async def reconcile(body: Mapping[str, Any], ctx: Reconciler) -> Outcome:
         outcome.problem = Problem(exc.reason, exc.message)
     else:
         namespace = spec.namespace
+        gateway_enabled = spec.gateway.enabled
         outcome.problem = await _missing_references(spec, ctx.api)
         if outcome.problem is not None:
             # Nothing is applied, but running pods still count in the status.
-            rollout = await _live_rollout(spec, ctx.api)
+            rollout, gateway = await _live_rollouts(spec, ctx.api)
         else:
             children = render_children(spec)
-            rollout = await _apply_children(children, spec, ctx, outcome)
+            rollout, gateway = await _apply_children(children, spec, ctx, outcome)
             await _prune(children, spec, ctx.api, outcome)
             old_namespace = previous.get("childrenNamespace")
             if old_namespace and old_namespace != spec.namespace:
@@ -102,6 +106,7 @@ async def reconcile(body: Mapping[str, Any], ctx: Reconciler) -> Outcome:
         problem=outcome.problem,
         rollout=rollout,
         now=ctx.clock(),
+        gateway=gateway if gateway_enabled else None,
     )
     if outcome.status != {key: previous.get(key) for key in outcome.status}:
         await ctx.api.patch_status(_cr_ref(owner), outcome.status)
@@ -159,8 +164,10 @@ async def _missing_secrets(spec: InstanceSpec, api: KubeApi) -> Problem | None:
 
 async def _apply_children(
     children: list[dict[str, Any]], spec: InstanceSpec, ctx: Reconciler, outcome: Outcome
-) -> Rollout | None:
+) -> tuple[Rollout | None, Rollout | None]:
+    """Apply what differs; the rollouts of the service's Deployment and the gateway's."""
     rollout: Rollout | None = None
+    gateway: Rollout | None = None
     for child in children:
         ref = ObjectRef.of(child)
         try:
@@ -181,15 +188,23 @@ async def _apply_children(
             continue
         if ref.kind == "Deployment" and live is not None:
             rollout = Rollout.of(live, spec.replicas)
-    return rollout
+        if ref.kind == "StatefulSet" and live is not None:
+            gateway = Rollout.of(live, spec.gateway.replicas)
+    return rollout, gateway
 
 
-async def _live_rollout(spec: InstanceSpec, api: KubeApi) -> Rollout | None:
-    ref = ObjectRef(
-        "apps/v1", "Deployment", spec.namespace, child_name(spec.owner.name, "Deployment")
-    )
+async def _live_rollouts(spec: InstanceSpec, api: KubeApi) -> tuple[Rollout | None, Rollout | None]:
+    name = child_name(spec.owner.name, "Deployment")
+    live = await api.get(ObjectRef("apps/v1", "Deployment", spec.namespace, name))
+    rollout = Rollout.of(live, spec.replicas) if live and _owned_by(live, spec.owner) else None
+    if not spec.gateway.enabled:
+        return rollout, None
+    ref = ObjectRef("apps/v1", "StatefulSet", spec.namespace, gateway_name(spec.owner.name))
     live = await api.get(ref)
-    return Rollout.of(live, spec.replicas) if live and _owned_by(live, spec.owner) else None
+    gateway = (
+        Rollout.of(live, spec.gateway.replicas) if live and _owned_by(live, spec.owner) else None
+    )
+    return rollout, gateway
 
 
 def _has_owner(live: Mapping[str, Any]) -> bool:
@@ -199,12 +214,12 @@ def _has_owner(live: Mapping[str, Any]) -> bool:
 async def _prune(
     children: list[dict[str, Any]], spec: InstanceSpec, api: KubeApi, outcome: Outcome
 ) -> None:
-    """Delete children no longer rendered (an autoscaler switched off or swapped)."""
-    wanted = {(child["apiVersion"], child["kind"]) for child in children}
-    for api_version, kind in managed_kinds():
-        if (api_version, kind) in wanted:
+    """Delete children no longer rendered (an autoscaler or the gateway switched off)."""
+    wanted = {ObjectRef.of(child) for child in children}
+    for api_version, kind, name in managed_children(spec.owner.name):
+        ref = ObjectRef(api_version, kind, spec.namespace, name)
+        if ref in wanted:
             continue
-        ref = ObjectRef(api_version, kind, spec.namespace, child_name(spec.owner.name, kind))
         live = await api.get(ref)
         if live is not None and _owned_by(live, spec.owner) and await api.delete(ref):
             outcome.deleted.append(ref)
@@ -213,8 +228,8 @@ async def _prune(
 async def delete_children(owner: Owner, namespace: str, api: KubeApi) -> list[ObjectRef]:
     """Delete this owner's children in one namespace (never another owner's objects)."""
     deleted: list[ObjectRef] = []
-    for api_version, kind in managed_kinds():
-        ref = ObjectRef(api_version, kind, namespace, child_name(owner.name, kind))
+    for api_version, kind, name in managed_children(owner.name):
+        ref = ObjectRef(api_version, kind, namespace, name)
         live = await api.get(ref)
         if live is not None and _owned_by(live, owner) and await api.delete(ref):
             deleted.append(ref)

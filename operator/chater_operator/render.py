@@ -16,6 +16,7 @@ from typing import Any
 
 from chater_operator import API_VERSION, KIND
 from chater_operator.drift import stamp
+from chater_operator.gateway_spec import gateway_name
 from chater_operator.spec import API_KEY_VARIABLES, InstanceSpec, Route
 
 Manifest = dict[str, Any]
@@ -57,6 +58,11 @@ def render_children(spec: InstanceSpec) -> list[Manifest]:
     autoscaler = render_autoscaler(spec)
     if autoscaler is not None:
         children.append(autoscaler)
+    if spec.gateway.enabled:
+        # Imported here: the gateway's rendering builds on this module's helpers.
+        from chater_operator.gateway_render import render_gateway
+
+        children += render_gateway(spec, config_map)
     return [stamp(child) for child in children]
 
 
@@ -126,6 +132,8 @@ def config_data(spec: InstanceSpec) -> dict[str, str]:
         "IS_DEV": "true" if spec.is_dev else None,
         "ROUTES_FILE": ROUTES_FILE if spec.routes else None,
         "MODEL_CATALOGUE_FILE": catalogue_file(spec),
+        # The service replies only to topics with this prefix: it must be the gateway's.
+        "GATEWAY_REPLY_TOPIC_PREFIX": spec.gateway.reply_topic_prefix,
     }
     tls = spec.kafka.tls
     if tls is not None:
@@ -166,7 +174,7 @@ def catalogue_file(spec: InstanceSpec) -> str | None:
 
 def catalogue_document(models: Mapping[str, Any]) -> str:
     """The service's catalogue file (JSON, snake_case keys, as spec.py translated them)."""
-    return json.dumps({"models": _copy(models)}, indent=2, ensure_ascii=False) + "\n"
+    return json.dumps({"models": copy_json(models)}, indent=2, ensure_ascii=False) + "\n"
 
 
 def routes_document(routes: tuple[Route, ...]) -> str:
@@ -183,7 +191,7 @@ def routes_document(routes: tuple[Route, ...]) -> str:
             "model": route.model,
             "system_prompt": route.system_prompt,
             "max_tokens": route.max_tokens,
-            "response_format": _copy(route.response_format),
+            "response_format": copy_json(route.response_format),
         }
         entry.update({key: value for key, value in optional.items() if value is not None})
         entries.append(entry)
@@ -234,34 +242,49 @@ def _container(spec: InstanceSpec) -> dict[str, Any]:
         "startupProbe": _probe("/livez", period=2, failures=30),
         "livenessProbe": _probe("/livez", period=10, failures=3),
         "readinessProbe": _probe("/readyz", period=5, failures=2),
-        "resources": dict(spec.resources) if spec.resources else _copy(DEFAULT_RESOURCES),
-        "securityContext": {
-            "runAsNonRoot": True,
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 - an emptyDir
+        "resources": dict(spec.resources) if spec.resources else copy_json(DEFAULT_RESOURCES),
+        "securityContext": container_security_context(),
+        "volumeMounts": shared_mounts(spec),
     }
     env = secret_env(spec)
     if env:
         container["env"] = env
-    if spec.kafka.tls is not None:
-        container["volumeMounts"].append(
-            {"name": "kafka-tls", "mountPath": TLS_MOUNT, "readOnly": True}
-        )
-    if spec.routes:
-        container["volumeMounts"].append(
-            {"name": "routes", "mountPath": ROUTES_MOUNT, "readOnly": True}
-        )
-    if spec.model_catalogue is not None:
-        container["volumeMounts"].append(
-            {"name": CATALOGUE_VOLUME, "mountPath": CATALOGUE_MOUNT, "readOnly": True}
-        )
     return container
 
 
-def _volumes(spec: InstanceSpec) -> list[dict[str, Any]]:
+def container_security_context() -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def pod_security_context() -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS_ID,
+        "runAsGroup": RUN_AS_ID,
+        "fsGroup": RUN_AS_ID,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def shared_mounts(spec: InstanceSpec) -> list[dict[str, Any]]:
+    """The scratch emptyDir, and the files the instance's ConfigMap names (Kafka TLS,
+    routes, catalogue): every pod that takes its environment from it needs them."""
+    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]  # noqa: S108
+    if spec.kafka.tls is not None:
+        mounts.append({"name": "kafka-tls", "mountPath": TLS_MOUNT, "readOnly": True})
+    if spec.routes:
+        mounts.append({"name": "routes", "mountPath": ROUTES_MOUNT, "readOnly": True})
+    if spec.model_catalogue is not None:
+        mounts.append({"name": CATALOGUE_VOLUME, "mountPath": CATALOGUE_MOUNT, "readOnly": True})
+    return mounts
+
+
+def shared_volumes(spec: InstanceSpec) -> list[dict[str, Any]]:
     volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
     tls = spec.kafka.tls
     if tls is not None:
@@ -305,7 +328,7 @@ def _volumes(spec: InstanceSpec) -> list[dict[str, Any]]:
     return volumes
 
 
-def _default_affinity(spec: InstanceSpec) -> dict[str, Any]:
+def default_affinity(selector: Mapping[str, str]) -> dict[str, Any]:
     # Spread replicas over nodes when possible, so one node going down is not an outage.
     return {
         "podAntiAffinity": {
@@ -314,7 +337,7 @@ def _default_affinity(spec: InstanceSpec) -> dict[str, Any]:
                     "weight": 100,
                     "podAffinityTerm": {
                         "topologyKey": "kubernetes.io/hostname",
-                        "labelSelector": {"matchLabels": selector_labels(spec)},
+                        "labelSelector": {"matchLabels": dict(selector)},
                     },
                 }
             ]
@@ -326,21 +349,17 @@ def render_deployment(spec: InstanceSpec, config_map: Manifest) -> Manifest:
     pod_spec: dict[str, Any] = {
         "automountServiceAccountToken": False,  # the service never calls the Kubernetes API
         "terminationGracePeriodSeconds": spec.shutdown_grace_seconds + TERMINATION_MARGIN_SECONDS,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS_ID,
-            "runAsGroup": RUN_AS_ID,
-            "fsGroup": RUN_AS_ID,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": pod_security_context(),
         "containers": [_container(spec)],
-        "volumes": _volumes(spec),
-        "affinity": _copy(spec.affinity) if spec.affinity else _default_affinity(spec),
+        "volumes": shared_volumes(spec),
+        "affinity": copy_json(spec.affinity)
+        if spec.affinity
+        else default_affinity(selector_labels(spec)),
     }
     if spec.node_selector:
         pod_spec["nodeSelector"] = dict(spec.node_selector)
     if spec.tolerations:
-        pod_spec["tolerations"] = [_copy(item) for item in spec.tolerations]
+        pod_spec["tolerations"] = [copy_json(item) for item in spec.tolerations]
     if spec.image_pull_secrets:
         pod_spec["imagePullSecrets"] = [{"name": name} for name in spec.image_pull_secrets]
     deployment_spec: dict[str, Any] = {
@@ -355,7 +374,7 @@ def render_deployment(spec: InstanceSpec, config_map: Manifest) -> Manifest:
             "metadata": {
                 "labels": labels(spec),
                 # A settings change rolls the pods (env from a ConfigMap is read only at start).
-                "annotations": {CONFIG_HASH_ANNOTATION: _hash(config_map["data"])},
+                "annotations": {CONFIG_HASH_ANNOTATION: config_hash(config_map["data"])},
             },
             "spec": pod_spec,
         },
@@ -462,20 +481,36 @@ def render_autoscaler(spec: InstanceSpec) -> Manifest | None:
     }
 
 
+SERVICE_KINDS = [
+    ("v1", "ConfigMap"),
+    ("apps/v1", "Deployment"),
+    ("v1", "Service"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    ("keda.sh/v1alpha1", "ScaledObject"),
+]
+GATEWAY_KINDS = [
+    ("apps/v1", "StatefulSet"),
+    ("v1", "Service"),
+    ("policy/v1", "PodDisruptionBudget"),
+]
+
+
 def managed_kinds() -> list[tuple[str, str]]:
-    """(apiVersion, kind) of every child kind, including the optional autoscalers."""
-    return [
-        ("v1", "ConfigMap"),
-        ("apps/v1", "Deployment"),
-        ("v1", "Service"),
-        ("policy/v1", "PodDisruptionBudget"),
-        ("autoscaling/v2", "HorizontalPodAutoscaler"),
-        ("keda.sh/v1alpha1", "ScaledObject"),
-    ]
+    """(apiVersion, kind) of every child kind, including the optional ones."""
+    return list(dict.fromkeys(SERVICE_KINDS + GATEWAY_KINDS))
+
+
+def managed_children(owner_name: str) -> list[tuple[str, str, str]]:
+    """(apiVersion, kind, name) of every child an instance may have (pruning, deletion)."""
+    service = [(version, kind, child_name(owner_name, kind)) for version, kind in SERVICE_KINDS]
+    gateway = [(version, kind, gateway_name(owner_name)) for version, kind in GATEWAY_KINDS]
+    return service + gateway
 
 
 def child_name(owner_name: str, kind: str) -> str:
-    """The name each kind of child gets (stable: deletion and pruning rely on it)."""
+    """The name each kind of the service's children gets (stable: deletion and pruning rely
+    on it); the gateway's are all `gateway_name`."""
     if kind == "ConfigMap":
         return f"{owner_name}-config"
     if kind == "Service":
@@ -483,11 +518,11 @@ def child_name(owner_name: str, kind: str) -> str:
     return owner_name
 
 
-def _hash(data: Any) -> str:
+def config_hash(data: Any) -> str:
     encoded = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(encoded).hexdigest()[:16]
 
 
-def _copy(value: Any) -> Any:
+def copy_json(value: Any) -> Any:
     # Manifests are plain JSON data: a JSON round trip is a deep copy without shared parts.
     return json.loads(json.dumps(value))

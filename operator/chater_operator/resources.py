@@ -14,6 +14,7 @@ PLURALS: Mapping[tuple[str, str], str] = {
     ("v1", "Service"): "services",
     ("v1", "Secret"): "secrets",
     ("apps/v1", "Deployment"): "deployments",
+    ("apps/v1", "StatefulSet"): "statefulsets",
     ("policy/v1", "PodDisruptionBudget"): "poddisruptionbudgets",
     ("autoscaling/v2", "HorizontalPodAutoscaler"): "horizontalpodautoscalers",
     ("keda.sh/v1alpha1", "ScaledObject"): "scaledobjects",

@@ -70,7 +70,10 @@ def build_status(
     problem: Problem | None,
     rollout: Rollout | None,
     now: datetime,
+    gateway: Rollout | None = None,
 ) -> dict[str, Any]:
+    """The status; `gateway` is the gateway's StatefulSet when it is enabled (applied or
+    not: an enabled gateway always reports, 0 ready until its pods are)."""
     stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     old = {c.get("type"): c for c in previous.get("conditions", []) if isinstance(c, Mapping)}
 
@@ -102,6 +105,10 @@ def build_status(
     }
     if namespace:
         status["childrenNamespace"] = namespace
+    if gateway is not None:
+        status["gateway"] = {"replicas": gateway.wanted, "readyReplicas": gateway.ready}
+    elif "gateway" in previous:
+        status["gateway"] = None  # merge patch: removes what a disabled gateway reported
     return status
 
 

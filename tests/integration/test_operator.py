@@ -42,6 +42,7 @@ CONFIGMAPS = kmock.resource("", "v1", "configmaps")
 SERVICES = kmock.resource("", "v1", "services")
 PDBS = kmock.resource("policy", "v1", "poddisruptionbudgets")
 HPAS = kmock.resource("autoscaling", "v2", "horizontalpodautoscalers")
+STATEFULSETS = kmock.resource("apps", "v1", "statefulsets")
 SECRETS = kmock.resource("", "v1", "secrets")
 NAME = "chater-gpt-instance"
 CHILDREN = [
@@ -504,6 +505,56 @@ async def test_switching_autoscaling_off_deletes_the_autoscaler(
     deployment = live(api_mock, DEPLOYMENTS, "chater-gpt", NAME)
     assert deployment is not None
     assert deployment["spec"]["replicas"] == 3
+
+
+async def test_the_gateway_comes_with_its_keys_reports_its_pods_and_goes_when_disabled(
+    api_mock: Any, memo: kopf.Memo, events: RecordedEvents
+) -> None:
+    keys = {"name": "gw-keys", "key": "keys.yaml"}
+    spec = {**README_EXAMPLE["spec"], "gateway": {"enabled": True, "apiKeysSecret": keys}}
+    gateway = [
+        (STATEFULSETS, f"{NAME}-gateway"),
+        (SERVICES, f"{NAME}-gateway"),
+        (PDBS, f"{NAME}-gateway"),
+    ]
+    put_cr(api_mock, spec, "chater-gpt")
+    put_secret(api_mock, "chater-gpt")
+
+    # Its keys Secret is missing: nothing applied (the pods would wait for it).
+    await handlers.on_change(body=body_of(api_mock, "chater-gpt"), memo=memo)
+    degraded = condition(body_of(api_mock, "chater-gpt")["status"], "Degraded")
+    assert degraded["message"].startswith("Secret gw-keys not found")
+
+    put_secret(api_mock, "chater-gpt", "gw-keys")
+    await handlers.drift_timer(body=body_of(api_mock, "chater-gpt"), memo=memo)
+    for resource, name in [*CHILDREN, *gateway]:
+        child = live(api_mock, resource, "chater-gpt", name)
+        assert child is not None, name
+        (owner,) = child["metadata"]["ownerReferences"]
+        assert owner["uid"] == "uid-1"
+    status = body_of(api_mock, "chater-gpt")["status"]
+    assert status["gateway"] == {"replicas": 2, "readyReplicas": 0}
+
+    # Its pods become ready: reported on the next pass, nothing re-applied.
+    api_mock.objects[STATEFULSETS, "chater-gpt", f"{NAME}-gateway"].patch(
+        {"status": {"replicas": 2, "readyReplicas": 2, "updatedReplicas": 2}}
+    )
+    start = len(list(api_mock))
+    await handlers.drift_timer(body=body_of(api_mock, "chater-gpt"), memo=memo)
+    assert body_of(api_mock, "chater-gpt")["status"]["gateway"]["readyReplicas"] == 2
+    assert writes_since(api_mock, start) == [
+        f"PATCH /apis/chater.example.com/v1/namespaces/chater-gpt/chatergpts/{NAME}/status"
+    ]
+
+    # Disabled: the gateway's children and its status go, the service's stay untouched.
+    start = len(list(api_mock))
+    put_cr(api_mock, {**spec, "gateway": {"enabled": False}}, "chater-gpt", generation=2)
+    await handlers.on_change(body=body_of(api_mock, "chater-gpt"), memo=memo)
+    assert all(live(api_mock, res, "chater-gpt", name) is None for res, name in gateway)
+    assert all(live(api_mock, res, "chater-gpt", name) is not None for res, name in CHILDREN)
+    assert "gateway" not in body_of(api_mock, "chater-gpt")["status"]
+    assert not [w for w in writes_since(api_mock, start) if "/deployments/" in w]
+    assert events.reasons()[-1] == "Pruned"
 
 
 async def test_deletion_removes_the_children_in_another_namespace(

@@ -1,0 +1,212 @@
+"""The HTTP gateway's children (pure): a StatefulSet, its Service and PodDisruptionBudget.
+
+A StatefulSet for its stable pod names: GATEWAY_INSTANCE_ID is the pod name, so each pod
+keeps one reply topic (`<prefix><pod name>`) across restarts instead of leaving a topic
+behind per start. The pods take the instance's ConfigMap (Kafka, topics, models, the
+files it names), so gateway and service always agree; the gateway's own settings are
+literal env entries (a change rolls only the gateway's pods).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from chater_operator.gateway_spec import gateway_name
+from chater_operator.render import (
+    CONFIG_HASH_ANNOTATION,
+    Manifest,
+    config_hash,
+    config_map_name,
+    container_security_context,
+    copy_json,
+    default_affinity,
+    labels,
+    metadata,
+    pod_security_context,
+    secret_env,
+    shared_mounts,
+    shared_volumes,
+)
+from chater_operator.spec import API_KEY_VARIABLES, InstanceSpec
+
+GATEWAY_APP = "chater-gpt-gateway"
+KEYS_MOUNT = "/etc/chater-gpt/gateway-keys"
+DEFAULT_RESOURCES: Mapping[str, Mapping[str, str]] = {
+    "requests": {"memory": "128Mi", "cpu": "100m"},
+    "limits": {"memory": "256Mi", "cpu": "500m"},
+}
+# After its drain the gateway closes its server (5 s), reply reader and producer (5 s).
+CLOSE_SECONDS = 15
+# The service's settings refuse to load without the backend's key (even in the gateway,
+# which never calls an LLM): only that key, and Kafka's secrets, reach the gateway.
+_KAFKA_SECRETS = ("KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD", "KAFKA_SSL_KEY_PASSWORD")
+_KEYED_BACKENDS = ("openai", "anthropic", "gemini")
+
+
+def gateway_selector(spec: InstanceSpec) -> dict[str, str]:
+    return {"app.kubernetes.io/name": GATEWAY_APP, "app.kubernetes.io/instance": spec.owner.name}
+
+
+def gateway_labels(spec: InstanceSpec) -> dict[str, str]:
+    return {**labels(spec), **gateway_selector(spec), "app.kubernetes.io/component": "gateway"}
+
+
+def _metadata(spec: InstanceSpec) -> dict[str, Any]:
+    meta = metadata(spec, gateway_name(spec.owner.name))
+    meta["labels"] = gateway_labels(spec)
+    return meta
+
+
+def render_gateway(spec: InstanceSpec, config_map: Manifest) -> list[Manifest]:
+    return [
+        render_stateful_set(spec, config_map),
+        render_gateway_service(spec),
+        render_gateway_pdb(spec),
+    ]
+
+
+def gateway_env(spec: InstanceSpec) -> list[dict[str, Any]]:
+    gateway = spec.gateway
+    literals: dict[str, object | None] = {
+        "GATEWAY_PORT": gateway.port,
+        "GATEWAY_SHUTDOWN_GRACE_SECONDS": spec.shutdown_grace_seconds,
+        "GATEWAY_TIMEOUT_SECONDS": gateway.timeout_seconds,
+        "GATEWAY_MAX_BODY_BYTES": gateway.max_body_bytes,
+        "GATEWAY_CORS_ORIGINS": ",".join(gateway.cors_origins) or None,
+        "GATEWAY_REQUEST_TOPIC": gateway.request_topic,
+        "GATEWAY_API_KEYS_FILE": gateway.api_keys and f"{KEYS_MOUNT}/{gateway.api_keys.key}",
+    }
+    env: list[dict[str, Any]] = [
+        # One reply topic per pod, stable across restarts (downward API).
+        {"name": "GATEWAY_INSTANCE_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+    ]
+    env += [{"name": k, "value": str(v)} for k, v in literals.items() if v is not None]
+    backends = {spec.backend, spec.extra_config.get("FALLBACK_BACKEND", "").lower()}
+    needed = {API_KEY_VARIABLES[b] for b in backends if b in _KEYED_BACKENDS}
+    env += [item for item in secret_env(spec) if item["name"] in needed | set(_KAFKA_SECRETS)]
+    return env
+
+
+def _probe(path: str, *, period: int, failures: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": "http"},
+        "periodSeconds": period,
+        "timeoutSeconds": 2,
+        "failureThreshold": failures,
+    }
+
+
+def _container(spec: InstanceSpec) -> dict[str, Any]:
+    gateway = spec.gateway
+    mounts = shared_mounts(spec)
+    if gateway.api_keys is not None:
+        mounts.append({"name": "api-keys", "mountPath": KEYS_MOUNT, "readOnly": True})
+    return {
+        "name": "gateway",
+        "image": spec.image,
+        "imagePullPolicy": spec.image_pull_policy,
+        "command": ["python", "main.py", "gateway"],
+        "envFrom": [{"configMapRef": {"name": config_map_name(spec)}}],
+        "env": gateway_env(spec),
+        "ports": [{"name": "http", "containerPort": gateway.port, "protocol": "TCP"}],
+        # Creating the reply topic and starting its reader come before the first answer.
+        "startupProbe": _probe("/livez", period=2, failures=30),
+        "livenessProbe": _probe("/livez", period=10, failures=3),
+        # Unready while the producer or reply reader fails, and from SIGTERM on.
+        "readinessProbe": _probe("/readyz", period=5, failures=1),
+        "resources": dict(gateway.resources) or copy_json(DEFAULT_RESOURCES),
+        "securityContext": container_security_context(),
+        "volumeMounts": mounts,
+    }
+
+
+def _volumes(spec: InstanceSpec) -> list[dict[str, Any]]:
+    volumes = shared_volumes(spec)
+    keys = spec.gateway.api_keys
+    if keys is not None:
+        # Not optional: without the file the gateway would be open to every caller.
+        volumes.append(
+            {
+                "name": "api-keys",
+                "secret": {
+                    "secretName": keys.name,
+                    "defaultMode": 0o440,
+                    "items": [{"key": keys.key, "path": keys.key}],
+                },
+            }
+        )
+    return volumes
+
+
+def render_stateful_set(spec: InstanceSpec, config_map: Manifest) -> Manifest:
+    pod_spec: dict[str, Any] = {
+        "automountServiceAccountToken": False,
+        # Open requests finish for the drain time, the rest get 503, then it closes.
+        "terminationGracePeriodSeconds": spec.shutdown_grace_seconds + CLOSE_SECONDS,
+        "securityContext": pod_security_context(),
+        "containers": [_container(spec)],
+        "volumes": _volumes(spec),
+        "affinity": copy_json(spec.affinity)
+        if spec.affinity
+        else default_affinity(gateway_selector(spec)),
+    }
+    if spec.node_selector:
+        pod_spec["nodeSelector"] = dict(spec.node_selector)
+    if spec.tolerations:
+        pod_spec["tolerations"] = [copy_json(item) for item in spec.tolerations]
+    if spec.image_pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": name} for name in spec.image_pull_secrets]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": _metadata(spec),
+        "spec": {
+            # Required by StatefulSet; the pods need no DNS names of their own.
+            "serviceName": gateway_name(spec.owner.name),
+            "replicas": spec.gateway.replicas,
+            # No ordering needed: the pods share nothing but the request topic.
+            "podManagementPolicy": "Parallel",
+            "revisionHistoryLimit": 5,
+            "selector": {"matchLabels": gateway_selector(spec)},
+            "updateStrategy": {"type": "RollingUpdate"},
+            "template": {
+                "metadata": {
+                    "labels": gateway_labels(spec),
+                    # Settings of the instance's ConfigMap are read only at start.
+                    "annotations": {CONFIG_HASH_ANNOTATION: config_hash(config_map["data"])},
+                },
+                "spec": pod_spec,
+            },
+        },
+    }
+
+
+def render_gateway_service(spec: InstanceSpec) -> Manifest:
+    meta = _metadata(spec)
+    meta["annotations"] = {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(spec.gateway.port),
+        "prometheus.io/path": "/metrics",
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta,
+        "spec": {
+            "type": "ClusterIP",
+            "selector": gateway_selector(spec),
+            "ports": [
+                {"name": "http", "port": spec.gateway.port, "targetPort": "http", "protocol": "TCP"}
+            ],
+        },
+    }
+
+
+def render_gateway_pdb(spec: InstanceSpec) -> Manifest:
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _metadata(spec),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": gateway_selector(spec)}},
+    }
