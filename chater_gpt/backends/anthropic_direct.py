@@ -12,7 +12,6 @@ one call costs a fraction of the SDK's CPU (BENCHMARKS.md, "Providers").
 
 from __future__ import annotations
 
-import aiohttp
 import orjson
 from pydantic import SecretStr
 
@@ -26,11 +25,10 @@ from chater_gpt.backends.anthropic_wire import (
     messages_body,
     parse_message,
 )
-from chater_gpt.backends.http import mapped_aiohttp_errors, raise_for_status
+from chater_gpt.backends.http import JsonHttp, raise_for_status
 from chater_gpt.backends.openai_wire import request_headers
 from chater_gpt.backends.streaming import event_json, streamed_events
 from chater_gpt.domain import ChatCall, ChatResult, DeltaSink
-from chater_gpt.errors import BackendBadResponse
 
 
 class AnthropicDirectBackend:
@@ -47,18 +45,16 @@ class AnthropicDirectBackend:
         root = base_url.rstrip("/")
         self._url = root + MESSAGES_PATH
         self._models_url = root + MODELS_PATH
-        self._timeout = timeout
         self._api_version = api_version or DEFAULT_API_VERSION
         self._send_temperature = accepts_sampling(self._api_version)
         key = api_key.get_secret_value() if api_key is not None else ""
-        self._headers = {
-            "Content-Type": "application/json",
+        headers = {
             "anthropic-version": self._api_version,
             # The API refuses a request without a key header; a proxy that needs no key
             # gets the SDK backend's placeholder.
             "x-api-key": key or "not-needed",
         }
-        self._session: aiohttp.ClientSession | None = None
+        self._http = JsonHttp(name, timeout=timeout, headers=headers)
 
     @property
     def name(self) -> str:
@@ -69,36 +65,20 @@ class AnthropicDirectBackend:
         """The `anthropic-version` every request carries."""
         return self._api_version
 
-    def _client(self) -> aiohttp.ClientSession:
-        # Created on first use: a ClientSession belongs to the running event loop.
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self._timeout),
-                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
-                headers=self._headers,
-            )
-        return self._session
-
     async def complete(self, call: ChatCall) -> ChatResult:
         body = messages_body(call, send_temperature=self._send_temperature)
-        with mapped_aiohttp_errors(self._name):
-            async with self._client().post(
-                self._url, data=orjson.dumps(body), headers=request_headers(call)
-            ) as response:
-                raw = await response.read()
-                status, headers = response.status, response.headers
-        raise_for_status(status, headers, self._name)
-        try:
-            answer = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise BackendBadResponse(f"the {self._name} backend sent a non-JSON answer") from exc
-        return parse_message(answer, backend=self._name, requested_model=call.model)
+        answer = await self._http.request(
+            "POST", self._url, data=orjson.dumps(body), headers=request_headers(call)
+        )
+        raise_for_status(answer.status, answer.headers, self._name)
+        message = answer.json(self._name)
+        return parse_message(message, backend=self._name, requested_model=call.model)
 
     async def stream(self, call: ChatCall, on_delta: DeltaSink) -> ChatResult:
         """`"stream": true`: server-sent `event: <type>` / `data: <json>` frames."""
         body = {**messages_body(call, send_temperature=self._send_temperature), "stream": True}
         reader = EventReader(backend=self._name, requested_model=call.model)
-        pending = self._client().post(
+        pending = self._http.session().post(
             self._url, data=orjson.dumps(body), headers=request_headers(call)
         )
         async with streamed_events(pending, self._name) as events:
@@ -111,13 +91,8 @@ class AnthropicDirectBackend:
         return reader.result()
 
     async def ping(self) -> None:
-        with mapped_aiohttp_errors(self._name):
-            async with self._client().get(self._models_url, params={"limit": "1"}) as response:
-                await response.read()
-                status, headers = response.status, response.headers
-        raise_for_status(status, headers, self._name)
+        answer = await self._http.request("GET", self._models_url, params={"limit": "1"})
+        raise_for_status(answer.status, answer.headers, self._name)
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.aclose()

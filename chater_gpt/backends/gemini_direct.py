@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from urllib.parse import quote
 
-import aiohttp
 import orjson
 from pydantic import SecretStr
 
@@ -29,11 +28,11 @@ from chater_gpt.backends.gemini_wire import (
     request_body,
     result_of_json,
 )
-from chater_gpt.backends.http import mapped_aiohttp_errors
+from chater_gpt.backends.http import HttpAnswer, JsonHttp
 from chater_gpt.backends.openai_wire import request_headers
 from chater_gpt.backends.streaming import event_json, streamed_events
 from chater_gpt.domain import ChatCall, ChatResult, DeltaSink
-from chater_gpt.errors import BackendBadResponse, BackendError
+from chater_gpt.errors import BackendError
 
 
 class GeminiDirectBackend:
@@ -50,49 +49,29 @@ class GeminiDirectBackend:
         self._name = name
         root = (base_url or DEFAULT_BASE_URL).rstrip("/")
         self._root = f"{root}/{api_version or DEFAULT_API_VERSION}/models"
-        self._timeout = timeout
-        self._headers = {
-            "Content-Type": "application/json",
-            "x-goog-api-key": key.get_secret_value(),
-        }
-        self._session: aiohttp.ClientSession | None = None
+        self._http = JsonHttp(
+            name, timeout=timeout, headers={"x-goog-api-key": key.get_secret_value()}
+        )
 
     @property
     def name(self) -> str:
         return self._name
 
-    def _client(self) -> aiohttp.ClientSession:
-        # Created on first use: a ClientSession belongs to the running event loop.
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self._timeout),
-                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
-                headers=self._headers,
-            )
-        return self._session
-
     async def complete(self, call: ChatCall) -> ChatResult:
         body = orjson.dumps(request_body(call), default=json_default)
-        url = self._url(call, "generateContent")
-        with mapped_aiohttp_errors(self._name):
-            async with self._client().post(
-                url, data=body, headers=request_headers(call)
-            ) as response:
-                raw = await response.read()
-                status, headers = response.status, response.headers
-        if status >= 400:
-            raise error_for(status, _json_or_none(raw), headers, self._name)
-        try:
-            answer = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise BackendBadResponse(f"the {self._name} backend sent a non-JSON answer") from exc
-        return result_of_json(answer, backend=self._name, requested_model=call.model)
+        answer = await self._http.request(
+            "POST", self._url(call, "generateContent"), data=body, headers=request_headers(call)
+        )
+        self._check(answer)
+        return result_of_json(
+            answer.json(self._name), backend=self._name, requested_model=call.model
+        )
 
     async def stream(self, call: ChatCall, on_delta: DeltaSink) -> ChatResult:
         """`:streamGenerateContent?alt=sse`: one `data: <GenerateContentResponse>` each."""
         body = orjson.dumps(request_body(call), default=json_default)
         reader = ChunkReader(backend=self._name, requested_model=call.model)
-        pending = self._client().post(
+        pending = self._http.session().post(
             self._url(call, "streamGenerateContent"),
             params={"alt": "sse"},
             data=body,
@@ -111,24 +90,16 @@ class GeminiDirectBackend:
         return f"{self._root}/{model}:{method}"
 
     def _error_for(self, status: int, headers: Mapping[str, str], raw: bytes) -> BackendError:
-        return error_for(status, _json_or_none(raw), headers, self._name)
+        return error_for(
+            status, HttpAnswer(status, headers, raw).json_or_none(), headers, self._name
+        )
+
+    def _check(self, answer: HttpAnswer) -> None:
+        if answer.status >= 400:
+            raise error_for(answer.status, answer.json_or_none(), answer.headers, self._name)
 
     async def ping(self) -> None:
-        with mapped_aiohttp_errors(self._name):
-            async with self._client().get(self._root, params={"pageSize": "1"}) as response:
-                raw = await response.read()
-                status, headers = response.status, response.headers
-        if status >= 400:
-            raise error_for(status, _json_or_none(raw), headers, self._name)
+        self._check(await self._http.request("GET", self._root, params={"pageSize": "1"}))
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-
-def _json_or_none(raw: bytes) -> object:
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
+        await self._http.aclose()

@@ -6,11 +6,15 @@ import email.utils
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
+import orjson
 
 from chater_gpt.errors import (
     BackendAuthError,
+    BackendBadResponse,
     BackendError,
     BackendRateLimited,
     BackendRejected,
@@ -142,3 +146,67 @@ def mapped_aiohttp_errors(backend: str) -> Iterator[None]:
         raise BackendUnavailable(unreachable) from exc
     except aiohttp.ClientError as exc:
         raise BackendError(f"the {backend} backend failed") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class HttpAnswer:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self, backend: str) -> Any:
+        """The body as JSON; BackendBadResponse when it is not."""
+        try:
+            return orjson.loads(self.body)
+        except orjson.JSONDecodeError as exc:
+            raise BackendBadResponse(f"the {backend} backend sent a non-JSON answer") from exc
+
+    def json_or_none(self) -> Any:
+        """The body as JSON, or None (an error answer need not be JSON)."""
+        try:
+            return orjson.loads(self.body)
+        except orjson.JSONDecodeError:
+            return None
+
+
+class JsonHttp:
+    """The plain-aiohttp clients' one session: JSON requests with the backend's headers,
+    a total timeout per request, transport errors mapped (`mapped_aiohttp_errors`). The
+    session is opened on first use (it belongs to the running event loop)."""
+
+    def __init__(self, backend: str, *, timeout: float, headers: Mapping[str, str]) -> None:
+        self._backend = backend
+        self._timeout = timeout
+        self._headers = {"Content-Type": "application/json", **headers}
+        self._session: aiohttp.ClientSession | None = None
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self._timeout),
+                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+                headers=self._headers,
+            )
+        return self._session
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        data: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> HttpAnswer:
+        """The whole answer, whatever its status."""
+        with mapped_aiohttp_errors(self._backend):
+            async with self.session().request(
+                method, url, data=data, headers=headers, params=params
+            ) as response:
+                body = await response.read()
+                return HttpAnswer(response.status, response.headers, body)
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

@@ -7,11 +7,10 @@ choice for high-throughput deployments (BENCHMARKS.md, benchmark B).
 
 from __future__ import annotations
 
-import aiohttp
 import orjson
 from pydantic import SecretStr
 
-from chater_gpt.backends.http import mapped_aiohttp_errors, raise_for_status
+from chater_gpt.backends.http import JsonHttp, raise_for_status
 from chater_gpt.backends.openai_wire import (
     CHAT_COMPLETIONS_PATH,
     MODELS_PATH,
@@ -23,7 +22,6 @@ from chater_gpt.backends.openai_wire import (
 )
 from chater_gpt.backends.streaming import event_json, streamed_events
 from chater_gpt.domain import ChatCall, ChatResult, DeltaSink
-from chater_gpt.errors import BackendBadResponse
 
 
 class OpenAIDirectBackend:
@@ -33,46 +31,26 @@ class OpenAIDirectBackend:
         self._name = name
         self._url = base_url.rstrip("/") + CHAT_COMPLETIONS_PATH
         self._models_url = base_url.rstrip("/") + MODELS_PATH
-        self._timeout = timeout
-        self._auth = (
-            {"Authorization": f"Bearer {api_key.get_secret_value()}"}
-            if api_key is not None and api_key.get_secret_value()
-            else {}
-        )
-        self._session: aiohttp.ClientSession | None = None
+        key = api_key.get_secret_value() if api_key is not None else ""
+        auth = {"Authorization": f"Bearer {key}"} if key else {}
+        self._http = JsonHttp(name, timeout=timeout, headers=auth)
 
     @property
     def name(self) -> str:
         return self._name
 
-    def _client(self) -> aiohttp.ClientSession:
-        # Created on first use: a ClientSession belongs to the running event loop.
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self._timeout),
-                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
-                headers={"Content-Type": "application/json", **self._auth},
-            )
-        return self._session
-
     async def complete(self, call: ChatCall) -> ChatResult:
-        with mapped_aiohttp_errors(self._name):
-            async with self._client().post(
-                self._url, data=orjson.dumps(chat_body(call)), headers=request_headers(call)
-            ) as response:
-                raw = await response.read()
-                status, headers = response.status, response.headers
-        raise_for_status(status, headers, self._name)
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise BackendBadResponse(f"the {self._name} backend sent a non-JSON answer") from exc
+        answer = await self._http.request(
+            "POST", self._url, data=orjson.dumps(chat_body(call)), headers=request_headers(call)
+        )
+        raise_for_status(answer.status, answer.headers, self._name)
+        body = answer.json(self._name)
         return parse_completion(body, backend=self._name, requested_model=call.model)
 
     async def stream(self, call: ChatCall, on_delta: DeltaSink) -> ChatResult:
         """Server-sent `data: <chunk>` events, ended by `data: [DONE]`."""
         reader = ChunkReader(backend=self._name, requested_model=call.model)
-        pending = self._client().post(
+        pending = self._http.session().post(
             self._url, data=orjson.dumps(stream_body(call)), headers=request_headers(call)
         )
         async with streamed_events(pending, self._name) as events:
@@ -85,13 +63,8 @@ class OpenAIDirectBackend:
         return reader.result()
 
     async def ping(self) -> None:
-        with mapped_aiohttp_errors(self._name):
-            async with self._client().get(self._models_url) as response:
-                await response.read()
-                status, headers = response.status, response.headers
-        raise_for_status(status, headers, self._name)
+        answer = await self._http.request("GET", self._models_url)
+        raise_for_status(answer.status, answer.headers, self._name)
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.aclose()
