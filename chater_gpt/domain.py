@@ -95,6 +95,24 @@ class ResponseFormat:
 ChatMessage = Mapping[str, Any]
 
 
+def content_parts(content: Any) -> tuple[list[str], list[str]]:
+    """A message's content (a string, or OpenAI's list of parts) as its texts and its
+    image URLs, in order; parts of other types are left out."""
+    if isinstance(content, str):
+        return [content], []
+    texts: list[str] = []
+    images: list[str] = []
+    for part in content if isinstance(content, list) else []:
+        if not isinstance(part, Mapping):
+            continue
+        if part.get("type") == "text":
+            texts.append(str(part.get("text") or ""))
+        elif part.get("type") == "image_url":
+            image = part.get("image_url")
+            images.append(str(image.get("url") or "") if isinstance(image, Mapping) else "")
+    return texts, images
+
+
 # Awaited with each text delta of a streamed answer, in order, as it arrives.
 DeltaSink = Callable[[str], Awaitable[None]]
 

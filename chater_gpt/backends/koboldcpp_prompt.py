@@ -4,12 +4,12 @@ and the JSON instruction as a last "System:" line."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
-from chater_gpt.domain import ChatCall, ChatMessage, ResponseFormat
+from chater_gpt.domain import ChatCall, ChatMessage, ResponseFormat, content_parts
 from chater_gpt.errors import InvalidImage
 from chater_gpt.images import split_data_url
 from chater_gpt.json_output import json_instruction
@@ -45,22 +45,14 @@ def render_prompt(messages: Sequence[ChatMessage]) -> tuple[str, list[str]]:
 
 
 def _text_and_images(content: Any) -> tuple[str, list[str]]:
-    if isinstance(content, str):
-        return content, []
-    texts: list[str] = []
+    texts, urls = content_parts(content)
     images: list[str] = []
-    for part in content or []:
-        if not isinstance(part, Mapping):
-            continue
-        if part.get("type") == "text":
-            texts.append(str(part.get("text", "")))
-        elif part.get("type") == "image_url":
-            url = str((part.get("image_url") or {}).get("url", ""))
-            if not url.startswith("data:"):
-                raise InvalidImage(
-                    "the KoboldCPP native API takes only inline images; send base64, not URLs"
-                )
-            images.append(split_data_url(url).data)
+    for url in urls:
+        if not url.startswith("data:"):
+            raise InvalidImage(
+                "the KoboldCPP native API takes only inline images; send base64, not URLs"
+            )
+        images.append(split_data_url(url).data)
     return " ".join(texts), images
 
 

@@ -6,7 +6,6 @@ the model's tokens. The result keeps `usage_reported=False`: counted, not billed
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 
 from chater_gpt.context.tokens import (
     REPLY_PRIMING_TOKENS,
@@ -14,7 +13,7 @@ from chater_gpt.context.tokens import (
     TokenCounters,
     message_tokens,
 )
-from chater_gpt.domain import ChatCall, ChatMessage, ChatResult, ImageInput
+from chater_gpt.domain import ChatCall, ChatMessage, ChatResult, ImageInput, content_parts
 
 
 class UsageCounter:
@@ -39,21 +38,8 @@ class UsageCounter:
 
 
 def _texts_and_images(message: ChatMessage) -> tuple[str, str, list[str]]:
-    role = str(message.get("role", "user"))
-    content = message.get("content")
-    if isinstance(content, str):
-        return role, content, []
-    texts: list[str] = []
-    images: list[str] = []
-    for part in content or []:
-        if not isinstance(part, Mapping):
-            continue
-        if part.get("type") == "text":
-            texts.append(str(part.get("text") or ""))
-        elif part.get("type") == "image_url":
-            image = part.get("image_url")
-            images.append(str(image.get("url") or "") if isinstance(image, Mapping) else "")
-    return role, "\n".join(texts), images
+    texts, images = content_parts(message.get("content"))
+    return str(message.get("role", "user")), "\n".join(texts), images
 
 
 def _image_tokens(counter: TokenCounter, urls: list[str]) -> int:
