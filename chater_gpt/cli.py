@@ -52,10 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     return write_schemas(check=args.check)
 
 
-def _settings_or_none() -> Settings | None:
+def _settings_or_none(*, llm: bool = True) -> Settings | None:
     """The environment's settings, or None after one line on stderr naming what is wrong."""
     try:
-        return load_settings()
+        return load_settings(llm=llm)
     except ConfigError as exc:
         print(f"chater-gpt: {exc.message}", file=sys.stderr)
         return None
@@ -76,7 +76,8 @@ def run_service(settings: Settings | None = None) -> int:
 
 
 def run_gateway(settings: Settings | None = None) -> int:
-    settings = settings or _settings_or_none()
+    # The gateway calls no LLM: it needs no backend's key (its pods get none).
+    settings = settings or _settings_or_none(llm=False)
     if settings is None:
         return 2
     from chater_gpt.wiring import start_observability

@@ -27,6 +27,7 @@ from pydantic import (
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from chater_gpt.catalogue import DEFAULT_CATALOGUE, ModelCatalogue, load_catalogue
+from chater_gpt.config_files import describe_validation_error
 from chater_gpt.config_gateway import GatewaySettings
 from chater_gpt.errors import ConfigError
 from chater_gpt.routes import Route, builtin_routes, load_routes, resolve_routes
@@ -253,15 +254,6 @@ class Settings(GatewaySettings):
             or self.fallback_backend is BackendKind.KOBOLDCPP
         ) and not self.koboldcpp_api_url:
             raise ValueError("KOBOLDCPP_API_URL is required when the KoboldCPP backend is used")
-        uses_openai = BackendKind.OPENAI in (self.llm_backend, self.fallback_backend)
-        key_missing = self.openai_api_key is None or not self.openai_api_key.get_secret_value()
-        if uses_openai and self.openai_base_url == DEFAULT_OPENAI_BASE_URL and key_missing:
-            raise ValueError("OPENAI_API_KEY is required when OPENAI_BASE_URL is OpenAI's own API")
-        backends = (self.llm_backend, self.fallback_backend)
-        if BackendKind.ANTHROPIC in backends and not _secret(self.anthropic_api_key):
-            raise ValueError("ANTHROPIC_API_KEY is required when the Anthropic backend is used")
-        if BackendKind.GEMINI in backends and not _secret(self.gemini_api_key):
-            raise ValueError("GEMINI_API_KEY is required when the Gemini backend is used")
         if self.kafka_security_protocol.startswith("SASL") and self.kafka_sasl_mechanism is None:
             raise ValueError("KAFKA_SASL_MECHANISM is required with a SASL security protocol")
         if self.tokenizer == "koboldcpp" and not self.koboldcpp_api_url:
@@ -269,6 +261,18 @@ class Settings(GatewaySettings):
         if self.max_tokens > self.max_tokens_cap:
             raise ValueError("MAX_TOKENS must not exceed MAX_TOKENS_CAP")
         return self
+
+    def missing_credentials(self) -> str | None:
+        """The backends' missing key, if any (checked by `load_settings`)."""
+        backends = (self.llm_backend, self.fallback_backend)
+        own_api = self.openai_base_url == DEFAULT_OPENAI_BASE_URL
+        if BackendKind.OPENAI in backends and own_api and not _secret(self.openai_api_key):
+            return "OPENAI_API_KEY: required when OPENAI_BASE_URL is OpenAI's own API"
+        if BackendKind.ANTHROPIC in backends and not _secret(self.anthropic_api_key):
+            return "ANTHROPIC_API_KEY: required when the Anthropic backend is used"
+        if BackendKind.GEMINI in backends and not _secret(self.gemini_api_key):
+            return "GEMINI_API_KEY: required when the Gemini backend is used"
+        return None
 
     @model_validator(mode="after")
     def _load_routes(self) -> Settings:
@@ -381,20 +385,15 @@ def secret_values(settings: Settings) -> list[str]:
     return values
 
 
-def describe_validation_error(error: ValidationError) -> str:
-    """One line per problem, naming the environment variable, never the value."""
-    lines = []
-    for item in error.errors(include_input=False, include_url=False):
-        loc = "_".join(str(part) for part in item["loc"]).upper()
-        message = str(item["msg"]).removeprefix("Value error, ")
-        lines.append(f"{loc}: {message}" if loc else message)
-    return "invalid configuration: " + "; ".join(lines)
-
-
-def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
+def load_settings(overrides: Mapping[str, Any] | None = None, *, llm: bool = True) -> Settings:
     """Read Settings from the environment (plus explicit overrides), or raise ConfigError
-    (a bad routes file raises it from its validator, naming the entry)."""
+    (a bad routes file raises it from its validator, naming the entry). `llm=False` (the
+    gateway, which calls no LLM) does not ask for the backends' credentials."""
     try:
-        return Settings(**dict(overrides or {}))
+        settings = Settings(**dict(overrides or {}))
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc)) from None
+    missing = settings.missing_credentials() if llm else None
+    if missing:
+        raise ConfigError(f"invalid configuration: {missing}")
+    return settings

@@ -46,3 +46,14 @@ def _load_yaml(text: str) -> Any:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ValueError(str(exc)) from exc
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line per problem of the settings, naming the environment variable, never the
+    value."""
+    lines = []
+    for item in error.errors(include_input=False, include_url=False):
+        loc = "_".join(str(part) for part in item["loc"]).upper()
+        message = str(item["msg"]).removeprefix("Value error, ")
+        lines.append(f"{loc}: {message}" if loc else message)
+    return "invalid configuration: " + "; ".join(lines)

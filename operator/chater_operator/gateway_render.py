@@ -28,7 +28,7 @@ from chater_operator.render import (
     shared_mounts,
     shared_volumes,
 )
-from chater_operator.spec import API_KEY_VARIABLES, InstanceSpec
+from chater_operator.spec import InstanceSpec
 
 GATEWAY_APP = "chater-gpt-gateway"
 KEYS_MOUNT = "/etc/chater-gpt/gateway-keys"
@@ -38,10 +38,9 @@ DEFAULT_RESOURCES: Mapping[str, Mapping[str, str]] = {
 }
 # After its drain the gateway closes its server (5 s), reply reader and producer (5 s).
 CLOSE_SECONDS = 15
-# The service's settings refuse to load without the backend's key (even in the gateway,
-# which never calls an LLM): only that key, and Kafka's secrets, reach the gateway.
+# The gateway calls no LLM (`python main.py gateway` asks for no backend's key): of the
+# instance's secrets only Kafka's reach it.
 _KAFKA_SECRETS = ("KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD", "KAFKA_SSL_KEY_PASSWORD")
-_KEYED_BACKENDS = ("openai", "anthropic", "gemini")
 
 
 def gateway_selector(spec: InstanceSpec) -> dict[str, str]:
@@ -82,9 +81,7 @@ def gateway_env(spec: InstanceSpec) -> list[dict[str, Any]]:
         {"name": "GATEWAY_INSTANCE_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
     ]
     env += [{"name": k, "value": str(v)} for k, v in literals.items() if v is not None]
-    backends = {spec.backend, spec.extra_config.get("FALLBACK_BACKEND", "").lower()}
-    needed = {API_KEY_VARIABLES[b] for b in backends if b in _KEYED_BACKENDS}
-    env += [item for item in secret_env(spec) if item["name"] in needed | set(_KAFKA_SECRETS)]
+    env += [item for item in secret_env(spec) if item["name"] in _KAFKA_SECRETS]
     return env
 
 

@@ -145,3 +145,13 @@ def test_the_service_refuses_to_start_with_a_clear_message() -> None:
     assert "MAX_RETRIES" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert FAKE_KEY not in proc.stderr + proc.stdout
+
+
+def test_the_gateway_needs_no_llm_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """It calls no LLM: its pods carry no backend's key; the service still needs one."""
+    monkeypatch.setenv("BOOTSTRAP_SERVER", "k:9092")
+    monkeypatch.setenv("LLM_BACKEND", "anthropic")
+    assert load_settings(llm=False).llm_backend.value == "anthropic"
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "ANTHROPIC_API_KEY" in caught.value.message
