@@ -5,6 +5,7 @@ reply with its usage, on a machine with nothing else running and no keys."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -34,6 +35,10 @@ def test_the_demo_answers_every_request_and_prints_the_usage() -> None:
     assert out.count("usage:  prompt=") == 5, out  # 4 Kafka answers and the HTTP one
     assert "[HTTP POST /v1/chat/completions, stream]" in out, out
     assert "HTTP 200" in out, out
+    # The local LLM's answer streamed through Kafka and the gateway, piece by piece.
+    streamed = re.search(r"(\d+) chunks streamed through Kafka", out)
+    assert streamed is not None, out
+    assert int(streamed.group(1)) > 1, out
     assert out.count("cost: $0.000000") == 4, out  # the local LLM is in no price list
     assert "ERROR invalid_json" in out, out
     assert "ERROR invalid_image" in out, out
