@@ -80,6 +80,9 @@ class KafkaStreams:
         elif error is not None:
             stream.publish({"done": True, "error": error_body(error)})
 
+    def discard(self, job: Job) -> None:
+        self._open.pop(job.dedupe_id, None)
+
     def _new(self, request: ChatRequest, job: Job) -> _Stream:
         targets = tuple(t for t in (self._topic, job.reply_to) if t)
         headers = (*job.headers, (STREAM_HEADER, b"1"))

@@ -54,6 +54,12 @@ class Replying:
             internal = ChaterError("internal error while answering the request")
             self._end_stream(request, job, None, internal)
             return error_bytes(request.key, internal, request.style)
+        except BaseException:
+            # Cancelled (a shutdown, a revoked partition): the request is processed again
+            # later, as a new attempt; this one's stream is dropped, not ended.
+            if request.stream and self._streams is not None:
+                self._streams.discard(job)
+            raise
 
     def _end_stream(
         self, request: ChatRequest, job: Job, result: ChatResult | None, error: ChaterError | None

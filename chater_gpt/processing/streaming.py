@@ -37,3 +37,7 @@ class Streams(Protocol):
         """The stream's end: the answer (its text, when nothing was streamed yet, then its
         finish and usage) or the error. Ends a stream that was never opened, too."""
         ...
+
+    def discard(self, job: Job) -> None:
+        """Forget a stream whose processing was cancelled, without ending it."""
+        ...

@@ -86,3 +86,15 @@ async def test_a_broken_stream_ends_with_its_error_and_each_processing_is_an_att
     assert values[1]["done"] is True
     assert values[0]["attempt"] == values[1]["attempt"] != values[2]["attempt"]
     assert values[2]["index"] == 0
+
+
+async def test_a_cancelled_processing_forgets_its_stream() -> None:
+    sink, streams = ListSink(), KafkaStreams("gpt-stream")
+    streams.attach(sink)
+    cancelled = streams.open(request(), job())
+    await cancelled.delta("Hel")
+    streams.discard(job())  # a shutdown: processed again later
+    streams.end(request(), job(), RESULT, None)  # that later processing, answered
+    values = [value for *_, value, _ in sink.sent]
+    assert [v.get("delta") for v in values] == ["Hel", "Hello", None]
+    assert values[0]["attempt"] != values[1]["attempt"] == values[2]["attempt"]
