@@ -46,6 +46,15 @@ class GatewaySettings(BaseSettings):
     gateway_refetch_seconds: float = Field(default=0.5, ge=0)
     # On SIGTERM, open requests may finish this long; the rest get 503 (retryable).
     gateway_shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    # The job API (`POST /ai_request`): a job's record lives this long after it was
+    # submitted and again after it finished (then 404); a job queued longer than the
+    # max wait is expired; past the capacity of queued jobs, submissions get 503.
+    gateway_job_ttl_seconds: int = Field(default=86400, ge=1)
+    gateway_job_max_wait_seconds: float = Field(default=3600.0, gt=0)
+    gateway_job_queue_capacity: int = Field(default=10_000, ge=1)
+    # The event endpoint (`POST /event`) takes an API key from this header too (as
+    # well as `Authorization: Bearer`).
+    gateway_api_key_header: str = Field(default="X-API-Key", min_length=1)
 
     @field_validator("gateway_cors_origins", mode="before")
     @classmethod

@@ -329,6 +329,8 @@ class Job:
     reply_to: str | None = None
     # Its correlation and trace headers, copied onto its reply and its stream's chunks.
     headers: tuple[tuple[str, bytes], ...] = ()
+    # A job of the job API (the `job-id` header): its progress is recorded in the job store.
+    job_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,9 @@ PROPAGATED_HEADERS = (
 # The reply address of a request (a gateway's own reply topic); honoured only for topics
 # that start with the configured gateway prefix (`PipelineConfig.reply_to_prefix`).
 REPLY_TO_HEADER = "reply-to"
+# A job of the job API (`POST /ai_request`): the core records its progress and outcome
+# in the job store under this id.
+JOB_ID_HEADER = "job-id"
 
 
 # What librdkafka hands over as a message's headers.
@@ -54,4 +57,14 @@ def reply_address(raw: RawHeaders | None, prefix: str) -> str | None:
         if topic.startswith(prefix) and len(topic) > len(prefix):
             return topic
         log.warning("ignoring a reply-to header outside the gateway reply prefix")
+    return None
+
+
+def job_id(raw: RawHeaders | None) -> str | None:
+    """The job id a gateway put on a job-API request, if any (at most 64 characters)."""
+    items = (raw.items() if isinstance(raw, dict) else raw) if raw else ()
+    for name, value in items:
+        if name.lower() == JOB_ID_HEADER and value:
+            text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+            return text[:64]
     return None

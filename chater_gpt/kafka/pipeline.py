@@ -25,7 +25,7 @@ from chater_gpt.contracts import ChatRequest, Job, RejectedRequest
 from chater_gpt.decoder import RequestDecoder
 from chater_gpt.domain import PauseReason
 from chater_gpt.kafka.dispatcher import KeyedDispatcher
-from chater_gpt.kafka.headers import RawHeaders, propagated_headers, reply_address
+from chater_gpt.kafka.headers import RawHeaders, job_id, propagated_headers, reply_address
 from chater_gpt.kafka.offsets import OffsetTracker, TopicPartition
 from chater_gpt.kafka.producer import ReplySink
 from chater_gpt.storage.keys import dedupe_id
@@ -246,6 +246,7 @@ class Pipeline:
             route=route.name,
             reply_to=address,
             headers=tuple(headers),
+            job_id=job_id(message.headers()),
         )
         ts_type, ts = message.timestamp()
         timestamp = ts if ts_type != 0 else None

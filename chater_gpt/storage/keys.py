@@ -16,6 +16,9 @@ so each family below is byte-for-byte what earlier versions wrote
                                                 (budgets.py), beside the token counter
     <prefix>breaker:<backend>                   shared breaker state (breaker_state.py)
     <prefix>breaker:<backend>:probe             the half-open probe claim
+    <prefix>{jobs}:job:<job id>                 a job of the job API (jobs.py)
+    <prefix>{jobs}:queue                        queued jobs by submission time
+    <prefix>{jobs}:done                         finish times of the last minute
 
 Scopes (of rate windows and budget and cost counters) are `global`, `user:<identity>`,
 `tenant:<app_code>` and `rpm:<backend>` (a backend's pacing).
@@ -145,3 +148,12 @@ class KeySpace:
 
     def breaker_probe(self, backend: str) -> str:
         return f"{self.breaker(backend)}:probe"
+
+    def job(self, job_id: str) -> str:
+        return f"{self.prefix}{{jobs}}:job:{job_id}"
+
+    def job_queue(self) -> str:
+        return f"{self.prefix}{{jobs}}:queue"
+
+    def jobs_done(self) -> str:
+        return f"{self.prefix}{{jobs}}:done"

@@ -27,6 +27,7 @@ from chater_gpt.storage.budgets import (
 )
 from chater_gpt.storage.cache import InMemoryResponseCache, RedisResponseCache, ResponseCache
 from chater_gpt.storage.history import HistoryStore, InMemoryHistoryStore, RedisHistoryStore
+from chater_gpt.storage.jobs import InMemoryJobStore, JobConfig, JobStore, RedisJobStore
 from chater_gpt.storage.keys import DEFAULT_KEY_PREFIX, KeySpace
 from chater_gpt.storage.outcomes import InMemoryOutcomeStore, OutcomeStore, RedisOutcomeStore
 from chater_gpt.storage.rates import FailoverRateStore, InMemoryRateStore, RateStore, RedisRateStore
@@ -76,6 +77,13 @@ class Stores:
             return None
         shared = RedisBreakerStateStore(self.client, backend, keys=self.keys)
         return FailoverBreakerStateStore(shared) if self.fail_over else shared
+
+    def jobs(self, config: JobConfig) -> JobStore:
+        """The job API's store: in Redis, shared by the gateways and the core; in memory
+        only for a gateway and a core in one process (the demo, tests). Call it once."""
+        if self.client is None:
+            return InMemoryJobStore(config)
+        return RedisJobStore(self.client, config, keys=self.keys)
 
     @property
     def ping(self) -> Callable[[], Awaitable[Any]] | None:

@@ -43,6 +43,7 @@ from chater_gpt.observability.logging import LoggingConfig, Redactor, configure_
 from chater_gpt.observability.metrics import Metrics
 from chater_gpt.observability.sentry import init_sentry
 from chater_gpt.processing.build import ProcessingConfig, ProcessingStores, build_processor
+from chater_gpt.processing.jobs import JobTracked
 from chater_gpt.resilience.admission import AdmissionControl, AdmissionLimits
 from chater_gpt.resilience.budget import DailyBudget
 from chater_gpt.resilience.guards import GuardHooks
@@ -51,6 +52,7 @@ from chater_gpt.resilience.prices import Prices
 from chater_gpt.resilience.prober import BreakerProber
 from chater_gpt.resilience.rate_limit import RateLimiter
 from chater_gpt.service import Lifecycle, Service, ServiceConfig, ServiceParts
+from chater_gpt.storage.jobs import JobConfig
 from chater_gpt.storage.stores import HistoryConfig, StorageConfig, Stores, open_stores
 from chater_gpt.wiring.backends import build_backend_stack, default_backend_models
 
@@ -85,6 +87,15 @@ def route_endpoints(settings: Settings) -> list[RouteEndpoint]:
 
 
 # --- stores, tokens, admission ----------------------------------------------------------
+
+
+def job_config(settings: Settings) -> JobConfig:
+    """The job API's store: what the gateway (submissions) and the core (outcomes) share."""
+    return JobConfig(
+        ttl_seconds=settings.gateway_job_ttl_seconds,
+        max_wait_seconds=settings.gateway_job_max_wait_seconds,
+        capacity=settings.gateway_job_queue_capacity,
+    )
 
 
 def storage_config(settings: Settings) -> StorageConfig:
@@ -252,7 +263,7 @@ def build_parts(settings: Settings, *, redact: Callable[[str], str] = str) -> Se
     gate = PauseGate()
     # The service hands it its producer when it starts (a producer belongs to the loop).
     streams = KafkaStreams(settings.stream_topic)
-    processor = build_processor(
+    dispatch = build_processor(
         processing_config(settings),
         ProcessingStores(history=stores.history, outcomes=stores.outcomes, cache=stores.cache),
         backend=stack.backend,
@@ -266,8 +277,9 @@ def build_parts(settings: Settings, *, redact: Callable[[str], str] = str) -> Se
         observer=metrics,
         streams=streams,
     )
+    jobs = stores.jobs(job_config(settings))
     return ServiceParts(
-        processor=processor,
+        processor=JobTracked(dispatch, jobs, metrics),
         routes=route_endpoints(settings),
         gate=gate,
         metrics=metrics,

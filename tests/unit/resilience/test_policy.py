@@ -73,3 +73,31 @@ def test_an_infinite_money_limit_is_refused() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_policy("tenants: {shop: {daily_cost_limit_usd: .inf}}", yaml=True)
     assert "tenants.shop.daily_cost_limit_usd" in caught.value.message
+
+
+def test_a_job_api_tenant_names_its_app_code_hash_request_types_and_rate() -> None:
+    book = parse_policy(
+        """
+tenants:
+  shop:
+    name: Shop assistant
+    app_code_sha256: """
+        + "ab" * 32
+        + """
+    rate_limit: 100/hour
+    daily_token_limit: 1000
+    request_types:
+      summarise: {prompt_template: "Summarise: {text}", model: gpt-4o-mini,
+                  max_tokens: 300, temperature: 0.2}
+""",
+        yaml=True,
+    )
+    shop = book.tenants["shop"]
+    assert shop.job_rate == (100, 3600.0)
+    assert shop.request_types["summarise"].max_tokens == 300
+
+
+@pytest.mark.parametrize("rate", ["100", "0/hour", "5/week", "many/minute"])
+def test_a_bad_job_rate_is_refused(rate: str) -> None:
+    with pytest.raises(ConfigError, match="rate"):
+        parse_policy(f'{{"tenants": {{"shop": {{"rate_limit": "{rate}"}}}}}}', yaml=False)

@@ -1,0 +1,87 @@
+"""The core's side of the job API: progress and outcome recorded around the processor."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import orjson
+
+from chater_gpt.contracts import Job
+from chater_gpt.processing.jobs import JobTracked, job_outcome
+from chater_gpt.storage.jobs import InMemoryJobStore, JobConfig
+from tests.unit.processing.fakes import RecordingObserver, chat_request, job_for
+from tests.unit.storage.job_scenarios import Clock
+
+REPLY = orjson.dumps(
+    {
+        "key": "k",
+        "value": {
+            "response": "hello",
+            "model": "m",
+            "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3},
+            "timestamp": "2026-01-01T00:00:00.000Z",
+            "processing_time": 0.2,
+        },
+    }
+)
+ERROR = orjson.dumps(
+    {
+        "key": "k",
+        "value": {"error": {"code": "backend_timeout", "message": "slow", "retryable": True}},
+    }
+)
+
+
+class Inner:
+    def __init__(self, reply: bytes) -> None:
+        self.reply = reply
+        self.calls = 0
+
+    async def process(self, job: Job) -> bytes:
+        self.calls += 1
+        return self.reply
+
+
+def a_job(job_id: str | None) -> Job:
+    return dataclasses.replace(job_for(chat_request()), job_id=job_id)
+
+
+def test_outcomes() -> None:
+    status, result = job_outcome(REPLY)
+    assert status == "completed"
+    assert result["ai_response"] == "hello"
+    assert result["model_used"] == "m"
+    assert result["token_usage"]["total_tokens"] == 3
+    assert job_outcome(ERROR) == (
+        "error",
+        {"error_code": "BACKEND_TIMEOUT", "message": "slow", "retry_possible": True},
+    )
+    assert job_outcome(b"not json")[0] == "error"
+
+
+async def test_a_job_is_marked_and_recorded() -> None:
+    store = InMemoryJobStore(JobConfig(ttl_seconds=60, max_wait_seconds=30))
+    await store.submit("j", {})
+    tracked = JobTracked(Inner(REPLY), store, RecordingObserver())
+    assert await tracked.process(a_job("j")) == REPLY
+    view = await store.get("j")
+    assert view is not None
+    assert [s for s, _ in view.record["history"]] == ["queued", "processing", "completed"]
+
+
+async def test_an_expired_job_never_reaches_the_processor() -> None:
+    clock = Clock()
+    store = InMemoryJobStore(JobConfig(ttl_seconds=600, max_wait_seconds=30), clock)
+    await store.submit("j", {})
+    clock.now += 31
+    inner = Inner(REPLY)
+    reply = await JobTracked(inner, store, RecordingObserver()).process(a_job("j"))  # type: ignore[arg-type]
+    assert inner.calls == 0
+    assert orjson.loads(reply)["value"]["error"]["code"] == "gateway_timeout"
+
+
+async def test_other_requests_pass() -> None:
+    store = InMemoryJobStore(JobConfig(ttl_seconds=60, max_wait_seconds=30))
+    inner = Inner(REPLY)
+    assert await JobTracked(inner, store, RecordingObserver()).process(a_job(None)) == REPLY  # type: ignore[arg-type]
+    assert inner.calls == 1
