@@ -14,9 +14,9 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
@@ -50,6 +50,14 @@ CORS_KEY = "chater_cors_headers"
 USER_HEADER = "X-Chater-User"
 CONVERSATION_HEADER = "X-Chater-Conversation"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class MoreRoutes(Protocol):
+    """Routes of another API served next to OpenAI's (the job API, the event endpoint)."""
+
+    def register(self, router: web.UrlDispatcher) -> None: ...
+
+    async def aclose(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +110,9 @@ class GatewayApp:
         sink: ReplySink,
         metrics: GatewayMetrics,
         state: GatewayState,
+        more_routes: Sequence[MoreRoutes] = (),
     ) -> None:
+        self._more_routes = more_routes
         self._config = config
         self._keys = keys
         self._waiter = waiter
@@ -121,6 +131,8 @@ class GatewayApp:
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/metrics", self._metrics_text)
+        for routes in self._more_routes:
+            routes.register(app.router)
         return app
 
     # --- middlewares ----------------------------------------------------------------

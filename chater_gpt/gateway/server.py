@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,15 +18,18 @@ import orjson
 from aiohttp import web
 
 from chater_gpt.errors import GatewayUnavailable
-from chater_gpt.gateway.app import GatewayApp, GatewayConfig, GatewayState
+from chater_gpt.gateway.app import GatewayApp, GatewayConfig, GatewayState, MoreRoutes
 from chater_gpt.gateway.auth import ApiKeys
 from chater_gpt.gateway.metrics import GatewayMetrics
+from chater_gpt.gateway.requester import Requester
 from chater_gpt.gateway.waiter import ReplyWaiter
 from chater_gpt.kafka.producer import KafkaReplyProducer
 from chater_gpt.kafka.reply_reader import RawReply, ReplyReader
 from chater_gpt.kafka.topics import ensure_topic
 
 log = logging.getLogger(__name__)
+# The APIs served next to OpenAI's, built once the Kafka parts exist (wiring/gateway.py).
+MoreApis = Callable[[Requester, GatewayState], Sequence[MoreRoutes]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +46,14 @@ class GatewayRuntime:
 
 
 class Gateway:
-    def __init__(self, config: GatewayConfig, runtime: GatewayRuntime, keys: ApiKeys) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        runtime: GatewayRuntime,
+        keys: ApiKeys,
+        more_apis: MoreApis | None = None,
+    ) -> None:
+        self._more_apis = more_apis
         self._config = config
         self._runtime = runtime
         self._keys = keys
@@ -77,7 +87,11 @@ class Gateway:
         await asyncio.to_thread(reader.start)
         state.reader_ready = lambda: reader.ready
         metrics = GatewayMetrics(refetches=lambda: reader.refetches)
-        app = GatewayApp(config, self._keys, waiter, producer, metrics, state).app()
+        requester = Requester(
+            config.request_topic, config.reply_topic, waiter, producer, config.timeout_seconds
+        )
+        more = self._more_apis(requester, state) if self._more_apis is not None else ()
+        app = GatewayApp(config, self._keys, waiter, producer, metrics, state, more).app()
         # handler_cancellation: a client that disconnects cancels its handler's wait.
         runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=5.0)
         await runner.setup()
@@ -105,6 +119,8 @@ class Gateway:
             log.info("gateway stopping: %d open requests answered 503", failed)
         finally:
             await runner.cleanup()
+            for routes in more:
+                await routes.aclose()
             await asyncio.to_thread(reader.stop)
             await asyncio.to_thread(producer.close, 5.0)
             if install_signal_handlers:

@@ -94,7 +94,7 @@ class InMemoryJobStore:
     config: JobConfig
     clock: Callable[[], float] = time.time
     _records: dict[str, tuple[dict[str, Any], float]] = field(default_factory=dict)
-    _queue: dict[str, int] = field(default_factory=dict)  # id → submitted ms
+    _queue: dict[str, float] = field(default_factory=dict)  # id → submitted ms
     _done: list[float] = field(default_factory=list)
 
     def _live(self, job_id: str) -> dict[str, Any] | None:
@@ -116,7 +116,7 @@ class InMemoryJobStore:
         if len(self._queue) >= self.config.capacity:
             return None
         self._keep(job_id, _new_record(record, now))
-        self._queue[job_id] = now
+        self._queue[job_id] = self.clock() * 1000
         return len(self._queue) - 1
 
     async def start(self, job_id: str) -> Started:
@@ -223,12 +223,15 @@ class RedisJobStore:
         oldest = now - int(self._config.max_wait_seconds * 1000)
         body = orjson.dumps(_new_record(record, now))
         keys = [self._keys.job(job_id), self._keys.job_queue()]
+        # Scored to the microsecond: a later job never ties with (and sorts before) an
+        # earlier one, so a queued job's position only ever goes down.
+        score = f"{self._clock() * 1000:.3f}"
         args: list[bytes | str | int] = [
             job_id,
             body,
             self._config.ttl_seconds,
             self._config.capacity,
-            now,
+            score,
             oldest,
         ]
         with store_errors("jobs"):

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import socket
+from collections.abc import Sequence
 
 from chater_gpt.config import Settings
 from chater_gpt.errors import ConfigError
-from chater_gpt.gateway.app import GatewayConfig
+from chater_gpt.gateway.app import GatewayConfig, GatewayState, MoreRoutes
 from chater_gpt.gateway.auth import ApiKeys
-from chater_gpt.gateway.server import Gateway, GatewayRuntime
+from chater_gpt.gateway.event_api import EventApi
+from chater_gpt.gateway.job_shapes import AppCodes
+from chater_gpt.gateway.jobs_api import JobApi
+from chater_gpt.gateway.requester import Requester
+from chater_gpt.gateway.server import Gateway, GatewayRuntime, MoreApis
+from chater_gpt.resilience.policy import load_policy
+from chater_gpt.storage.stores import open_stores
+from chater_gpt.wiring import job_config, storage_config
+
+log = logging.getLogger(__name__)
 
 
 def instance_id(settings: Settings) -> str:
@@ -56,6 +67,31 @@ def api_keys(settings: Settings) -> ApiKeys:
     return ApiKeys.from_file(path) if path is not None else ApiKeys.open()
 
 
+def more_apis(settings: Settings, keys: ApiKeys) -> MoreApis:
+    """The job API and the event endpoint. Job state lives in the stores `REDIS_URL`
+    names (shared with the core and the other gateways), else in this process's memory
+    (a core in the same process only: the demo, tests)."""
+    policy = load_policy(settings.tenant_policy_file) if settings.tenant_policy_file else None
+    apps = AppCodes(policy)
+    if settings.redis_url is None and len(apps):
+        log.warning("no REDIS_URL: job state stays in this process; the core cannot finish jobs")
+
+    def build(requester: Requester, state: GatewayState) -> Sequence[MoreRoutes]:
+        stores = open_stores(storage_config(settings))
+        jobs = JobApi(
+            requester,
+            stores.jobs(job_config(settings)),
+            apps,
+            stores.rates,
+            draining=lambda: state.draining,
+            close=stores.aclose,
+        )
+        return [jobs, EventApi(requester, keys, settings.gateway_api_key_header)]
+
+    return build
+
+
 def build_gateway(settings: Settings) -> Gateway:
     config = gateway_config(settings, instance_id(settings))
-    return Gateway(config, gateway_runtime(settings), api_keys(settings))
+    keys = api_keys(settings)
+    return Gateway(config, gateway_runtime(settings), keys, more_apis(settings, keys))

@@ -71,6 +71,9 @@ def test_pinned_keys_of_every_family() -> None:
     )
     assert KEYS.breaker("openai") == "chater:breaker:openai"
     assert KEYS.breaker_probe("openai") == "chater:breaker:openai:probe"
+    assert KEYS.job("j1") == "chater:{jobs}:job:j1"
+    assert KEYS.job_queue() == "chater:{jobs}:queue"
+    assert KEYS.jobs_done() == "chater:{jobs}:done"
     user = KEYS.user_history(ADA.user_email)
     member = KEYS.conversation_member(ADA)
     assert member == "ae8f54676d5d24f8638e6a309522c737"  # sha256("Ada@Example.com\x1fwork")
