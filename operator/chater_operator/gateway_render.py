@@ -40,7 +40,13 @@ DEFAULT_RESOURCES: Mapping[str, Mapping[str, str]] = {
 CLOSE_SECONDS = 15
 # The gateway calls no LLM (`python main.py gateway` asks for no backend's key): of the
 # instance's secrets only Kafka's reach it.
-_KAFKA_SECRETS = ("KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD", "KAFKA_SSL_KEY_PASSWORD")
+# Kafka's secrets, and Redis (the job API's state, shared with the core); never an LLM key.
+_GATEWAY_SECRETS = (
+    "KAFKA_SASL_USERNAME",
+    "KAFKA_SASL_PASSWORD",
+    "KAFKA_SSL_KEY_PASSWORD",
+    "REDIS_URL",
+)
 
 
 def gateway_selector(spec: InstanceSpec) -> dict[str, str]:
@@ -81,7 +87,7 @@ def gateway_env(spec: InstanceSpec) -> list[dict[str, Any]]:
         {"name": "GATEWAY_INSTANCE_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
     ]
     env += [{"name": k, "value": str(v)} for k, v in literals.items() if v is not None]
-    env += [item for item in secret_env(spec) if item["name"] in _KAFKA_SECRETS]
+    env += [item for item in secret_env(spec) if item["name"] in _GATEWAY_SECRETS]
     return env
 
 

@@ -172,8 +172,8 @@ def test_kafka_settings_and_secrets_are_the_services(rendered: dict[str, list[Ma
         gateway_env["KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]
         == (service_secrets["KAFKA_SASL_PASSWORD"])
     )
-    # Not Redis: the gateway never reads it.
-    assert "REDIS_URL" not in gateway_env
+    # Redis: the job API's state, shared with the core.
+    assert gateway_env["REDIS_URL"]["valueFrom"]["secretKeyRef"] == service_secrets["REDIS_URL"]
 
 
 def test_the_pods_settings_load_as_the_gateway_reads_them(

@@ -149,15 +149,16 @@ def test_each_pod_is_an_instance_with_its_keys_file_read_only() -> None:
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
 
 
-def test_only_kafkas_secrets_reach_the_gateway() -> None:
+def test_only_kafkas_secrets_and_redis_reach_the_gateway() -> None:
     spec = {**FULL_SPEC, "providerKeys": {"gemini": KEYS}, "gateway": {"enabled": True}}
     env = main(render(spec))["env"]
     refs = {item["name"] for item in env if "secretKeyRef" in item.get("valueFrom", {})}
-    # No Redis, no provider's key: the gateway calls neither.
+    # No provider's key: the gateway calls no LLM; Redis holds the job API's state.
     assert refs == {
         "KAFKA_SASL_USERNAME",
         "KAFKA_SASL_PASSWORD",
         "KAFKA_SSL_KEY_PASSWORD",
+        "REDIS_URL",
     }
     assert all("value" not in item for item in env if item["name"] in refs)
 
