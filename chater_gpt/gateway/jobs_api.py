@@ -94,6 +94,8 @@ class JobApi:
             body = orjson.loads(await request.read())
         except orjson.JSONDecodeError:
             raise invalid("the body is not JSON") from None
+        except web.HTTPRequestEntityTooLarge:
+            raise JobApiError(413, "INVALID_REQUEST", "the body is too large") from None
         submission = parse_submission(body)
         app = self._apps.identify(submission.app_code)
         kind = request_type(app, submission.request_type)

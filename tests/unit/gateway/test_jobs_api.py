@@ -53,7 +53,7 @@ async def parts() -> AsyncIterator[tuple[TestClient[Any, Any], Sink, InMemoryJob
     store = InMemoryJobStore(JobConfig(ttl_seconds=60, max_wait_seconds=60, capacity=2))
     requester = Requester("req", "reply", ReplyWaiter(), sink, 5.0)
     api = JobApi(requester, store, AppCodes(BOOK), InMemoryRateStore())
-    app = web.Application()
+    app = web.Application(client_max_size=1024)
     api.register(app.router)
     async with TestClient(TestServer(app)) as client:
         yield client, sink, store
@@ -89,3 +89,12 @@ async def test_a_job_kafka_refused_is_an_error(
     assert view is not None
     assert view.status == "error"
     assert view.record["result"]["retry_possible"] is True
+
+
+async def test_a_body_over_the_limit_is_413(
+    parts: tuple[TestClient[Any, Any], Sink, InMemoryJobStore],
+) -> None:
+    client, _, _ = parts
+    big = await client.post("/ai_request", json={**BODY, "request": {"text": "x" * 5000}})
+    assert big.status == 413
+    assert (await big.json())["error_code"] == "INVALID_REQUEST"
