@@ -109,7 +109,8 @@ def stack(
     )
     keys_file = logs / "keys.json"
     keys_file.write_text(json.dumps({"keys": {sha(API_KEY): "shop"}}))
-    with ScriptedOpenAI(latency=0.01) as scripted:
+    # 8 in flight at 20 ms: at most 400 jobs/s, so queued jobs are seen moving up.
+    with ScriptedOpenAI(latency=0.02) as scripted:
         scripted.fault_for_body = fault_for
         common = service_config(
             broker,
