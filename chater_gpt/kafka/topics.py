@@ -12,7 +12,6 @@ from confluent_kafka.cimpl import NewTopic
 
 from chater_gpt.errors import GatewayUnavailable
 
-
 # A reply is worth nothing once its caller stopped waiting: an hour bounds what a
 # reused reply topic holds (and what its reader skips at start).
 REPLY_RETENTION_MS = 3_600_000
