@@ -7,17 +7,20 @@ fixed) and with the same load generator (an open-loop aiohttp client in this pro
   litellm     HTTP → `litellm --config ... --num_workers N` (LiteLLM's proxy, in its own
               venv, .venv-litellm, created here on first use) → the backend
 
-Measured for each path, one path at a time (the other is not running):
-  - added latency p50/p99 at --rate req/s for --seconds (end to end minus the backend's
-    200 ms; the backend called directly by the same generator is the baseline);
+Measured for each path, each run on a freshly started path (the embedded broker keeps
+every message in memory and slows down as a partition grows, see BENCHMARKS.md):
+  - added latency p50/p99 at each of --fixed-rates req/s for --seconds (end to end minus
+    the backend's 200 ms; the backend called directly by the same generator at the same
+    rate is the baseline);
   - the highest rate sustained (--rates, ascending, --step-seconds each): every request
     answered 200, p99 within 1 s of the backend's latency, and the last answer within
     that bound of the last send (no growing queue);
-  - RSS: the peak (VmHWM) of every process of the path, summed; CPU seconds per request;
-  - time to first token for streaming: not yet (TODO below: the gateway refuses
+  - RSS: the peak (VmHWM) of every process of the path, summed; CPU per request, by
+    process;
+  - time to first token for streaming: not yet (TODO in `measure`: the gateway refuses
     `stream: true` until streaming lands).
 
-    python tests/load/bench_gateway.py                    # ~6 minutes
+    python tests/load/bench_gateway.py                    # ~10 minutes
     python tests/load/bench_gateway.py --quick            # ~2 minutes
     python tests/load/bench_gateway.py --litellm-workers 1
 
@@ -36,6 +39,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import math
 import os
@@ -45,7 +49,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -198,6 +202,9 @@ async def warm(url: str, key: str, count: int = 20) -> None:
 
 
 # --- processes ----------------------------------------------------------------------
+
+
+OpenPath = Callable[[], contextlib.AbstractContextManager["Target"]]
 
 
 def process_tree(pid: int) -> list[int]:
@@ -399,51 +406,78 @@ def litellm_path(backend_url: str, workdir: Path, workers: int) -> Iterator[Targ
 
 @dataclass(frozen=True)
 class Plan:
-    rate: float = 100.0
+    fixed_rates: tuple[float, ...] = (100.0, 50.0)
     seconds: float = 30.0
     rates: tuple[float, ...] = (100, 200, 300, 400, 500, 600, 800, 1000)
-    step_seconds: float = 10.0
+    step_seconds: float = 5.0
 
 
-def measure(path: Target, plan: Plan) -> dict[str, Any]:
-    asyncio.run(warm(path.url, path.key))
-    before = [tree_stats([pid])[0] for pid in path.pids]
-    fixed = asyncio.run(open_loop(path.url, path.key, plan.rate, plan.seconds, path.name))
-    after = [tree_stats([pid])[0] for pid in path.pids]
-    fixed.cpu_seconds = sum(after) - sum(before)
-    # Where the CPU goes, per process of the path (and its children), per request.
-    cpu_by_process = {
-        name: round((a - b) * 1000 / max(fixed.ok, 1), 3)
-        for name, a, b in zip(path.names, after, before, strict=True)
+@dataclass
+class Measured:
+    result: RunResult
+    cpu_ms_by_process: dict[str, float]
+    peak_rss_mib: float  # summed over the path's processes
+    processes: int
+    not_counted_rss_mib: dict[str, float]  # e.g. the broker: reported, not counted
+
+
+def one_run(open_path: OpenPath, rate: float, seconds: float) -> Measured:
+    """One run on a freshly started path: the embedded broker keeps every message in
+    memory and gets slower as a partition grows (BENCHMARKS.md), so no run inherits
+    another's data; LiteLLM is restarted the same way, for symmetry."""
+    with open_path() as path:
+        asyncio.run(warm(path.url, path.key))
+        before = [tree_stats([pid])[0] for pid in path.pids]
+        result = asyncio.run(open_loop(path.url, path.key, rate, seconds, path.name))
+        after = [tree_stats([pid])[0] for pid in path.pids]
+        result.cpu_seconds = sum(after) - sum(before)
+        _, peak_rss = tree_stats(path.pids)
+        measured = Measured(
+            result,
+            {  # where the CPU goes: each process of the path (with its children)
+                name: round((a - b) * 1000 / max(result.ok, 1), 3)
+                for name, a, b in zip(path.names, after, before, strict=True)
+            },
+            round(peak_rss, 1),
+            len([p for root in path.pids for p in process_tree(root)]),
+            {
+                name: round(ProcessStats(pid).peak_rss_mib(), 1)
+                for name, pid in path.extra_pids.items()
+            },
+        )
+    print(f"  {path.name} @ {rate:g}/s: {json.dumps(as_json(measured))}", flush=True)
+    return measured
+
+
+def as_json(measured: Measured) -> dict[str, Any]:
+    return {
+        **measured.result.summary(),
+        "cpu_ms_per_request_by_process": measured.cpu_ms_by_process,
+        "peak_rss_mib": measured.peak_rss_mib,
+        "processes": measured.processes,
+        "not_counted_rss_mib": measured.not_counted_rss_mib,
     }
-    steps: list[RunResult] = []
+
+
+def measure(open_path: OpenPath, plan: Plan) -> dict[str, Any]:
+    fixed = [one_run(open_path, rate, plan.seconds) for rate in plan.fixed_rates]
+    steps: list[Measured] = []
     for rate in plan.rates:
-        before, _ = tree_stats(path.pids)
-        step = asyncio.run(open_loop(path.url, path.key, rate, plan.step_seconds, path.name))
-        after, _ = tree_stats(path.pids)
-        step.cpu_seconds = after - before
-        steps.append(step)
-        print(f"  {path.name} @ {rate:g}/s: {json.dumps(step.summary())}", flush=True)
-        if not step.sustained:
+        steps.append(one_run(open_path, rate, plan.step_seconds))
+        if not steps[-1].result.sustained:
             break
-    _, peak_rss = tree_stats(path.pids)
-    extra = {
-        name: round(ProcessStats(pid).peak_rss_mib(), 1) for name, pid in path.extra_pids.items()
-    }
-    sustained = [s.rate for s in steps if s.sustained]
+    sustained = [m.result.rate for m in steps if m.result.sustained]
     # TODO(issue 14, streaming): time to first token. Once the gateway relays SSE, send
     # `stream: true` here to both paths and time the first `data:` chunk carrying a delta
     # against a backend that streams (load_backend.py with --tokens-per-second); report it
     # minus the backend's own first-token time, as the added latency above.
     return {
-        "path": path.name,
-        "fixed_rate": fixed.summary(),
-        "cpu_ms_per_request_by_process": cpu_by_process,
-        "steps": [s.summary() for s in steps],
+        "path": fixed[0].result.path,
+        "fixed_rate": {f"{m.result.rate:g}": as_json(m) for m in fixed},
+        "steps": [as_json(m) for m in steps],
         "max_sustained_rate": max(sustained) if sustained else 0.0,
-        "peak_rss_mib": round(peak_rss, 1),
-        "processes": len([p for root in path.pids for p in process_tree(root)]),
-        "not_counted_rss_mib": extra,
+        "peak_rss_mib": max(m.peak_rss_mib for m in [*fixed, *steps]),
+        "processes": fixed[0].processes,
         "ttft": None,
     }
 
@@ -452,27 +486,40 @@ def baseline(backend_url: str, plan: Plan) -> dict[str, Any]:
     """The backend called directly by the same generator: what 'added' is added to."""
     url = f"{backend_url}/chat/completions"
     asyncio.run(warm(url, "none"))
-    return asyncio.run(open_loop(url, "none", plan.rate, plan.seconds, "backend")).summary()
+    return {
+        f"{rate:g}": asyncio.run(open_loop(url, "none", rate, plan.seconds, "backend")).summary()
+        for rate in plan.fixed_rates
+    }
 
 
 def print_table(report: dict[str, Any]) -> None:
-    rows = [("", *(run["path"] for run in report["paths"]))]
-    base = report["backend_direct"]["latency_ms"]
-    rows.append(
-        ("backend alone p50/p99 ms", *(f"{base['p50']} / {base['p99']}",) * len(report["paths"]))
-    )
-    for label, get in (
-        ("added p50 ms @ rate", lambda r: r["fixed_rate"]["added_latency_ms"].get("p50")),
-        ("added p99 ms @ rate", lambda r: r["fixed_rate"]["added_latency_ms"].get("p99")),
-        ("CPU ms/request @ rate", lambda r: r["fixed_rate"]["cpu_ms_per_request"]),
-        ("max sustained req/s", lambda r: r["max_sustained_rate"]),
-        ("peak RSS MiB (summed)", lambda r: r["peak_rss_mib"]),
-        ("processes", lambda r: r["processes"]),
+    runs = report["paths"]
+    rows: list[tuple[str, ...]] = [("", *(run["path"] for run in runs))]
+    for rate, base in report["backend_direct"].items():
+        p50, p99 = base["latency_ms"]["p50"], base["latency_ms"]["p99"]
+        rows.append((f"backend alone p50/p99 ms @ {rate}/s", *[f"{p50} / {p99}"] * len(runs)))
+        for q in ("p50", "p99"):
+            rows.append(
+                (
+                    f"added {q} ms @ {rate}/s",
+                    *(str(run["fixed_rate"][rate]["added_latency_ms"].get(q)) for run in runs),
+                )
+            )
+        rows.append(
+            (
+                f"CPU ms/request @ {rate}/s",
+                *(str(run["fixed_rate"][rate]["cpu_ms_per_request"]) for run in runs),
+            )
+        )
+    for label, key in (
+        ("max sustained req/s", "max_sustained_rate"),
+        ("peak RSS MiB (summed)", "peak_rss_mib"),
+        ("processes", "processes"),
     ):
-        rows.append((label, *(str(get(run)) for run in report["paths"])))
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+        rows.append((label, *(str(run[key]) for run in runs)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -480,10 +527,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="shorter runs (~2 minutes)")
-    parser.add_argument("--rate", type=float, default=100.0, help="the added-latency run's rate")
+    parser.add_argument(
+        "--fixed-rates", default="100,50", help="the added-latency runs' rates, req/s"
+    )
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--rates", default="100,200,300,400,500,600,800,1000")
-    parser.add_argument("--step-seconds", type=float, default=10.0)
+    parser.add_argument("--step-seconds", type=float, default=5.0)
     parser.add_argument("--litellm-workers", default="2", help="comma-separated, e.g. 1,2")
     parser.add_argument(
         "--openai-client", default="sdk", choices=["sdk", "aiohttp"], help="the core's client"
@@ -496,7 +545,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     plan = Plan(
-        rate=args.rate,
+        fixed_rates=tuple(float(r) for r in args.fixed_rates.split(",")),
         seconds=8.0 if args.quick else args.seconds,
         rates=tuple(float(r) for r in args.rates.split(",")),
         step_seconds=4.0 if args.quick else args.step_seconds,
@@ -518,12 +567,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"backend alone: {json.dumps(report['backend_direct'])}", flush=True)
         only = {name.strip() for name in args.only.split(",")}
         if "chater" in only:
-            with chater_path(backend.base_url, workdir, args.openai_client) as path:
-                report["paths"].append(measure(path, plan))
+            report["paths"].append(
+                measure(
+                    functools.partial(chater_path, backend.base_url, workdir, args.openai_client),
+                    plan,
+                )
+            )
         if "litellm" in only:
             for workers in (int(w) for w in args.litellm_workers.split(",")):
-                with litellm_path(backend.base_url, workdir, workers) as path:
-                    report["paths"].append(measure(path, plan))
+                report["paths"].append(
+                    measure(
+                        functools.partial(litellm_path, backend.base_url, workdir, workers), plan
+                    )
+                )
     finally:
         report["backend_stats"] = backend.stop()
         report["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
