@@ -5,15 +5,9 @@ gateway`), called with the official `openai` SDK. One stack serves the whole mod
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
-import re
-import time
-import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import openai
@@ -21,54 +15,18 @@ import pytest
 
 from chater_gpt.dev.ports import free_port
 from tests.integration.conftest import Broker, Topics, service_config
+from tests.support.gateway_stack import (
+    GatewayProc,
+    eventually,
+    gateway_settings,
+    metric,
+    wait_ready,
+    write_keys_file,
+)
 from tests.support.scripted_openai import ScriptedOpenAI
 from tests.support.service_runner import ServiceProcess
 
 API_KEY = "sk-gateway-test-" + uuid.uuid4().hex
-READY_TIMEOUT = 60.0
-
-
-def wait_ready(port: int, process: ServiceProcess, timeout: float = READY_TIMEOUT) -> None:
-    """Until the child answers /readyz with 200: a child process has no event to await,
-    its readiness endpoint is the event. Fails with its log when it exits or stays down."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.proc is not None
-        if process.proc.poll() is not None:
-            raise AssertionError(f"process exited:\n{process.log_text[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"not ready within {timeout} s:\n{process.log_text[-3000:]}")
-
-
-def metric(port: int, name: str) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-        text = r.read().decode()
-    found = re.search(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", text, re.MULTILINE)
-    return float(found.group(1)) if found else 0.0
-
-
-@dataclass
-class GatewayProc:
-    name: str
-    port: int
-    settings: dict[str, Any]
-    log_path: Path
-    process: ServiceProcess | None = None
-
-    def start(self) -> GatewayProc:
-        self.process = ServiceProcess(self.settings, self.log_path, ("gateway",)).start()
-        wait_ready(self.port, self.process)
-        return self
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
 
 
 @dataclass
@@ -91,9 +49,7 @@ def stack(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     broker.create_topics([topics.request, topics.response])
     prefix = f"gw-reply-{run}-"
     logs = tmp_path_factory.mktemp("gateway")
-    keys_file = logs / "keys.json"
-    digest = hashlib.sha256(API_KEY.encode()).hexdigest()
-    keys_file.write_text(json.dumps({"keys": {digest: "shop"}}))
+    keys_file = write_keys_file(logs / "keys.json", {API_KEY: "shop"})
     processes: list[ServiceProcess] = []
     with ScriptedOpenAI() as scripted:
         common = service_config(broker, topics, scripted, gateway_reply_topic_prefix=prefix)
@@ -107,15 +63,9 @@ def stack(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             wait_ready(service.service_port, core)
             for name, keys in (("a", keys_file), ("b", None)):
                 port = free_port()
-                settings = {
-                    **common,
-                    "gateway_port": port,
-                    "gateway_host": "127.0.0.1",
-                    "gateway_instance_id": f"{name}-{run}",
-                    "gateway_api_keys_file": keys,
-                    "gateway_timeout_seconds": 20,
-                    "gateway_shutdown_grace_seconds": 0,
-                }
+                settings = gateway_settings(
+                    common, port=port, instance_id=f"{name}-{run}", gateway_api_keys_file=keys
+                )
                 gateway = GatewayProc(name, port, settings, logs / f"gateway-{name}.log").start()
                 service.gateways[name] = gateway
             yield service
@@ -274,10 +224,3 @@ async def test_a_caller_that_leaves_stops_waiting_while_the_core_still_answers(
     # other processes' counters: there is no event to await, so they are polled.
     await eventually(lambda: metric(gateway.port, "chater_gpt_gateway_open_requests") == 0)
     await eventually(lambda: metric(stack.service_port, "chater_gpt_replies_total") > before)
-
-
-async def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await asyncio.to_thread(condition):
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.1)
