@@ -10,7 +10,6 @@ server-sent events (`streaming.py`). A client that disconnects cancels only its 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid
@@ -23,7 +22,6 @@ from aiohttp import web
 
 from chater_gpt.errors import (
     ChaterError,
-    GatewayTimeout,
     GatewayUnavailable,
     InvalidJson,
     PayloadTooLarge,
@@ -40,9 +38,9 @@ from chater_gpt.gateway.openai_shapes import (
     parse_request,
     to_core_request,
 )
+from chater_gpt.gateway.requester import Requester
 from chater_gpt.gateway.streaming import StreamSpec, relay
 from chater_gpt.gateway.waiter import ReplyWaiter
-from chater_gpt.kafka.producer import ReplySink
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +105,7 @@ class GatewayApp:
         config: GatewayConfig,
         keys: ApiKeys,
         waiter: ReplyWaiter,
-        sink: ReplySink,
+        requester: Requester,
         metrics: GatewayMetrics,
         state: GatewayState,
         more_routes: Sequence[MoreRoutes] = (),
@@ -116,7 +114,7 @@ class GatewayApp:
         self._config = config
         self._keys = keys
         self._waiter = waiter
-        self._sink = sink
+        self._requester = requester
         self._metrics = metrics
         self._state = state
 
@@ -192,7 +190,7 @@ class GatewayApp:
             key = f"{who}:{caller.conversation or ''}" if who else correlation_id
             if parsed.stream:
                 return await self._streamed(request, parsed, key, value, correlation_id)
-            reply = await self._round_trip(key, value, correlation_id)
+            reply = await self._requester.round_trip(key, value, correlation_id)
         except ChaterError as exc:
             return _from_exception(exc)
         if "error" in reply:
@@ -216,27 +214,10 @@ class GatewayApp:
             headers=request.get(CORS_KEY, {}),
         )
         try:
-            self._send(key, value, correlation_id)
+            self._requester.send(key, value, correlation_id)
             return await relay(request, events, spec)
         finally:
             self._waiter.forget(correlation_id)  # answered, timed out, or the caller left
-
-    def _send(self, key: str, value: dict[str, Any], correlation_id: str) -> None:
-        """The request onto the request topic, with this instance's reply address."""
-        envelope = orjson.dumps({"key": key, "value": value})
-        headers = [
-            ("reply-to", self._config.reply_topic.encode()),
-            ("correlation-id", correlation_id.encode()),
-        ]
-
-        def delivered(err: object) -> None:
-            if err is not None:
-                log.error("a gateway request could not be sent: %s", err)
-                self._waiter.fail(
-                    correlation_id, GatewayUnavailable("the request could not be sent; retry")
-                )
-
-        self._sink.send(self._config.request_topic, key, envelope, headers, delivered)
 
     async def _read_json(self, request: web.Request) -> Any:
         try:
@@ -249,22 +230,6 @@ class GatewayApp:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise InvalidJson("the request body is not JSON") from None
-
-    async def _round_trip(
-        self, key: str, value: dict[str, Any], correlation_id: str
-    ) -> dict[str, Any]:
-        future = self._waiter.expect(correlation_id)
-        try:
-            self._send(key, value, correlation_id)
-            async with asyncio.timeout(self._config.timeout_seconds):
-                return await future
-        except TimeoutError:
-            raise GatewayTimeout(
-                f"no answer within {self._config.timeout_seconds:g} s; the request may "
-                "still be answered and billed"
-            ) from None
-        finally:
-            self._waiter.forget(correlation_id)  # answered, timed out, or the caller left
 
     # --- probes ---------------------------------------------------------------------
 

@@ -1,7 +1,6 @@
-"""Sending a request to the core from the job API and the event endpoint: onto the
-request topic with this instance's reply address and a correlation id, and, for a
-round trip, waiting for the reply (`waiter.py`). (The OpenAI routes in `app.py` do the
-same for themselves, with streaming on top.)
+"""Sending a request to the core, for every route of the gateway (the OpenAI API, jobs,
+events): onto the request topic with this instance's reply address and a correlation id
+(a job's id too), and, for a round trip, waiting for the reply (`waiter.py`).
 """
 
 from __future__ import annotations
@@ -55,9 +54,9 @@ class Requester:
             log.error("a job could not be sent: %s", err)
             raise GatewayUnavailable("the job could not be queued; retry", retry_after=1)
 
-    async def round_trip(self, key: str, value: dict[str, Any], correlation_id: str) -> Any:
-        """Send a request and wait for its reply value (GatewayTimeout after the timeout)."""
-        future = self.waiter.expect(correlation_id)
+    def send(self, key: str, value: dict[str, Any], correlation_id: str) -> None:
+        """Send a request whose answer is awaited in the waiter (registered before): a
+        request that could not be sent fails its wait with GatewayUnavailable."""
 
         def report(err: object) -> None:
             if err is not None:
@@ -66,15 +65,21 @@ class Requester:
                     correlation_id, GatewayUnavailable("the request could not be sent; retry")
                 )
 
+        envelope = orjson.dumps({"key": key, "value": value})
+        headers = self._headers(correlation_id, None)
+        self.sink.send(self.request_topic, key, envelope, headers, report)
+
+    async def round_trip(self, key: str, value: dict[str, Any], correlation_id: str) -> Any:
+        """Send a request and wait for its reply value (GatewayTimeout after the timeout)."""
+        future = self.waiter.expect(correlation_id)
         try:
-            envelope = orjson.dumps({"key": key, "value": value})
-            headers = self._headers(correlation_id, None)
-            self.sink.send(self.request_topic, key, envelope, headers, report)
+            self.send(key, value, correlation_id)
             async with asyncio.timeout(self.timeout_seconds):
                 return await future
         except TimeoutError:
             raise GatewayTimeout(
-                f"no answer within {self.timeout_seconds:g} s; it may still be answered"
+                f"no answer within {self.timeout_seconds:g} s; the request may still be "
+                "answered and billed"
             ) from None
         finally:
-            self.waiter.forget(correlation_id)
+            self.waiter.forget(correlation_id)  # answered, timed out, or the caller left

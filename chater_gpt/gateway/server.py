@@ -91,7 +91,7 @@ class Gateway:
             config.request_topic, config.reply_topic, waiter, producer, config.timeout_seconds
         )
         more = self._more_apis(requester, state) if self._more_apis is not None else ()
-        app = GatewayApp(config, self._keys, waiter, producer, metrics, state, more).app()
+        app = GatewayApp(config, self._keys, waiter, requester, metrics, state, more).app()
         # handler_cancellation: a client that disconnects cancels its handler's wait.
         runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=5.0)
         await runner.setup()
