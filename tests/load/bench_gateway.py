@@ -408,7 +408,7 @@ def litellm_path(backend_url: str, workdir: Path, workers: int) -> Iterator[Targ
 class Plan:
     fixed_rates: tuple[float, ...] = (100.0, 50.0)
     seconds: float = 30.0
-    rates: tuple[float, ...] = (100, 200, 300, 400, 500, 600, 800, 1000)
+    rates: tuple[float, ...] = (50, 100, 150, 200, 300, 400, 500, 600, 800, 1000)
     step_seconds: float = 5.0
 
 
@@ -531,7 +531,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--fixed-rates", default="100,50", help="the added-latency runs' rates, req/s"
     )
     parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--rates", default="100,200,300,400,500,600,800,1000")
+    parser.add_argument("--rates", default="50,100,150,200,300,400,500,600,800,1000")
     parser.add_argument("--step-seconds", type=float, default=5.0)
     parser.add_argument("--litellm-workers", default="2", help="comma-separated, e.g. 1,2")
     parser.add_argument(
