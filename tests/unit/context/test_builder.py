@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from chater_gpt.context.builder import TRUNCATION_MARKER, BuiltContext, ContextBuilder
-from chater_gpt.context.tokens import encoding_name_for_model
+from chater_gpt.context.tokens import bounded_pieces, encoding_name_for_model
 from chater_gpt.domain import ImageInput, Turn
 from chater_gpt.errors import ContextTooLong
 
@@ -20,7 +20,11 @@ REFERENCE = {name: bpe_openai.get_encoding(name) for name in ("o200k_base", "cl1
 
 
 def ref_count(model: str, text: str) -> int:
-    return len(REFERENCE[encoding_name_for_model(model)].encode_ordinary(text))
+    """Exact, but for runs of over MAX_RUN_CHARS non-space characters: counted in pieces,
+    plus one token per cut (`tokens.bounded_pieces`, an upper bound)."""
+    encoder = REFERENCE[encoding_name_for_model(model)]
+    pieces = bounded_pieces(text)
+    return sum(len(encoder.encode_ordinary(piece)) for piece in pieces) + len(pieces) - 1
 
 
 def ref_image(part: dict[str, Any], images: Sequence[ImageInput]) -> int:

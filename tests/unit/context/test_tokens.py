@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import random
+import string
 from pathlib import Path
 
 import bpe_openai
@@ -19,6 +21,8 @@ from chater_gpt.context.tokens import (
     BpeTokenCounter,
     BpeTokenCounters,
     TokenizerDataError,
+    _shared_tokenizer,
+    bounded_pieces,
     encoding_name_for_model,
     image_tokens,
     message_tokens,
@@ -208,3 +212,23 @@ def test_a_rank_file_that_is_not_the_expected_one_is_refused(
     monkeypatch.setattr(tokens, "_bundled_rank_file", lambda url: forged)
     with pytest.raises(TokenizerDataError, match="not the file tiktoken expects"):
         tokens._encoding_definition("o200k_base")
+
+
+@pytest.mark.parametrize("encoding", ["o200k_base", "cl100k_base"])
+def test_long_runs_are_counted_in_pieces_and_never_below_the_exact_count(encoding: str) -> None:
+    """A run without whitespace is counted in pieces (BPE's time grows with the square of
+    a word's length): never fewer tokens than the exact count, at most two more per cut."""
+    counter = BpeTokenCounter(encoding)
+    exact = _shared_tokenizer(encoding)
+    rnd = random.Random(11)
+    alphabets = [string.ascii_lowercase, string.printable, "ab", "a", "éàü漢字😀", string.digits]
+    for _ in range(150):
+        alphabet = rnd.choice(alphabets)
+        text = "".join(rnd.choice(alphabet) for _ in range(rnd.randint(1025, 4000)))
+        cuts = len(bounded_pieces(text)) - 1
+        assert cuts >= 1 or " " in text
+        assert exact.count(text) <= counter.count(text) <= exact.count(text) + 2 * cuts
+    assert "".join(bounded_pieces("x" * 5000 + " tail")) == "x" * 5000 + " tail"
+    cut = counter.truncate("ab" * 40_000, 100)
+    assert ("ab" * 40_000).startswith(cut)
+    assert counter.count(cut) <= 100 + 2 * (len(bounded_pieces(cut)) - 1)
