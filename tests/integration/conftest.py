@@ -145,6 +145,8 @@ def service_config(
         "timeout": 10,
         "requests_per_minute": 1_000_000,
         "daily_token_limit": 1_000_000_000,
+        # Tansu's group joins take half the session timeout: 1 s each, not 1.5 s.
+        "kafka_session_timeout_ms": 2000,
     }
     return embedded_settings(
         bootstrap=broker.bootstrap, llm_base_url=server.base_url, **(test_defaults | overrides)
