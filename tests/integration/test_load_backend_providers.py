@@ -3,6 +3,11 @@ through the service's own backends (the providers' SDKs) as benchmark B calls th
 
 from __future__ import annotations
 
+import itertools
+import time
+
+import aiohttp
+import orjson
 import pytest
 from pydantic import SecretStr
 
@@ -14,6 +19,7 @@ from chater_gpt.domain import ChatCall, ResponseFormat
 from tests.load._stack import PROVIDER_MODELS
 from tests.load.load_backend import Provider, build_server, parse_args
 from tests.load.sdk_overhead import check_equivalence
+from tests.support.scripted_openai import ScriptedOpenAI
 
 
 def backend_for(provider: str, root: str) -> LLMBackend:
@@ -61,3 +67,39 @@ async def test_sdk_overhead_compares_clients_that_send_and_fail_alike(provider: 
     """tests/load/sdk_overhead.py's plain clients send the body their SDK sends (a photo
     included), read the same result and map every scripted error alike."""
     assert await check_equivalence(provider, history=4) == []
+
+
+async def test_openai_streams_its_first_word_after_the_latency_then_one_per_interval() -> None:
+    args = parse_args(["--latency=fixed:0.2", "--stream-interval=0.05", "--answer-tokens=8"])
+    body = {
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": "hello"}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    words: list[float] = []
+    frames: list[bytes] = []
+    with build_server(args) as server:
+        url = f"http://127.0.0.1:{server.port}/v1/chat/completions"
+        async with aiohttp.ClientSession() as session:
+            started = time.monotonic()
+            r = await session.post(url, json=body)
+            assert r.headers["Content-Type"].startswith("text/event-stream")
+            async for line in r.content:
+                if line.startswith(b"data: "):
+                    frames.append(line[6:].strip())
+                    if frames[-1] != b"[DONE]":
+                        choices = orjson.loads(frames[-1])["choices"]
+                        if choices and choices[0]["delta"].get("content"):
+                            words.append(time.monotonic() - started)
+            r.release()
+        assert isinstance(server, ScriptedOpenAI)
+        non_streamed = server._completion({"messages": body["messages"]})
+    assert frames[-1] == b"[DONE]"
+    usage = orjson.loads(frames[-2])
+    assert usage["choices"] == []
+    assert usage["usage"]["completion_tokens"] == non_streamed["usage"]["completion_tokens"]
+    assert 0.19 <= words[0] < 0.3  # the first word after the latency
+    gaps = [b - a for a, b in itertools.pairwise(words)]
+    assert len(gaps) >= 5
+    assert all(gap >= 0.045 for gap in gaps)  # then one word every 0.05 s

@@ -57,6 +57,7 @@ class BackendShape:
     error_rate: float = 0.0
     burst_429: str | None = None
     provider: Provider = "openai"  # the API it speaks
+    stream_interval: float = 0.0  # seconds between two words of a streamed answer
 
     def args(self) -> list[str]:
         args = [
@@ -66,6 +67,8 @@ class BackendShape:
             f"--answer-tokens={self.answer_tokens}",
             f"--error-rate={self.error_rate}",
         ]
+        if self.stream_interval:
+            args.append(f"--stream-interval={self.stream_interval}")
         return [*args, f"--burst-429={self.burst_429}"] if self.burst_429 else args
 
 

@@ -17,8 +17,12 @@ every message in memory and slows down as a partition grows, see BENCHMARKS.md):
     that bound of the last send (no growing queue);
   - RSS: the peak (VmHWM) of every process of the path, summed; CPU per request, by
     process;
-  - time to first token for streaming: not yet (TODO in `measure`: the gateway refuses
-    `stream: true` until streaming lands).
+  - added time to first token for streaming, p50/p99, at --ttft-rate req/s for
+    --ttft-seconds: every request sends `stream: true` (with `include_usage`) and times
+    the first `data:` chunk carrying a non-empty `delta.content`; the backend streams
+    its first word after its 200 ms and one word every --stream-interval after that,
+    and the baseline is the same generator streaming from the backend directly (added
+    = the path's quantile minus the backend's own, measured, at the same quantile).
 
     python tests/load/bench_gateway.py                    # ~10 minutes
     python tests/load/bench_gateway.py --quick            # ~2 minutes
@@ -71,6 +75,7 @@ BACKEND_LATENCY = 0.2
 LITELLM_PROXY_VERSION = "1.108.7"
 LITELLM_VENV = ROOT / ".venv-litellm"
 MODEL = "gpt-4o-mini"
+STREAM_INTERVAL = 0.02  # seconds between two streamed words of the backend
 SUSTAINED_P99_ADDED = 1.0  # seconds over the backend's latency
 
 
@@ -137,17 +142,57 @@ class RunResult:
         }
 
 
-def chat_body(i: int) -> bytes:
-    return json.dumps(
-        {"model": MODEL, "messages": [{"role": "user", "content": f"bench request {i}"}]}
-    ).encode()
+def chat_body(i: int, stream: bool = False) -> bytes:
+    body: dict[str, Any] = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": f"bench request {i}"}],
+    }
+    if stream:
+        body |= {"stream": True, "stream_options": {"include_usage": True}}
+    return json.dumps(body).encode()
+
+
+def has_content(line: bytes) -> bool:
+    """An SSE `data:` line whose chunk carries a non-empty `delta.content`."""
+    if not line.startswith(b"data:"):
+        return False
+    data = line[5:].strip()
+    if not data or data == b"[DONE]":
+        return False
+    with contextlib.suppress(ValueError):
+        chunk = json.loads(data)
+        for choice in chunk.get("choices") or []:
+            if (choice.get("delta") or {}).get("content"):
+                return True
+    return False
+
+
+async def read_stream(response: aiohttp.ClientResponse, started: float) -> float | None:
+    """Reads the whole stream; the seconds from `started` to the first word, or None
+    when the stream never carried one or did not end with `data: [DONE]`."""
+    first: float | None = None
+    done = False
+    async for line in response.content:
+        if first is None and has_content(line):
+            first = time.monotonic() - started
+        elif line.strip() == b"data: [DONE]":
+            done = True
+    return first if done else None
 
 
 async def open_loop(
-    url: str, key: str, rate: float, seconds: float, path: str, timeout: float = 30.0
+    url: str,
+    key: str,
+    rate: float,
+    seconds: float,
+    path: str,
+    timeout: float = 30.0,
+    stream: bool = False,
 ) -> RunResult:
     """Send `rate` requests a second for `seconds`, each on its own schedule whatever
-    the answers (open loop: a slow server gets a queue, not fewer requests)."""
+    the answers (open loop: a slow server gets a queue, not fewer requests). With
+    `stream`, each asks for a stream, and `latencies` are times to the first word
+    (a stream without a word or without `[DONE]` counts as failed, "stream")."""
     result = RunResult(path, rate, seconds)
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
@@ -157,16 +202,23 @@ async def open_loop(
 
         async def one(i: int) -> None:
             started = time.monotonic()
+            first: float | None = None
             try:
-                async with session.post(url, data=chat_body(i), headers=headers) as response:
-                    await response.read()
+                body = chat_body(i, stream)
+                async with session.post(url, data=body, headers=headers) as response:
                     status = response.status
+                    if stream and status == 200:
+                        first = await read_stream(response, started)
+                    else:
+                        await response.read()
             except (aiohttp.ClientError, TimeoutError) as exc:
                 result.failed[type(exc).__name__] = result.failed.get(type(exc).__name__, 0) + 1
                 return
-            if status == 200:
+            if status == 200 and stream and first is None:
+                result.failed["stream"] = result.failed.get("stream", 0) + 1
+            elif status == 200:
                 result.ok += 1
-                result.latencies.append(time.monotonic() - started)
+                result.latencies.append(first if first is not None else time.monotonic() - started)
             else:
                 result.failed[str(status)] = result.failed.get(str(status), 0) + 1
 
@@ -271,9 +323,12 @@ def chater_path(backend_url: str, workdir: Path, client: str) -> Iterator[Target
                 "openai_client": client,
                 "gateway_reply_topic_prefix": "gpt-gateway-reply-",
                 "photo_request_topic": "",
+                "stream_topic": "gpt-stream",
             },
         )
-        broker.create_topics([settings["request_topic"], settings["response_topic"]])
+        broker.create_topics(
+            [settings["request_topic"], settings["response_topic"], settings["stream_topic"]]
+        )
         keys = write_keys_file(workdir / "keys.json", {key: "bench"})
         port, service_port = free_port(), free_port()
         core = ServiceProcess({**settings, "metrics_port": service_port}, workdir / "core.log")
@@ -410,6 +465,8 @@ class Plan:
     seconds: float = 30.0
     rates: tuple[float, ...] = (50, 100, 150, 200, 300, 400, 500, 600, 800, 1000)
     step_seconds: float = 5.0
+    ttft_rate: float = 20.0
+    ttft_seconds: float = 15.0
 
 
 @dataclass
@@ -467,10 +524,7 @@ def measure(open_path: OpenPath, plan: Plan) -> dict[str, Any]:
         if not steps[-1].result.sustained:
             break
     sustained = [m.result.rate for m in steps if m.result.sustained]
-    # TODO(issue 14, streaming): time to first token. Once the gateway relays SSE, send
-    # `stream: true` here to both paths and time the first `data:` chunk carrying a delta
-    # against a backend that streams (load_backend.py with --tokens-per-second); report it
-    # minus the backend's own first-token time, as the added latency above.
+    ttft = ttft_run(open_path, plan)
     return {
         "path": fixed[0].result.path,
         "fixed_rate": {f"{m.result.rate:g}": as_json(m) for m in fixed},
@@ -478,8 +532,41 @@ def measure(open_path: OpenPath, plan: Plan) -> dict[str, Any]:
         "max_sustained_rate": max(sustained) if sustained else 0.0,
         "peak_rss_mib": max(m.peak_rss_mib for m in [*fixed, *steps]),
         "processes": fixed[0].processes,
-        "ttft": None,
+        "ttft": ttft,
     }
+
+
+def ttft_summary(result: RunResult) -> dict[str, Any]:
+    return {
+        "rate": result.rate,
+        "seconds": result.seconds,
+        "sent": result.sent,
+        "ok": result.ok,
+        "failed": result.failed,
+        "first_token_ms": {
+            f"p{q}": round(result.latency_ms(q), 2) for q in (50, 90, 99) if result.latencies
+        },
+        "max_send_lag_ms": round(result.max_send_lag * 1000, 2),
+    }
+
+
+def ttft_run(open_path: OpenPath, plan: Plan) -> dict[str, Any]:
+    """Time to first token, streaming, on a freshly started path (as `one_run`)."""
+    with open_path() as path:
+        asyncio.run(warm(path.url, path.key))
+        asyncio.run(open_loop(path.url, path.key, 5, 1, path.name, stream=True))  # warm
+        result = asyncio.run(
+            open_loop(path.url, path.key, plan.ttft_rate, plan.ttft_seconds, path.name, True)
+        )
+    summary = ttft_summary(result)
+    print(f"  {path.name} streaming @ {plan.ttft_rate:g}/s: {json.dumps(summary)}", flush=True)
+    return summary
+
+
+def added_ttft(run: dict[str, Any], base: dict[str, Any]) -> dict[str, float]:
+    """The path's first-token quantiles minus the backend's own at the same quantile."""
+    mine, own = run.get("first_token_ms", {}), base.get("first_token_ms", {})
+    return {q: round(mine[q] - own[q], 2) for q in ("p50", "p99") if q in mine and q in own}
 
 
 def baseline(backend_url: str, plan: Plan) -> dict[str, Any]:
@@ -490,6 +577,13 @@ def baseline(backend_url: str, plan: Plan) -> dict[str, Any]:
         f"{rate:g}": asyncio.run(open_loop(url, "none", rate, plan.seconds, "backend")).summary()
         for rate in plan.fixed_rates
     }
+
+
+def baseline_ttft(backend_url: str, plan: Plan) -> dict[str, Any]:
+    """The backend's own time to first token, streamed directly to the same generator."""
+    url = f"{backend_url}/chat/completions"
+    result = asyncio.run(open_loop(url, "none", plan.ttft_rate, plan.ttft_seconds, "", True))
+    return ttft_summary(result)
 
 
 def print_table(report: dict[str, Any]) -> None:
@@ -509,6 +603,22 @@ def print_table(report: dict[str, Any]) -> None:
             (
                 f"CPU ms/request @ {rate}/s",
                 *(str(run["fixed_rate"][rate]["cpu_ms_per_request"]) for run in runs),
+            )
+        )
+    base = report["backend_direct_ttft"]
+    rate = f"{base['rate']:g}"
+    first = base.get("first_token_ms", {})
+    rows.append(
+        (
+            f"backend alone first token p50/p99 ms @ {rate}/s",
+            *[f"{first.get('p50')} / {first.get('p99')}"] * len(runs),
+        )
+    )
+    for q in ("p50", "p99"):
+        rows.append(
+            (
+                f"added first token {q} ms @ {rate}/s",
+                *(str(added_ttft(run["ttft"], base).get(q)) for run in runs),
             )
         )
     for label, key in (
@@ -533,6 +643,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--rates", default="50,100,150,200,300,400,500,600,800,1000")
     parser.add_argument("--step-seconds", type=float, default=5.0)
+    parser.add_argument("--ttft-rate", type=float, default=20.0, help="streaming req/s")
+    parser.add_argument("--ttft-seconds", type=float, default=15.0)
+    parser.add_argument(
+        "--stream-interval",
+        type=float,
+        default=STREAM_INTERVAL,
+        help="the backend's seconds between two streamed words",
+    )
     parser.add_argument("--litellm-workers", default="2", help="comma-separated, e.g. 1,2")
     parser.add_argument(
         "--openai-client", default="sdk", choices=["sdk", "aiohttp"], help="the core's client"
@@ -549,6 +667,8 @@ def main(argv: list[str] | None = None) -> int:
         seconds=8.0 if args.quick else args.seconds,
         rates=tuple(float(r) for r in args.rates.split(",")),
         step_seconds=4.0 if args.quick else args.step_seconds,
+        ttft_rate=args.ttft_rate,
+        ttft_seconds=5.0 if args.quick else args.ttft_seconds,
     )
     args.out.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="bench-gateway-", dir=args.out))
@@ -557,14 +677,20 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join(["python", "tests/load/bench_gateway.py", *(argv or sys.argv[1:])]),
         "plan": asdict(plan),
         "machine": machine(),
-        "backend": f"tests/load/load_backend.py --latency fixed:{BACKEND_LATENCY}",
+        "backend": (
+            f"tests/load/load_backend.py --latency fixed:{BACKEND_LATENCY}"
+            f" --stream-interval {args.stream_interval}"
+        ),
         "paths": [],
         "logs": str(workdir),
     }
-    backend = BackendProcess(BackendShape(latency=f"fixed:{BACKEND_LATENCY}"), workdir).start()
+    shape = BackendShape(latency=f"fixed:{BACKEND_LATENCY}", stream_interval=args.stream_interval)
+    backend = BackendProcess(shape, workdir).start()
     try:
         report["backend_direct"] = baseline(backend.base_url, plan)
         print(f"backend alone: {json.dumps(report['backend_direct'])}", flush=True)
+        report["backend_direct_ttft"] = baseline_ttft(backend.base_url, plan)
+        print(f"backend alone, streaming: {json.dumps(report['backend_direct_ttft'])}", flush=True)
         only = {name.strip() for name in args.only.split(",")}
         if "chater" in only:
             report["paths"].append(
@@ -580,6 +706,10 @@ def main(argv: list[str] | None = None) -> int:
                         functools.partial(litellm_path, backend.base_url, workdir, workers), plan
                     )
                 )
+        for run in report["paths"]:
+            run["ttft"]["added_first_token_ms"] = added_ttft(
+                run["ttft"], report["backend_direct_ttft"]
+            )
     finally:
         report["backend_stats"] = backend.stop()
         report["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]

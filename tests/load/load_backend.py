@@ -16,7 +16,11 @@ that share with HTTP 500; `--burst-429 PERIOD:LENGTH` answers 429 (with Retry-Af
 for the first LENGTH seconds of every PERIOD (in the provider's error body). A request
 that asks for JSON (OpenAI's `response_format`, Anthropic's `output_config.format`,
 Gemini's `responseMimeType`, as the photo route sends) is answered with one JSON
-object. It serves until
+object. An OpenAI request with `stream: true` is answered in OpenAI's streaming format
+(`text/event-stream`: `data: {chat.completion.chunk}` frames, a usage chunk when
+`stream_options.include_usage`, then `data: [DONE]`, as `ScriptedOpenAI` writes it):
+the first chunks after the latency, then one word per chunk every `--stream-interval`
+seconds. It serves until
 SIGTERM/SIGINT, then writes its call count and peak concurrency to `--stats-file`.
 """
 
@@ -206,6 +210,8 @@ def build_server(args: argparse.Namespace) -> LoadServer:
         answer=padded_answer(args.answer_tokens, args.provider),
         record=False,  # long runs would keep every request in memory
     )
+    if isinstance(server, ScriptedOpenAI):
+        server.stream_interval = args.stream_interval
     started = time.monotonic()
     if plan.error_rate > 0 or plan.bursts is not None:
         server.fault_fn = lambda: plan.fault(time.monotonic() - started, rng.random())
@@ -222,6 +228,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--tokens-per-second", type=float, default=0.0, help="generation speed (0: instant)"
     )
     parser.add_argument(
+        "--stream-interval",
+        type=float,
+        default=0.0,
+        help="seconds between two words of a streamed answer (openai; 0: all at once)",
+    )
+    parser.add_argument(
         "--answer-tokens", type=int, default=32, help="completion tokens per answer"
     )
     parser.add_argument(
@@ -234,6 +246,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not 0 <= args.error_rate <= 1:
         parser.error("--error-rate must be within 0..1")
+    if not 0 <= args.stream_interval < math.inf:
+        parser.error("--stream-interval must be a finite number of seconds >= 0")
     try:
         parse_latency(args.latency, random.Random())
         if args.burst_429:
