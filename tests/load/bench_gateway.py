@@ -25,7 +25,7 @@ every message in memory and slows down as a partition grows, see BENCHMARKS.md):
     = the path's quantile minus the backend's own, measured, at the same quantile).
 
     python tests/load/bench_gateway.py                    # ~10 minutes
-    python tests/load/bench_gateway.py --quick            # ~2 minutes
+    python tests/load/bench_gateway.py --quick            # ~6 minutes
     python tests/load/bench_gateway.py --litellm-workers 1
 
 Only 127.0.0.1. Writes bench-results/bench-gateway.json (the machine, the load average
@@ -636,7 +636,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="shorter runs (~2 minutes)")
+    parser.add_argument("--quick", action="store_true", help="shorter runs (~6 minutes)")
     parser.add_argument(
         "--fixed-rates", default="100,50", help="the added-latency runs' rates, req/s"
     )
