@@ -20,10 +20,9 @@ from chater_operator.render import (
     config_map_name,
     container_security_context,
     copy_json,
-    default_affinity,
     labels,
     metadata,
-    pod_security_context,
+    pod_spec,
     secret_env,
     shared_mounts,
     shared_volumes,
@@ -143,23 +142,14 @@ def _volumes(spec: InstanceSpec) -> list[dict[str, Any]]:
 
 
 def render_stateful_set(spec: InstanceSpec, config_map: Manifest) -> Manifest:
-    pod_spec: dict[str, Any] = {
-        "automountServiceAccountToken": False,
+    pod = pod_spec(
+        spec,
+        container=_container(spec),
+        volumes=_volumes(spec),
+        selector=gateway_selector(spec),
         # Open requests finish for the drain time, the rest get 503, then it closes.
-        "terminationGracePeriodSeconds": spec.shutdown_grace_seconds + CLOSE_SECONDS,
-        "securityContext": pod_security_context(),
-        "containers": [_container(spec)],
-        "volumes": _volumes(spec),
-        "affinity": copy_json(spec.affinity)
-        if spec.affinity
-        else default_affinity(gateway_selector(spec)),
-    }
-    if spec.node_selector:
-        pod_spec["nodeSelector"] = dict(spec.node_selector)
-    if spec.tolerations:
-        pod_spec["tolerations"] = [copy_json(item) for item in spec.tolerations]
-    if spec.image_pull_secrets:
-        pod_spec["imagePullSecrets"] = [{"name": name} for name in spec.image_pull_secrets]
+        grace_seconds=spec.shutdown_grace_seconds + CLOSE_SECONDS,
+    )
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
@@ -179,7 +169,7 @@ def render_stateful_set(spec: InstanceSpec, config_map: Manifest) -> Manifest:
                     # Settings of the instance's ConfigMap are read only at start.
                     "annotations": {CONFIG_HASH_ANNOTATION: config_hash(config_map["data"])},
                 },
-                "spec": pod_spec,
+                "spec": pod,
             },
         },
     }

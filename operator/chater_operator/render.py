@@ -345,23 +345,42 @@ def default_affinity(selector: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
-def render_deployment(spec: InstanceSpec, config_map: Manifest) -> Manifest:
-    pod_spec: dict[str, Any] = {
-        "automountServiceAccountToken": False,  # the service never calls the Kubernetes API
-        "terminationGracePeriodSeconds": spec.shutdown_grace_seconds + TERMINATION_MARGIN_SECONDS,
+def pod_spec(
+    spec: InstanceSpec,
+    *,
+    container: Manifest,
+    volumes: list[Manifest],
+    selector: Mapping[str, str],
+    grace_seconds: float,
+) -> dict[str, Any]:
+    """A pod of the instance (the service's or the gateway's): its container and volumes,
+    the shared security context and the instance's placement (affinity, else spread
+    by `selector`; node selector, tolerations, pull secrets)."""
+    pod: dict[str, Any] = {
+        "automountServiceAccountToken": False,  # neither process calls the Kubernetes API
+        "terminationGracePeriodSeconds": grace_seconds,
         "securityContext": pod_security_context(),
-        "containers": [_container(spec)],
-        "volumes": shared_volumes(spec),
-        "affinity": copy_json(spec.affinity)
-        if spec.affinity
-        else default_affinity(selector_labels(spec)),
+        "containers": [container],
+        "volumes": volumes,
+        "affinity": copy_json(spec.affinity) if spec.affinity else default_affinity(selector),
     }
     if spec.node_selector:
-        pod_spec["nodeSelector"] = dict(spec.node_selector)
+        pod["nodeSelector"] = dict(spec.node_selector)
     if spec.tolerations:
-        pod_spec["tolerations"] = [copy_json(item) for item in spec.tolerations]
+        pod["tolerations"] = [copy_json(item) for item in spec.tolerations]
     if spec.image_pull_secrets:
-        pod_spec["imagePullSecrets"] = [{"name": name} for name in spec.image_pull_secrets]
+        pod["imagePullSecrets"] = [{"name": name} for name in spec.image_pull_secrets]
+    return pod
+
+
+def render_deployment(spec: InstanceSpec, config_map: Manifest) -> Manifest:
+    pod = pod_spec(
+        spec,
+        container=_container(spec),
+        volumes=shared_volumes(spec),
+        selector=selector_labels(spec),
+        grace_seconds=spec.shutdown_grace_seconds + TERMINATION_MARGIN_SECONDS,
+    )
     deployment_spec: dict[str, Any] = {
         "selector": {"matchLabels": selector_labels(spec)},
         "revisionHistoryLimit": 5,
@@ -376,7 +395,7 @@ def render_deployment(spec: InstanceSpec, config_map: Manifest) -> Manifest:
                 # A settings change rolls the pods (env from a ConfigMap is read only at start).
                 "annotations": {CONFIG_HASH_ANNOTATION: config_hash(config_map["data"])},
             },
-            "spec": pod_spec,
+            "spec": pod,
         },
     }
     if not spec.autoscaling.enabled:
