@@ -4,8 +4,9 @@ Starts the embedded Kafka-wire broker (Tansu) and the local LLM (llama.cpp with
 SmolLM2), runs the real service against them, sends requests in the documented
 format, the legacy Chater format, one asking for a JSON answer of a schema, one
 malformed message, and one photo analysis on the photo route, and prints every
-reply with its token usage; then starts the HTTP gateway and asks one streamed OpenAI
-chat completion over HTTP, answered through Kafka by the same service. The local model
+reply with its token usage; then starts the HTTP gateway and uses its three doors over
+HTTP (one streamed OpenAI chat completion, one job submitted and polled, one event),
+each answered through Kafka by the same service. The local model
 reads no images, so the photo sent is a broken one: it shows the photo route's error
 reply, which never reaches the model.
 Nothing here is used by `python main.py run`.
@@ -15,9 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import sys
+import tempfile
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -25,10 +29,21 @@ from confluent_kafka import Consumer, Producer
 
 from chater_gpt.config import Settings, load_settings
 from chater_gpt.dev.broker import EmbeddedBroker
-from chater_gpt.dev.demo_gateway import ask_gateway, print_gateway_answer, running_gateway
+from chater_gpt.dev.demo_gateway import (
+    GatewayAnswer,
+    ask_gateway,
+    demo_tenant_policy,
+    print_event,
+    print_gateway_answer,
+    print_job,
+    run_job,
+    running_gateway,
+    send_event,
+)
 from chater_gpt.dev.llm import LocalLLMServer
 from chater_gpt.dev.stack import embedded_settings
-from chater_gpt.wiring import build_service
+from chater_gpt.storage.jobs import InMemoryJobStore
+from chater_gpt.wiring import build_service, job_config
 
 log = logging.getLogger("chater_gpt.demo")
 
@@ -95,7 +110,14 @@ def run_demo(*, requests: int = 3, timeout: float = 300.0) -> int:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
     print("starting the embedded broker and the local LLM ...", file=sys.stderr)
-    with EmbeddedBroker() as broker, LocalLLMServer() as llm:
+    app_code = secrets.token_hex(16)  # the demo app's, registered by its hash only
+    with (
+        EmbeddedBroker() as broker,
+        LocalLLMServer() as llm,
+        tempfile.TemporaryDirectory(prefix="chater-demo-") as scratch,
+    ):
+        policy = Path(scratch) / "tenants.json"
+        policy.write_bytes(orjson.dumps(demo_tenant_policy(app_code)))
         settings = load_settings(
             embedded_settings(
                 bootstrap=broker.bootstrap,
@@ -107,21 +129,25 @@ def run_demo(*, requests: int = 3, timeout: float = 300.0) -> int:
                 seed=42,
                 shutdown_grace_seconds=10,
                 tokenizer="llamacpp",
+                tenant_policy_file=policy,
             )
         )
         topics = [t for route in settings.routes for t in (route.request_topic, route.reply_topic)]
         topics.append(settings.stream_topic)
         broker.create_topics(topics, partitions=3)
-        return asyncio.run(_demo(settings, demo_requests(requests), demo_photos(), timeout))
+        kafka = demo_requests(requests), demo_photos()
+        return asyncio.run(_demo(settings, kafka, app_code, timeout))
 
 
 async def _demo(
     settings: Settings,
-    chats: list[tuple[str, str, bytes]],
-    photos: list[tuple[str, str, bytes]],
+    kafka: tuple[list[tuple[str, str, bytes]], list[tuple[str, str, bytes]]],
+    app_code: str,
     timeout: float,
 ) -> int:
-    service = build_service(settings)
+    chats, photos = kafka
+    jobs = InMemoryJobStore(job_config(settings))  # the core's and the gateway's
+    service = build_service(settings, jobs=jobs)
     running = asyncio.create_task(service.run(install_signal_handlers=False))
     started = time.monotonic()
     messages = chats + photos
@@ -131,20 +157,33 @@ async def _demo(
         keys = {key for _, key, _ in messages}
         replies = await asyncio.to_thread(_collect, settings, keys, timeout)
         elapsed = time.monotonic() - started
-        async with running_gateway(settings) as gateway_url:
+        async with running_gateway(settings, jobs) as gateway_url:
             asked = time.monotonic()
             answer = await ask_gateway(gateway_url, settings.model, timeout)
             http_elapsed = time.monotonic() - asked
+            job, job_elapsed = await run_job(gateway_url, app_code, timeout)
+            event = await send_event(gateway_url, timeout)
     finally:
         service.request_stop()
         exit_code = await running
     _print_replies(messages, replies, elapsed)
     print_gateway_answer(answer, http_elapsed)
+    print_job(job, job_elapsed)
+    print_event(event)
     missing = len(messages) - len(replies)
     if missing:
         print(f"\n{missing} request(s) got no reply within {timeout:.0f} s", file=sys.stderr)
         return 1
-    return exit_code if answer.status == 200 and not answer.error else 1
+    return exit_code if _http_ok(answer, job, event) else 1
+
+
+def _http_ok(answer: GatewayAnswer, job: dict[str, Any], event: dict[str, Any]) -> bool:
+    return (
+        answer.status == 200
+        and not answer.error
+        and job.get("status") == "completed"
+        and "completion" in event
+    )
 
 
 def _produce(settings: Settings, topic: str, messages: list[tuple[str, str, bytes]]) -> None:

@@ -52,7 +52,7 @@ from chater_gpt.resilience.prices import Prices
 from chater_gpt.resilience.prober import BreakerProber
 from chater_gpt.resilience.rate_limit import RateLimiter
 from chater_gpt.service import Lifecycle, Service, ServiceConfig, ServiceParts
-from chater_gpt.storage.jobs import JobConfig
+from chater_gpt.storage.jobs import JobConfig, JobStore
 from chater_gpt.storage.stores import HistoryConfig, StorageConfig, Stores, open_stores
 from chater_gpt.wiring.backends import build_backend_stack, default_backend_models
 
@@ -234,8 +234,12 @@ def service_config(settings: Settings) -> ServiceConfig:
     )
 
 
-def build_parts(settings: Settings, *, redact: Callable[[str], str] = str) -> ServiceParts:
-    """Concrete adapters for the configuration: Redis when REDIS_URL is set, else in-memory."""
+def build_parts(
+    settings: Settings, *, redact: Callable[[str], str] = str, jobs: JobStore | None = None
+) -> ServiceParts:
+    """Concrete adapters for the configuration: Redis when REDIS_URL is set, else in-memory.
+    `jobs`: a job store shared with a gateway in this process (the demo), else the
+    stores' own."""
     lifecycle = Lifecycle()
     stores = open_stores(storage_config(settings))
     lifecycle.closers.append(stores.aclose)
@@ -277,7 +281,8 @@ def build_parts(settings: Settings, *, redact: Callable[[str], str] = str) -> Se
         observer=metrics,
         streams=streams,
     )
-    jobs = stores.jobs(job_config(settings))
+    if jobs is None:
+        jobs = stores.jobs(job_config(settings))
     return ServiceParts(
         processor=JobTracked(dispatch, jobs, metrics),
         routes=route_endpoints(settings),
@@ -291,5 +296,7 @@ def build_parts(settings: Settings, *, redact: Callable[[str], str] = str) -> Se
     )
 
 
-def build_service(settings: Settings, *, redact: Callable[[str], str] = str) -> Service:
-    return Service(service_config(settings), build_parts(settings, redact=redact))
+def build_service(
+    settings: Settings, *, redact: Callable[[str], str] = str, jobs: JobStore | None = None
+) -> Service:
+    return Service(service_config(settings), build_parts(settings, redact=redact, jobs=jobs))

@@ -18,6 +18,7 @@ from chater_gpt.gateway.jobs_api import JobApi
 from chater_gpt.gateway.requester import Requester
 from chater_gpt.gateway.server import Gateway, GatewayRuntime, MoreApis
 from chater_gpt.resilience.policy import load_policy
+from chater_gpt.storage.jobs import JobStore
 from chater_gpt.storage.stores import open_stores
 from chater_gpt.wiring import job_config, storage_config
 
@@ -67,31 +68,33 @@ def api_keys(settings: Settings) -> ApiKeys:
     return ApiKeys.from_file(path) if path is not None else ApiKeys.open()
 
 
-def more_apis(settings: Settings, keys: ApiKeys) -> MoreApis:
-    """The job API and the event endpoint. Job state lives in the stores `REDIS_URL`
-    names (shared with the core and the other gateways), else in this process's memory
-    (a core in the same process only: the demo, tests)."""
+def more_apis(settings: Settings, keys: ApiKeys, jobs: JobStore | None = None) -> MoreApis:
+    """The job API and the event endpoint. Job state lives in `jobs` when given (a store
+    shared with a core in this process: the demo), else in the stores `REDIS_URL` names
+    (shared with the core and the other gateways), else in this process's memory, where
+    no core can finish a job."""
     policy = load_policy(settings.tenant_policy_file) if settings.tenant_policy_file else None
     apps = AppCodes(policy)
-    if settings.redis_url is None and len(apps):
+    if jobs is None and settings.redis_url is None and len(apps):
         log.warning("no REDIS_URL: job state stays in this process; the core cannot finish jobs")
 
     def build(requester: Requester, state: GatewayState) -> Sequence[MoreRoutes]:
         stores = open_stores(storage_config(settings))
-        jobs = JobApi(
+        job_api = JobApi(
             requester,
-            stores.jobs(job_config(settings)),
+            jobs if jobs is not None else stores.jobs(job_config(settings)),
             apps,
             stores.rates,
             draining=lambda: state.draining,
             close=stores.aclose,
         )
-        return [jobs, EventApi(requester, keys, settings.gateway_api_key_header)]
+        return [job_api, EventApi(requester, keys, settings.gateway_api_key_header)]
 
     return build
 
 
-def build_gateway(settings: Settings) -> Gateway:
+def build_gateway(settings: Settings, *, jobs: JobStore | None = None) -> Gateway:
+    """`jobs`: the job store of a core in this process (the demo); see `more_apis`."""
     config = gateway_config(settings, instance_id(settings))
     keys = api_keys(settings)
-    return Gateway(config, gateway_runtime(settings), keys, more_apis(settings, keys))
+    return Gateway(config, gateway_runtime(settings), keys, more_apis(settings, keys, jobs))

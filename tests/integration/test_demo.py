@@ -32,13 +32,17 @@ def test_the_demo_answers_every_request_and_prints_the_usage() -> None:
     # Two conversation turns, the legacy request, the JSON answer, the malformed message
     # and the broken photo.
     assert "6/6 replies" in out, out
-    assert out.count("usage:  prompt=") == 5, out  # 4 Kafka answers and the HTTP one
+    assert out.count("usage:  prompt=") == 6, out  # 4 Kafka answers, the HTTP chat and job
     assert "[HTTP POST /v1/chat/completions, stream]" in out, out
     assert "HTTP 200" in out, out
     # The local LLM's answer streamed through Kafka and the gateway, piece by piece.
     streamed = re.search(r"(\d+) chunks streamed through Kafka", out)
     assert streamed is not None, out
     assert int(streamed.group(1)) > 1, out
+    # The job went through the job API and the core: its whole history, and its answer.
+    assert "job completed, " in out, out
+    assert "queued -> processing -> completed" in out, out
+    assert re.search(r"\[HTTP POST /event\] .*\n  completion: \S", out), out
     assert out.count("cost: $0.000000") == 4, out  # the local LLM is in no price list
     assert "ERROR invalid_json" in out, out
     assert "ERROR invalid_image" in out, out
