@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 CORS_KEY = "chater_cors_headers"
 USER_HEADER = "X-Chater-User"
 CONVERSATION_HEADER = "X-Chater-Conversation"
+_UNOBSERVED = frozenset({"/livez", "/readyz", "/healthz", "/metrics"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -83,6 +84,12 @@ class GatewayState:
             "kafka": self.producer_error or "",
         }
         return {name: detail for name, detail in checks.items() if detail}
+
+
+def _route_of(request: web.Request) -> str:
+    """The matched route's path template, or `unmatched` (a 404 of the router)."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -137,10 +144,18 @@ class GatewayApp:
 
     @web.middleware
     async def _observe(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Every API request counted by its route's template (a bounded label: the job
+        id in `/get_request/<id>` is not one); probes and scrapes are not API traffic."""
+        route = _route_of(request)
+        if route in _UNOBSERVED:
+            return await handler(request)
         started = time.monotonic()
-        response = await handler(request)
-        if request.path.startswith("/v1/"):
-            self._metrics.answered(response.status, time.monotonic() - started)
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:  # the router's 404 / 405
+            self._metrics.answered(route, exc.status, time.monotonic() - started)
+            raise
+        self._metrics.answered(route, response.status, time.monotonic() - started)
         return response
 
     @web.middleware

@@ -58,8 +58,10 @@ class JobApi:
         rates: RateStore,
         draining: Callable[[], bool] = lambda: False,
         close: Callable[[], Awaitable[None]] | None = None,
+        count: Callable[[str], None] = lambda outcome: None,
     ) -> None:
         self._close = close
+        self._count = count  # each submission's outcome: accepted, or the error code
         self._requester = requester
         self._store = store
         self._apps = apps
@@ -80,7 +82,9 @@ class JobApi:
                 raise JobApiError(503, _UNAVAILABLE, "the gateway is stopping; retry", 1)
             job_id, position = await self._queue(request)
         except JobApiError as exc:
+            self._count(exc.code)
             return _rejected(exc)
+        self._count("accepted")
         return _json(
             {
                 "status": "success",

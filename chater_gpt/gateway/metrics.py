@@ -7,9 +7,16 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 GATEWAY_METRIC_DOCS: list[tuple[str, str]] = [
-    ("chater_gpt_gateway_requests_total", "HTTP API requests answered, by status."),
-    ("chater_gpt_gateway_request_seconds", "From an HTTP API request to its answer."),
+    (
+        "chater_gpt_gateway_requests_total",
+        "HTTP API requests answered, by route (its path template) and status.",
+    ),
+    ("chater_gpt_gateway_request_seconds", "From an HTTP API request to its answer, by route."),
     ("chater_gpt_gateway_open_requests", "Requests waiting for their reply."),
+    (
+        "chater_gpt_gateway_jobs_submitted_total",
+        "Job submissions (POST /ai_request), by outcome: accepted, or the error code.",
+    ),
     (
         "chater_gpt_gateway_reply_refetches_total",
         "Times the reply reader started afresh after a quiet wait (embedded broker).",
@@ -24,12 +31,22 @@ class GatewayMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         name = "chater_gpt_gateway_"
         self._requests = Counter(
-            f"{name}requests", _DOCS[f"{name}requests_total"], ["status"], registry=self.registry
+            f"{name}requests",
+            _DOCS[f"{name}requests_total"],
+            ["route", "status"],
+            registry=self.registry,
         )
         self._seconds = Histogram(
             f"{name}request_seconds",
             _DOCS[f"{name}request_seconds"],
+            ["route"],
             buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self._jobs = Counter(
+            f"{name}jobs_submitted",
+            _DOCS[f"{name}jobs_submitted_total"],
+            ["outcome"],
             registry=self.registry,
         )
         self._open = Gauge(
@@ -44,9 +61,13 @@ class GatewayMetrics:
         self._refetches = refetches
         self._refetches_counted = 0
 
-    def answered(self, status: int, seconds: float) -> None:
-        self._requests.labels(str(status)).inc()
-        self._seconds.observe(seconds)
+    def answered(self, route: str, status: int, seconds: float) -> None:
+        """`route`: the matched path template (bounded), never the raw path."""
+        self._requests.labels(route, str(status)).inc()
+        self._seconds.labels(route).observe(seconds)
+
+    def job_submitted(self, outcome: str) -> None:
+        self._jobs.labels(outcome).inc()
 
     def open_requests(self, count: int) -> None:
         self._open.set(count)

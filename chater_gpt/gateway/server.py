@@ -29,7 +29,7 @@ from chater_gpt.kafka.topics import ensure_topic
 
 log = logging.getLogger(__name__)
 # The APIs served next to OpenAI's, built once the Kafka parts exist (wiring/gateway.py).
-MoreApis = Callable[[Requester, GatewayState], Sequence[MoreRoutes]]
+MoreApis = Callable[[Requester, GatewayState, GatewayMetrics], Sequence[MoreRoutes]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +90,7 @@ class Gateway:
         requester = Requester(
             config.request_topic, config.reply_topic, waiter, producer, config.timeout_seconds
         )
-        more = self._more_apis(requester, state) if self._more_apis is not None else ()
+        more = self._more_apis(requester, state, metrics) if self._more_apis else ()
         app = GatewayApp(config, self._keys, waiter, requester, metrics, state, more).app()
         # handler_cancellation: a client that disconnects cancels its handler's wait.
         runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=5.0)

@@ -11,7 +11,6 @@ the code); gauges that describe state (in-flight, pauses, breakers) are set when
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -21,6 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from chater_gpt.domain import BreakerState, PauseReason
 from chater_gpt.errors import ErrorCode
+from chater_gpt.observability.kafka_stats import lag_from_stats
 
 PREFIX = "chater_gpt_"
 
@@ -77,54 +77,11 @@ METRIC_DOCS: list[tuple[str, str]] = [
     ("chater_gpt_cache_misses_total", "Response cache lookups that found nothing."),
     ("chater_gpt_store_errors_total", "Redis/store operations that failed, by store."),
     ("chater_gpt_json_repairs_total", "JSON answers that failed their check and were re-asked."),
+    (
+        "chater_gpt_jobs_finished_total",
+        "Jobs of the job API finished by the core, by status: completed, error, expired.",
+    ),
 ]
-
-
-def lag_from_stats(stats_json: str) -> dict[tuple[str, int], int]:
-    """Consumer lag per assigned partition from a librdkafka statistics JSON document.
-
-    Skips the internal partition -1 and partitions the consumer no longer wants
-    (`desired: false`, e.g. revoked). See `_partition_lag` for unknown lags.
-    """
-    stats: Any = json.loads(stats_json)
-    lags: dict[tuple[str, int], int] = {}
-    topics = stats.get("topics") if isinstance(stats, dict) else None
-    if not isinstance(topics, dict):
-        return lags
-    for topic_name, topic in topics.items():
-        partitions = topic.get("partitions") if isinstance(topic, dict) else None
-        if not isinstance(partitions, dict):
-            continue
-        for partition in partitions.values():
-            if not isinstance(partition, dict) or partition.get("desired") is False:
-                continue
-            number = partition.get("partition")
-            lag = _partition_lag(partition)
-            if isinstance(number, int) and number >= 0 and lag is not None:
-                lags[(str(topic_name), number)] = lag
-    return lags
-
-
-def _partition_lag(partition: dict[str, Any]) -> int | None:
-    """librdkafka's `consumer_lag` (end offset minus committed offset).
-
-    librdkafka reports -1 while the group has committed nothing on the partition;
-    then every retained message is still waiting (auto.offset.reset=earliest), so
-    the lag is high minus low watermark. None when the watermarks are unknown too.
-    """
-    lag = partition.get("consumer_lag")
-    if isinstance(lag, int) and lag >= 0:
-        return lag
-    committed, hi, lo = (partition.get(k) for k in ("committed_offset", "hi_offset", "lo_offset"))
-    if (
-        isinstance(committed, int)
-        and committed < 0
-        and isinstance(hi, int)
-        and isinstance(lo, int)
-        and 0 <= lo <= hi
-    ):
-        return hi - lo
-    return None
 
 
 class _Bounded:
@@ -242,6 +199,9 @@ class Metrics:
         self._store_errors = Counter(
             "chater_gpt_store_errors", "Store errors", ["store"], registry=r
         )
+        self._jobs_finished = Counter(
+            "chater_gpt_jobs_finished", "Jobs finished", ["status"], registry=r
+        )
 
     def _prebind(self) -> None:
         # Known, bounded label values exist (at 0) from the start: dashboards and
@@ -252,6 +212,8 @@ class Metrics:
             self._paused.labels(reason).set(0)
         for store in ("history", "outcomes"):
             self._children[("store", store)] = self._store_errors.labels(store)
+        for status in ("completed", "error", "expired"):
+            self._children[("job", status)] = self._jobs_finished.labels(status)
 
     def _child(self, family: Any, key: tuple[Any, ...], *labels: str) -> Any:
         child = self._children.get(key)
@@ -292,6 +254,11 @@ class Metrics:
     def store_error(self, *, store: str) -> None:
         store = self._name(store)
         self._child(self._store_errors, ("store", store), store).inc()
+
+    # --- JobObserver ------------------------------------------------------------------
+
+    def job_finished(self, *, status: str) -> None:
+        self._child(self._jobs_finished, ("job", status), status).inc()
 
     # --- PipelineObserver -----------------------------------------------------------
 

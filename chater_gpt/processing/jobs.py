@@ -54,10 +54,16 @@ def job_outcome(reply: bytes) -> tuple[Status, dict[str, Any]]:
     }
 
 
+class JobObserver(ProcessorObserver, Protocol):
+    def job_finished(self, *, status: str) -> None:
+        """A job reached its final status here (not counted again on a replay)."""
+        ...
+
+
 class JobTracked:
     """Wraps the processor: jobs have their progress recorded, other requests pass."""
 
-    def __init__(self, inner: JobProcessor, jobs: JobStore, observer: ProcessorObserver) -> None:
+    def __init__(self, inner: JobProcessor, jobs: JobStore, observer: JobObserver) -> None:
         self._inner = inner
         self._jobs = jobs
         self._observer = observer
@@ -72,12 +78,16 @@ class JobTracked:
             store_degraded(log, self._observer, "jobs", "could not mark a job started", exc)
             started = "missing"
         if started == "expired":
+            self._observer.job_finished(status="expired")
             key = job.request.key or job.job_id
             return error_bytes(key, GatewayTimeout("the job waited too long in the queue"))
         reply = await self._inner.process(job)
+        if started in ("completed", "error"):
+            return reply  # a replay of a finished job: its outcome is recorded already
         status, result = job_outcome(reply)
         try:
             await self._jobs.finish(job.job_id, status, result)
         except Exception as exc:
             store_degraded(log, self._observer, "jobs", "could not record a job's outcome", exc)
+        self._observer.job_finished(status=status)
         return reply

@@ -15,6 +15,7 @@ from chater_gpt.gateway.auth import ApiKeys
 from chater_gpt.gateway.event_api import EventApi
 from chater_gpt.gateway.job_shapes import AppCodes
 from chater_gpt.gateway.jobs_api import JobApi
+from chater_gpt.gateway.metrics import GatewayMetrics
 from chater_gpt.gateway.requester import Requester
 from chater_gpt.gateway.server import Gateway, GatewayRuntime, MoreApis
 from chater_gpt.resilience.policy import load_policy
@@ -78,7 +79,9 @@ def more_apis(settings: Settings, keys: ApiKeys, jobs: JobStore | None = None) -
     if jobs is None and settings.redis_url is None and len(apps):
         log.warning("no REDIS_URL: job state stays in this process; the core cannot finish jobs")
 
-    def build(requester: Requester, state: GatewayState) -> Sequence[MoreRoutes]:
+    def build(
+        requester: Requester, state: GatewayState, metrics: GatewayMetrics
+    ) -> Sequence[MoreRoutes]:
         stores = open_stores(storage_config(settings))
         job_api = JobApi(
             requester,
@@ -87,6 +90,7 @@ def more_apis(settings: Settings, keys: ApiKeys, jobs: JobStore | None = None) -
             stores.rates,
             draining=lambda: state.draining,
             close=stores.aclose,
+            count=metrics.job_submitted,
         )
         return [job_api, EventApi(requester, keys, settings.gateway_api_key_header)]
 

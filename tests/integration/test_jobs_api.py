@@ -27,6 +27,7 @@ from chater_gpt.dev.ports import free_port
 from chater_gpt.storage.keys import KeySpace
 from tests.integration.conftest import Broker, Topics, service_config
 from tests.integration.test_gateway import GatewayProc, wait_ready
+from tests.support.gateway_stack import metric
 from tests.support.scripted_common import Fault
 from tests.support.scripted_openai import ScriptedOpenAI, user_text
 from tests.support.service_runner import ServiceProcess
@@ -42,6 +43,7 @@ JOB_TTL_SECONDS = 120
 COLLECT_SECONDS = 90  # a bound for a stuck job (the 1,000 finish in seconds here)
 POLL_INTERVAL = 0.05  # between rounds of status reads: a polling client's pace
 FAIL_MARK = "please-fail"
+GATEWAY_JOBS = "chater_gpt_gateway_jobs_submitted_total"
 # The scripted backend's answers for the event endpoint's error mapping, by prompt.
 EVENT_FAULTS = {
     "fault-401": Fault(status=401),
@@ -66,6 +68,7 @@ def fault_for(body: dict[str, Any]) -> Fault | None:
 class Stack:
     scripted: ScriptedOpenAI
     core: ServiceProcess
+    core_port: int  # the core's metrics
     redis_prefix: str
     gateways: dict[str, GatewayProc] = field(default_factory=dict)
 
@@ -135,7 +138,7 @@ def stack(
         common.pop("metrics_port")
         port = free_port()
         core = ServiceProcess({**common, "metrics_port": port}, logs / "service.log").start()
-        built = Stack(scripted, core, common["redis_key_prefix"])
+        built = Stack(scripted, core, port, common["redis_key_prefix"])
         try:
             wait_ready(port, core)
             for name in ("a", "b"):
@@ -233,7 +236,18 @@ async def collect(
     return final, positions
 
 
+def finished(stack: Stack) -> dict[str, float]:
+    """The core's count of finished jobs, by status."""
+    return {
+        status: metric(stack.core_port, "chater_gpt_jobs_finished_total", status=status)
+        for status in ("completed", "error", "expired")
+    }
+
+
 async def test_a_thousand_jobs_across_two_gateways_one_restarted(stack: Stack) -> None:
+    before = await asyncio.to_thread(finished, stack)
+    gateway_a = stack.gateways["a"].port
+    accepted_before = await asyncio.to_thread(metric, gateway_a, GATEWAY_JOBS, outcome="accepted")
     async with aiohttp.ClientSession() as session:
         ids = await submit_all(stack, session)
         assert len(set(ids)) == JOBS
@@ -256,6 +270,13 @@ async def test_a_thousand_jobs_across_two_gateways_one_restarted(stack: Stack) -
         assert seen == sorted(seen, reverse=True), seen  # positions only go down
     assert sum(1 for seen in positions.values() if len(set(seen)) > 1) > 0  # some moved
     assert APP_CODE not in stack.logs()
+    # Each job counted once by the core, by its status; gateway a (never restarted)
+    # counted each of its submissions accepted.
+    after = await asyncio.to_thread(finished, stack)
+    counted = {status: after[status] - before[status] for status in after}
+    assert counted == {"completed": JOBS - len(failing), "error": len(failing), "expired": 0}
+    accepted = await asyncio.to_thread(metric, gateway_a, GATEWAY_JOBS, outcome="accepted")
+    assert accepted - accepted_before == JOBS / 2
 
 
 async def test_rejections_are_the_job_systems_codes(stack: Stack) -> None:

@@ -43,11 +43,19 @@ def get_json(port: int, path: str) -> Any:
         return json.loads(r.read())
 
 
-def metric(port: int, name: str) -> float:
+def metric(port: int, name: str, **labels: str) -> float:
+    """A sample of a process's `/metrics`: the first of `name` whose labels include
+    `labels`; 0 when there is none."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
         text = r.read().decode()
-    found = re.search(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", text, re.MULTILINE)
-    return float(found.group(1)) if found else 0.0
+    for line in text.splitlines():
+        found = re.match(rf"^{name}(?:{{([^}}]*)}})? ([0-9.e+]+)$", line)
+        if found is None:
+            continue
+        have = dict(re.findall(r'(\w+)="([^"]*)"', found.group(1) or ""))
+        if labels.items() <= have.items():
+            return float(found.group(2))
+    return 0.0
 
 
 async def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:

@@ -98,3 +98,29 @@ async def test_a_body_over_the_limit_is_413(
     big = await client.post("/ai_request", json={**BODY, "request": {"text": "x" * 5000}})
     assert big.status == 413
     assert (await big.json())["error_code"] == "INVALID_REQUEST"
+
+
+async def test_each_submission_is_counted_by_its_outcome() -> None:
+    """What `chater_gpt_gateway_jobs_submitted_total{outcome}` counts."""
+    outcomes: list[str] = []
+    store = InMemoryJobStore(JobConfig(ttl_seconds=60, max_wait_seconds=60, capacity=1))
+    requester = Requester("req", "reply", ReplyWaiter(), Sink(), 5.0)
+    api = JobApi(requester, store, AppCodes(BOOK), InMemoryRateStore(), count=outcomes.append)
+    app = web.Application()
+    api.register(app.router)
+    async with TestClient(TestServer(app)) as client:
+        for body in (
+            BODY,
+            {**BODY, "app_code": "wrong"},
+            {**BODY, "request_type": "other"},
+            {"app_code": "code"},
+            BODY,
+        ):
+            await client.post("/ai_request", json=body)
+    assert outcomes == [
+        "accepted",
+        "INVALID_APP_CODE",
+        "UNSUPPORTED_REQUEST_TYPE",
+        "INVALID_REQUEST",
+        "QUEUE_FULL",
+    ]

@@ -11,13 +11,8 @@ import pytest
 
 from chater_gpt.domain import BreakerState, PauseReason
 from chater_gpt.errors import ErrorCode
-from chater_gpt.observability.metrics import (
-    METRIC_DOCS,
-    OTHER,
-    Metrics,
-    lag_from_stats,
-    metrics_markdown,
-)
+from chater_gpt.observability.kafka_stats import lag_from_stats
+from chater_gpt.observability.metrics import METRIC_DOCS, OTHER, Metrics, metrics_markdown
 
 STATS = (Path(__file__).parent / "stats_sample.json").read_text()
 
@@ -293,7 +288,7 @@ def test_no_label_or_value_carries_a_secret() -> None:
     assert secret not in text
     assert "sk-" not in text
     allowed_labels = {"outcome", "code", "model", "backend", "reason", "topic", "partition"}
-    allowed_labels |= {"store", "scope", "le", "route"}
+    allowed_labels |= {"store", "scope", "le", "route", "status"}
     for family in metrics.registry.collect():
         for sample in family.samples:
             assert set(sample.labels) <= allowed_labels, (family.name, sample.labels)

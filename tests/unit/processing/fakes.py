@@ -48,6 +48,9 @@ class RecordingObserver:
     def json_repaired(self, *, route: str) -> None:
         self.events.append(("json_repaired", {"route": route}))
 
+    def job_finished(self, *, status: str) -> None:
+        self.events.append(("job_finished", {"status": status}))
+
 
 def chat_request(key: str = "k", **changes: Any) -> ChatRequest:
     fields: dict[str, Any] = {

@@ -62,11 +62,27 @@ def test_outcomes() -> None:
 async def test_a_job_is_marked_and_recorded() -> None:
     store = InMemoryJobStore(JobConfig(ttl_seconds=60, max_wait_seconds=30))
     await store.submit("j", {})
-    tracked = JobTracked(Inner(REPLY), store, RecordingObserver())
+    observer = RecordingObserver()
+    tracked = JobTracked(Inner(REPLY), store, observer)
     assert await tracked.process(a_job("j")) == REPLY
     view = await store.get("j")
     assert view is not None
     assert [s for s, _ in view.record["history"]] == ["queued", "processing", "completed"]
+    assert observer.named("job_finished") == [{"status": "completed"}]
+
+
+async def test_a_replay_of_a_finished_job_records_and_counts_nothing_more() -> None:
+    store = InMemoryJobStore(JobConfig(ttl_seconds=60, max_wait_seconds=30))
+    await store.submit("j", {})
+    observer = RecordingObserver()
+    await JobTracked(Inner(ERROR), store, observer).process(a_job("j"))
+    # The core crashed after recording the outcome: the replay answers (from the outcome
+    # record, in the real processor), and the job keeps its one history.
+    assert await JobTracked(Inner(REPLY), store, observer).process(a_job("j")) == REPLY
+    view = await store.get("j")
+    assert view is not None
+    assert [s for s, _ in view.record["history"]] == ["queued", "processing", "error"]
+    assert observer.named("job_finished") == [{"status": "error"}]
 
 
 async def test_an_expired_job_never_reaches_the_processor() -> None:
@@ -75,13 +91,15 @@ async def test_an_expired_job_never_reaches_the_processor() -> None:
     await store.submit("j", {})
     clock.now += 31
     inner = Inner(REPLY)
-    reply = await JobTracked(inner, store, RecordingObserver()).process(a_job("j"))  # type: ignore[arg-type]
+    observer = RecordingObserver()
+    reply = await JobTracked(inner, store, observer).process(a_job("j"))
     assert inner.calls == 0
     assert orjson.loads(reply)["value"]["error"]["code"] == "gateway_timeout"
+    assert observer.named("job_finished") == [{"status": "expired"}]
 
 
 async def test_other_requests_pass() -> None:
     store = InMemoryJobStore(JobConfig(ttl_seconds=60, max_wait_seconds=30))
     inner = Inner(REPLY)
-    assert await JobTracked(inner, store, RecordingObserver()).process(a_job(None)) == REPLY  # type: ignore[arg-type]
+    assert await JobTracked(inner, store, RecordingObserver()).process(a_job(None)) == REPLY
     assert inner.calls == 1
