@@ -16,6 +16,13 @@ YAML or JSON (by the file's suffix), read with `config_files`:
         long_context:                 # optional: a prompt over `above` tokens pays these
           above: 200000
           prices: {input: 0.2, output: 0.4}
+        price_changes:                # optional: new prices from a UTC day on
+          - effective: 2027-01-01
+            prices: {input: 0.1, output: 0.2}
+            long_context: {above: 200000, prices: {input: 0.2, output: 0.4}}  # optional
+
+An entry that gives `prices` gives the model's whole price schedule: the shipped
+model's own `price_changes` are dropped unless the entry lists its own.
 
 Validated at start-up: a bad entry stops the service with one line naming the entry
 (`MODEL_CATALOGUE_FILE: model 'x': ...`), never echoing a value.
@@ -24,12 +31,20 @@ Validated at start-up: a bad entry stops the service with one line naming the en
 from __future__ import annotations
 
 import dataclasses
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from chater_gpt.catalogue.model import LongContext, ModelCatalogue, ModelInfo, Prices, Provider
+from chater_gpt.catalogue.model import (
+    LongContext,
+    ModelCatalogue,
+    ModelInfo,
+    PriceChange,
+    Prices,
+    Provider,
+)
 from chater_gpt.config_files import describe_problems, parse_document, read_document
 from chater_gpt.errors import ConfigError
 
@@ -53,6 +68,21 @@ class _LongContextEntry(BaseModel):
     above: int = Field(ge=1)
     prices: _PricesEntry
 
+    def value(self) -> LongContext:
+        return LongContext(self.above, self.prices.value())
+
+
+class _PriceChangeEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    effective: date
+    prices: _PricesEntry
+    long_context: _LongContextEntry | None = None
+
+    def value(self) -> PriceChange:
+        tier = self.long_context.value() if self.long_context else None
+        return PriceChange(self.effective, self.prices.value(), tier)
+
 
 class _ModelEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -64,6 +94,7 @@ class _ModelEntry(BaseModel):
     json_: bool | None = Field(default=None, alias="json")
     prices: _PricesEntry | None = None
     long_context: _LongContextEntry | None = None
+    price_changes: list[_PriceChangeEntry] | None = Field(default=None, max_length=100)
 
 
 class _CatalogueDocument(BaseModel):
@@ -108,11 +139,8 @@ def _model(name: str, raw: dict[str, Any], shipped: ModelInfo | None) -> ModelIn
         "vision": entry.vision,
         "json": entry.json_,
         "prices": entry.prices.value() if entry.prices else None,
-        "long_context": (
-            LongContext(entry.long_context.above, entry.long_context.prices.value())
-            if entry.long_context
-            else None
-        ),
+        "long_context": entry.long_context.value() if entry.long_context else None,
+        "price_changes": _schedule(label, entry),
     }
     given = {field: value for field, value in changes.items() if value is not None}
     if shipped is not None:
@@ -121,3 +149,19 @@ def _model(name: str, raw: dict[str, Any], shipped: ModelInfo | None) -> ModelIn
     if missing:
         raise ConfigError(f"{label}: a new model needs {' and '.join(missing)}")
     return ModelInfo(**given)
+
+
+def _schedule(label: str, entry: _ModelEntry) -> tuple[PriceChange, ...] | None:
+    """The entry's price changes by day; `()` when it gives prices alone (they replace
+    the shipped schedule); None when it says nothing of prices."""
+    if entry.price_changes is None:
+        return () if entry.prices is not None else None
+    changes = sorted((change.value() for change in entry.price_changes), key=_effective)
+    days = [change.effective for change in changes]
+    if len(set(days)) != len(days):
+        raise ConfigError(f"{label}: two price_changes take effect on one day")
+    return tuple(changes)
+
+
+def _effective(change: PriceChange) -> date:
+    return change.effective

@@ -10,12 +10,18 @@ resource prefix (`openai/gpt-4o`, `models/gemini-2.5-flash`) is dropped. A name 
 only *starts* like a known one (`gpt-5.4` is not `gpt-5`) is unknown: an unknown
 model has no provider (the default backend serves it), no window of its own, and
 costs nothing.
+
+Prices may change on a known day (an introductory price ending, a cut): a model's
+`price_changes` say from which UTC day on which prices apply, so a call is priced at
+the list price of the day it is made, and a daily money budget never spans two prices
+of one model.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from types import MappingProxyType
 
@@ -65,6 +71,20 @@ class LongContext:
 
 
 @dataclass(frozen=True, slots=True)
+class PriceChange:
+    """From the UTC day `effective` on, the model's list prices are `prices`; its
+    long-context tier becomes `long_context` when given, else stays as it was."""
+
+    effective: date
+    prices: Prices
+    long_context: LongContext | None = None
+
+
+def utc_today() -> date:
+    return datetime.now(UTC).date()
+
+
+@dataclass(frozen=True, slots=True)
 class ModelInfo:
     provider: Provider
     context_window: int  # prompt + completion, in tokens
@@ -73,13 +93,30 @@ class ModelInfo:
     json: bool = True  # answers in JSON natively (JSON mode, structured output)
     prices: Prices | None = None  # None: unknown, the model costs nothing here
     long_context: LongContext | None = None
+    price_changes: tuple[PriceChange, ...] = ()  # by effective day, earliest first
+
+    def tiers_on(self, day: date) -> tuple[Prices | None, LongContext | None]:
+        """The prices and the long-context tier in force on `day`."""
+        prices, long_context = self.prices, self.long_context
+        for change in self.price_changes:
+            if change.effective > day:
+                break
+            prices = change.prices
+            long_context = change.long_context or long_context
+        return prices, long_context
 
     def cost_usd(
-        self, prompt_tokens: int, completion_tokens: int, cached_prompt_tokens: int = 0
+        self,
+        prompt_tokens: int,
+        completion_tokens: int,
+        cached_prompt_tokens: int = 0,
+        *,
+        day: date | None = None,
     ) -> float:
-        prices = self.prices
-        if self.long_context is not None and prompt_tokens > self.long_context.above:
-            prices = self.long_context.prices
+        """At the prices of `day` (UTC; today when not given)."""
+        prices, long_context = self.tiers_on(day or utc_today())
+        if long_context is not None and prompt_tokens > long_context.above:
+            prices = long_context.prices
         if prices is None:
             return 0.0
         return prices.cost(prompt_tokens, completion_tokens, cached_prompt_tokens)
@@ -159,15 +196,18 @@ class ModelCatalogue:
         prompt_tokens: int,
         completion_tokens: int,
         cached_prompt_tokens: int = 0,
+        *,
+        day: date | None = None,
     ) -> float:
-        """What a call costs in USD at the model's list prices; 0.0 for a model the
-        catalogue does not know or prices. `cached_prompt_tokens` (part of
-        `prompt_tokens`) are charged at the cached-input price. For a worst case, pass
-        the prompt's tokens and `max_tokens` as the completion."""
+        """What a call costs in USD at the model's list prices of `day` (UTC; today when
+        not given); 0.0 for a model the catalogue does not know or prices.
+        `cached_prompt_tokens` (part of `prompt_tokens`) are charged at the cached-input
+        price. For a worst case, pass the prompt's tokens and `max_tokens` as the
+        completion."""
         info = self.lookup(model)
         if info is None:
             return 0.0
-        return info.cost_usd(prompt_tokens, completion_tokens, cached_prompt_tokens)
+        return info.cost_usd(prompt_tokens, completion_tokens, cached_prompt_tokens, day=day)
 
     def with_models(self, models: Mapping[str, ModelInfo]) -> ModelCatalogue:
         """A catalogue with `models` added, replacing entries of the same name."""

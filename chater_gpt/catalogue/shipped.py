@@ -23,7 +23,10 @@ cached price) no source gave; they are the best reading, not a quote.
 
 from __future__ import annotations
 
-from chater_gpt.catalogue.model import LongContext, ModelInfo, Prices, Provider
+import dataclasses
+from datetime import date
+
+from chater_gpt.catalogue.model import LongContext, ModelInfo, PriceChange, Prices, Provider
 
 OPENAI, ANTHROPIC, GEMINI = Provider.OPENAI, Provider.ANTHROPIC, Provider.GEMINI
 
@@ -131,7 +134,9 @@ SHIPPED_MODELS: dict[str, ModelInfo] = {
         GEMINI, _1M, 65_536, (2.00, 12.00, 0.20), long=(200_000, (4.00, 18.00, 0.40))
     ),
     "gemini-3.1-flash-lite": _m(GEMINI, _1M, 65_536, (0.25, 1.50, 0.025)),
-    # 3.8 Flash: an introductory price through 2026-12-31; from 2027-01-01 the list price
-    # is $1.50 / $7.50 / $0.15 (cached): update it here, or in MODEL_CATALOGUE_FILE.
-    "gemini-3.8-flash": _m(GEMINI, _1M, 65_536, (0.75, 3.75, 0.075)),
+    # 3.8 Flash: an introductory price through 2026-12-31, the list price from 2027-01-01.
+    "gemini-3.8-flash": dataclasses.replace(
+        _m(GEMINI, _1M, 65_536, (0.75, 3.75, 0.075)),
+        price_changes=(PriceChange(date(2027, 1, 1), Prices(1.50, 7.50, 0.15)),),
+    ),
 }

@@ -12,6 +12,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from chater_operator.errors import InvalidSpecError
@@ -55,7 +56,10 @@ _CATALOGUE_FIELDS = {
     "json": "json",
     "prices": "prices",
     "longContext": "long_context",
+    "priceChanges": "price_changes",
 }
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+PRICE_CHANGES_MAX = 100
 _PRICE_FIELDS = {"input": "input", "output": "output", "cachedInput": "cached_input"}
 # Secrets reach the pod only as secretKeyRef; extraConfig must never carry them.
 SECRET_VARIABLES = frozenset(
@@ -550,18 +554,58 @@ def _catalogue_entry(raw: Any, label: str) -> dict[str, Any]:
         "prices": _prices(raw["prices"], f"{label}.prices") if "prices" in raw else None,
     }
     if "longContext" in raw:
-        tier = _Reader(raw["longContext"], f"{label}.longContext")
-        above = tier.optional_integer("above", minimum=1)
-        if above is None:
-            raise tier.fail("above", "an integer of at least 1")
-        prices_raw = raw["longContext"].get("prices")
-        if prices_raw is None:
-            raise tier.fail("prices", "an object")
-        optional["longContext"] = {
-            "above": above,
-            "prices": _prices(prices_raw, f"{label}.longContext.prices"),
-        }
+        optional["longContext"] = _long_context(raw["longContext"], f"{label}.longContext")
+    if "priceChanges" in raw:
+        optional["priceChanges"] = _price_changes(raw["priceChanges"], f"{label}.priceChanges")
     return {_CATALOGUE_FIELDS[key]: value for key, value in optional.items() if value is not None}
+
+
+def _long_context(raw: Any, path: str) -> dict[str, Any]:
+    tier = _Reader(raw, path)
+    above = tier.optional_integer("above", minimum=1)
+    if above is None:
+        raise tier.fail("above", "an integer of at least 1")
+    prices_raw = raw.get("prices")
+    if prices_raw is None:
+        raise tier.fail("prices", "an object")
+    return {"above": above, "prices": _prices(prices_raw, f"{path}.prices")}
+
+
+def _price_changes(raw: Any, path: str) -> list[dict[str, Any]]:
+    """New prices from a UTC day on, in the service's file format (`price_changes`)."""
+    if not isinstance(raw, list) or not 1 <= len(raw) <= PRICE_CHANGES_MAX:
+        raise InvalidSpecError(f"{path} must be a list of 1 to {PRICE_CHANGES_MAX} changes")
+    changes: list[dict[str, Any]] = []
+    for index, item in enumerate(raw):
+        where = f"{path}[{index}]"
+        reader = _Reader(item, where)
+        unknown = sorted(set(item) - {"effective", "prices", "longContext"})
+        if unknown:
+            raise InvalidSpecError(f"{where}.{unknown[0]} is not a field of a price change")
+        effective = reader.required_string("effective")
+        if not _DAY.match(effective) or not _is_day(effective):
+            raise reader.fail("effective", "a day, YYYY-MM-DD (UTC)")
+        if "prices" not in item:
+            raise reader.fail("prices", "an object")
+        change: dict[str, Any] = {
+            "effective": effective,
+            "prices": _prices(item["prices"], f"{where}.prices"),
+        }
+        if "longContext" in item:
+            change["long_context"] = _long_context(item["longContext"], f"{where}.longContext")
+        changes.append(change)
+    days = [change["effective"] for change in changes]
+    if len(set(days)) != len(days):
+        raise InvalidSpecError(f"{path}: two changes take effect on one day")
+    return changes
+
+
+def _is_day(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _prices(raw: Any, path: str) -> dict[str, float]:

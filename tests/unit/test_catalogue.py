@@ -4,6 +4,7 @@ MODEL_CATALOGUE_FILE overrides and their errors, and prices → cost."""
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from chater_gpt.catalogue import (
     load_catalogue,
     parse_catalogue,
 )
-from chater_gpt.catalogue.model import LongContext
+from chater_gpt.catalogue.model import LongContext, PriceChange
 from chater_gpt.config import load_settings
 from chater_gpt.context.builder import ContextBuilder
 from chater_gpt.errors import ConfigError
@@ -131,6 +132,34 @@ def test_a_long_prompt_pays_the_long_context_tier_on_every_token() -> None:
     assert info.cost_usd(6, 1) == pytest.approx(7 / 1e6)
 
 
+def test_a_call_pays_the_prices_of_its_day() -> None:
+    # gemini-3.8-flash: an introductory $0.75 / $3.75 through 2026-12-31, then $1.50 / $7.50.
+    last_intro_day, first_list_day = date(2026, 12, 31), date(2027, 1, 1)
+    cost = DEFAULT_CATALOGUE.cost_usd
+    assert cost("gemini-3.8-flash", 10**6, 10**6, day=last_intro_day) == pytest.approx(4.50)
+    assert cost("gemini-3.8-flash", 10**6, 10**6, day=first_list_day) == pytest.approx(9.00)
+    assert cost("gemini-3.8-flash", 10**6, 0, 10**6, day=first_list_day) == pytest.approx(0.15)
+
+
+def test_a_price_change_keeps_the_long_context_tier_unless_it_names_one() -> None:
+    tier = LongContext(100, Prices(10, 10))
+    info = ModelInfo(
+        Provider.GEMINI,
+        1000,
+        prices=Prices(1, 1),
+        long_context=tier,
+        price_changes=(
+            PriceChange(date(2027, 1, 1), Prices(2, 2)),
+            PriceChange(date(2027, 6, 1), Prices(3, 3), LongContext(200, Prices(30, 30))),
+        ),
+    )
+    assert info.tiers_on(date(2026, 1, 1)) == (Prices(1, 1), tier)
+    assert info.tiers_on(date(2027, 1, 1)) == (Prices(2, 2), tier)
+    assert info.tiers_on(date(2027, 6, 1)) == (Prices(3, 3), LongContext(200, Prices(30, 30)))
+    assert info.cost_usd(150, 0, day=date(2027, 1, 2)) == pytest.approx(150 * 10 / 1e6)
+    assert info.cost_usd(150, 0, day=date(2027, 6, 2)) == pytest.approx(150 * 3 / 1e6)
+
+
 # --- MODEL_CATALOGUE_FILE ---------------------------------------------------------------
 
 FILE = """
@@ -162,6 +191,33 @@ def test_the_file_overrides_shipped_fields_and_adds_models() -> None:
     assert DEFAULT_CATALOGUE.lookup("smollm2-135m-instruct") is None  # shipped one untouched
 
 
+def test_the_file_gives_price_changes_in_any_order_and_its_prices_replace_the_schedule() -> None:
+    text = """
+models:
+  gpt-4o:
+    price_changes:
+      - {effective: "2028-01-01", prices: {input: 3, output: 3}}
+      - {effective: 2027-01-01, prices: {input: 2, output: 2}}
+  gemini-3.8-flash:
+    prices: {input: 0.5, output: 2}
+"""
+    catalogue = parse_catalogue(text, yaml=True, base=DEFAULT_CATALOGUE)
+    gpt_4o = catalogue.lookup("gpt-4o")
+    assert gpt_4o is not None
+    assert [change.effective for change in gpt_4o.price_changes] == [
+        date(2027, 1, 1),
+        date(2028, 1, 1),
+    ]
+    assert gpt_4o.prices == DEFAULT_CATALOGUE.models["gpt-4o"].prices  # until the first
+    assert catalogue.cost_usd("gpt-4o", 10**6, 0, day=date(2027, 3, 1)) == pytest.approx(2)
+    # A negotiated price given alone is the price from now on: the shipped change to the
+    # list price on 2027-01-01 no longer applies.
+    flash = catalogue.lookup("gemini-3.8-flash")
+    assert flash is not None
+    assert flash.price_changes == ()
+    assert catalogue.cost_usd("gemini-3.8-flash", 10**6, 0, day=date(2027, 3, 1)) == 0.5
+
+
 def test_the_file_is_read_as_json_or_yaml_by_its_suffix(tmp_path: Path) -> None:
     path = tmp_path / "catalogue.json"
     path.write_text(json.dumps({"models": {"x-1": {"provider": "gemini", "context_window": 9}}}))
@@ -183,6 +239,20 @@ def test_the_file_is_read_as_json_or_yaml_by_its_suffix(tmp_path: Path) -> None:
         ("models: {gpt-4o: {colour: magenta}}", "model 'gpt-4o': colour: Extra inputs"),
         ("models: {GPT-4o: {vision: false}, gpt-4o: {json: false}}", "'gpt-4o' is defined twice"),
         ("models: {gpt-4o: [", "MODEL_CATALOGUE_FILE: not valid YAML"),
+        (
+            "models: {gpt-4o: {price_changes: [{effective: '2027-02-30', prices: {input: 1, "
+            "output: 1}}]}}",
+            "model 'gpt-4o': price_changes.0.effective",
+        ),
+        (
+            "models: {gpt-4o: {price_changes: [{effective: 2027-01-01}]}}",
+            "model 'gpt-4o': price_changes.0.prices: Field required",
+        ),
+        (
+            "models: {gpt-4o: {price_changes: [{effective: 2027-01-01, prices: {input: 1, "
+            "output: 1}}, {effective: '2027-01-01', prices: {input: 2, output: 2}}]}}",
+            "model 'gpt-4o': two price_changes take effect on one day",
+        ),
     ],
 )
 def test_a_bad_file_is_one_line_naming_the_entry(text: str, message: str) -> None:

@@ -134,7 +134,15 @@ PROVIDER_KEYS: dict[str, Any] = {
 # deploy/examples/models.yaml (the service's MODEL_CATALOGUE_FILE example) as the CR's inline
 # spec.modelCatalogue.models: the same models, in the CRD's camelCase.
 CATALOGUE_MODELS: dict[str, Any] = {
-    "gpt-4o-mini": {"prices": {"input": 0.12, "output": 0.48, "cachedInput": 0.06}},
+    "gpt-4o-mini": {
+        "prices": {"input": 0.12, "output": 0.48, "cachedInput": 0.06},
+        "priceChanges": [
+            {
+                "effective": "2027-07-01",
+                "prices": {"input": 0.10, "output": 0.40, "cachedInput": 0.05},
+            }
+        ],
+    },
     "smollm2-135m-instruct": {
         "provider": "openai",
         "contextWindow": 8192,

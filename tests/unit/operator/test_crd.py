@@ -456,6 +456,10 @@ def test_model_catalogues_are_accepted(validator: jsonschema.Draft7Validator, ob
         with_model(longContext={"above": 0, "prices": {"input": 1, "output": 2}}),
         with_model(longContext={"above": 1000}),
         with_spec(modelCatalogue={"models": {"m": "gpt-4o"}}),
+        with_model(priceChanges=[]),
+        with_model(priceChanges=[{"prices": {"input": 1, "output": 2}}]),
+        with_model(priceChanges=[{"effective": "2027-01-01"}]),
+        with_model(priceChanges={"effective": "2027-01-01", "prices": {"input": 1, "output": 2}}),
     ],
     ids=[
         "empty",
@@ -481,6 +485,10 @@ def test_model_catalogues_are_accepted(validator: jsonschema.Draft7Validator, ob
         "long-context-above-zero",
         "long-context-without-prices",
         "entry-not-an-object",
+        "no-price-changes",
+        "price-change-without-day",
+        "price-change-without-prices",
+        "price-changes-not-a-list",
     ],
 )
 def test_invalid_model_catalogues_are_refused(

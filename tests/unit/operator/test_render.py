@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -560,6 +561,8 @@ def test_the_rendered_catalogue_is_one_the_service_accepts(tmp_path: Path) -> No
         "openai_api_key": "sk-test",
     }
     catalogue = load_settings(values).catalogue
-    assert catalogue.cost_usd("gpt-4o-mini", 1_000_000, 0) == pytest.approx(0.12)
+    before, after = date(2027, 6, 30), date(2027, 7, 1)  # the sample's price change
+    assert catalogue.cost_usd("gpt-4o-mini", 1_000_000, 0, day=before) == pytest.approx(0.12)
+    assert catalogue.cost_usd("gpt-4o-mini", 1_000_000, 0, day=after) == pytest.approx(0.10)
     assert catalogue.context_window("smollm2-135m-instruct") == 8192
     assert catalogue.provider_of("gemini-3.1-pro-preview") is Provider.GEMINI

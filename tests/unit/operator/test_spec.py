@@ -126,6 +126,37 @@ BASE = README_EXAMPLE["spec"]
             "spec.modelCatalogue.models['m'].longContext.above",
         ),
         (
+            {"modelCatalogue": {"models": {"m": {"priceChanges": []}}}},
+            "spec.modelCatalogue.models['m'].priceChanges must be a list of 1 to 100",
+        ),
+        (
+            {"modelCatalogue": {"models": {"m": {"priceChanges": [{"effective": "2027-13-01"}]}}}},
+            "spec.modelCatalogue.models['m'].priceChanges[0].effective must be a day",
+        ),
+        (
+            {"modelCatalogue": {"models": {"m": {"priceChanges": [{"effective": "2027-01-01"}]}}}},
+            "spec.modelCatalogue.models['m'].priceChanges[0].prices must be an object",
+        ),
+        (
+            {"modelCatalogue": {"models": {"m": {"priceChanges": [{"from": "2027-01-01"}]}}}},
+            "spec.modelCatalogue.models['m'].priceChanges[0].from is not a field",
+        ),
+        (
+            {
+                "modelCatalogue": {
+                    "models": {
+                        "m": {
+                            "priceChanges": [
+                                {"effective": "2027-01-01", "prices": {"input": 1, "output": 1}},
+                                {"effective": "2027-01-01", "prices": {"input": 2, "output": 2}},
+                            ]
+                        }
+                    }
+                }
+            },
+            "two changes take effect on one day",
+        ),
+        (
             {"modelCatalogue": {"models": {"GPT-4o": {}, "gpt-4o": {}}}},
             "'GPT-4o' and 'gpt-4o' are one model",
         ),
@@ -320,7 +351,15 @@ def test_an_inline_catalogue_is_read_in_the_services_file_format() -> None:
     assert spec.model_catalogue is not None
     assert spec.model_catalogue.config_map is None
     assert spec.model_catalogue.models == {
-        "gpt-4o-mini": {"prices": {"input": 0.12, "output": 0.48, "cached_input": 0.06}},
+        "gpt-4o-mini": {
+            "prices": {"input": 0.12, "output": 0.48, "cached_input": 0.06},
+            "price_changes": [
+                {
+                    "effective": "2027-07-01",
+                    "prices": {"input": 0.10, "output": 0.40, "cached_input": 0.05},
+                }
+            ],
+        },
         "smollm2-135m-instruct": {
             "provider": "openai",
             "context_window": 8192,
