@@ -12,6 +12,7 @@ pass (5xx, timeouts) do raise, for kopf to retry with a delay.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -23,7 +24,13 @@ from chater_operator.drift import Drift, compare
 from chater_operator.errors import InvalidSpecError, KubeApiError
 from chater_operator.gateway_spec import gateway_name
 from chater_operator.kube import EventSink, KubeApi
-from chater_operator.render import OWNER_UID_LABEL, child_name, managed_children, render_children
+from chater_operator.render import (
+    OWNER_UID_LABEL,
+    child_name,
+    config_hash,
+    managed_children,
+    render_children,
+)
 from chater_operator.resources import ObjectRef
 from chater_operator.spec import InstanceSpec, Owner, parse_spec
 from chater_operator.status import DEGRADED, Problem, Rollout, build_status, condition_of
@@ -87,7 +94,7 @@ async def reconcile(body: Mapping[str, Any], ctx: Reconciler) -> Outcome:
     else:
         namespace = spec.namespace
         gateway_enabled = spec.gateway.enabled
-        outcome.problem = await _missing_references(spec, ctx.api)
+        outcome.problem, spec = await _missing_references(spec, ctx.api)
         if outcome.problem is not None:
             # Nothing is applied, but running pods still count in the status.
             rollout, gateway = await _live_rollouts(spec, ctx.api)
@@ -114,36 +121,49 @@ async def reconcile(body: Mapping[str, Any], ctx: Reconciler) -> Outcome:
     return outcome
 
 
-async def _missing_references(spec: InstanceSpec, api: KubeApi) -> Problem | None:
-    """What the pods would wait for in ContainerCreating: a Secret, a ConfigMap key."""
-    return await _missing_secrets(spec, api) or await _missing_config_map_keys(spec, api)
+async def _missing_references(
+    spec: InstanceSpec, api: KubeApi
+) -> tuple[Problem | None, InstanceSpec]:
+    """What the pods would wait for in ContainerCreating: a Secret, a ConfigMap key; and
+    the spec with the referenced ConfigMap keys' content hashes."""
+    problem = await _missing_secrets(spec, api)
+    if problem is not None:
+        return problem, spec
+    return await _read_config_map_keys(spec, api)
 
 
-async def _missing_config_map_keys(spec: InstanceSpec, api: KubeApi) -> Problem | None:
+async def _read_config_map_keys(
+    spec: InstanceSpec, api: KubeApi
+) -> tuple[Problem | None, InstanceSpec]:
     own = child_name(spec.owner.name, "ConfigMap")
+    catalogue = spec.model_catalogue
     for ref in spec.referenced_config_maps():
         if ref.name == own:
             return Problem(
                 InvalidSpecError.reason,
                 f"spec.modelCatalogue.configMapRef names {own}, the ConfigMap the operator "
                 "writes for this instance: use spec.modelCatalogue.models, or another ConfigMap",
-            )
-        # Not a Secret: the operator may read it (and does, to check the key).
+            ), spec
+        # Not a Secret: the operator may read it (and does, to check the key and follow
+        # its content: the pods read the file only when they start).
         live = await api.get(ObjectRef("v1", "ConfigMap", spec.namespace, ref.name))
         if live is None:
             return Problem(
                 "ConfigMapNotFound",
                 f"ConfigMap {ref.name} not found in namespace {spec.namespace}; the instance "
                 "starts when it exists",
-            )
+            ), spec
         keys = {**(live.get("data") or {}), **(live.get("binaryData") or {})}
         if ref.key not in keys:
             return Problem(
                 "ConfigMapNotFound",
                 f"ConfigMap {ref.name} in namespace {spec.namespace} has no key {ref.key}; "
                 "the instance starts when it has",
-            )
-    return None
+            ), spec
+        if catalogue is not None and ref == catalogue.config_map:
+            read = dataclasses.replace(ref, content_hash=config_hash(keys[ref.key]))
+            catalogue = dataclasses.replace(catalogue, config_map=read)
+    return None, dataclasses.replace(spec, model_catalogue=catalogue)
 
 
 async def _missing_secrets(spec: InstanceSpec, api: KubeApi) -> Problem | None:

@@ -26,6 +26,7 @@ APP_NAME = "chater-gpt"
 MANAGED_BY = "chater-operator"
 OWNER_UID_LABEL = "chater.example.com/owner-uid"
 CONFIG_HASH_ANNOTATION = "chater.example.com/config-hash"
+CATALOGUE_HASH_ANNOTATION = "chater.example.com/catalogue-hash"
 TLS_MOUNT = "/etc/kafka/tls"
 # The routes file: a key of the instance's ConfigMap, mounted read-only as a file.
 ROUTES_KEY = "routes.json"
@@ -381,6 +382,12 @@ def render_deployment(spec: InstanceSpec, config_map: Manifest) -> Manifest:
         selector=selector_labels(spec),
         grace_seconds=spec.shutdown_grace_seconds + TERMINATION_MARGIN_SECONDS,
     )
+    # A settings change rolls the pods (env from a ConfigMap is read only at start), and
+    # so does an edit of a catalogue file in a ConfigMap of the user's (read at start too).
+    annotations = {CONFIG_HASH_ANNOTATION: config_hash(config_map["data"])}
+    catalogue = spec.model_catalogue
+    if catalogue and catalogue.config_map and catalogue.config_map.content_hash:
+        annotations[CATALOGUE_HASH_ANNOTATION] = catalogue.config_map.content_hash
     deployment_spec: dict[str, Any] = {
         "selector": {"matchLabels": selector_labels(spec)},
         "revisionHistoryLimit": 5,
@@ -390,11 +397,7 @@ def render_deployment(spec: InstanceSpec, config_map: Manifest) -> Manifest:
             "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
         },
         "template": {
-            "metadata": {
-                "labels": labels(spec),
-                # A settings change rolls the pods (env from a ConfigMap is read only at start).
-                "annotations": {CONFIG_HASH_ANNOTATION: config_hash(config_map["data"])},
-            },
+            "metadata": {"labels": labels(spec), "annotations": annotations},
             "spec": pod,
         },
     }

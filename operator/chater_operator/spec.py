@@ -146,6 +146,9 @@ class KafkaSecurity:
 class ConfigMapKeyRef:
     name: str
     key: str
+    # A hash of the key's content, read from the live ConfigMap by the reconciler (None
+    # until read): in the pod template, so that an edit of the file rolls the pods.
+    content_hash: str | None = None
 
 
 @dataclass(frozen=True)

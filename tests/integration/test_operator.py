@@ -45,6 +45,8 @@ HPAS = kmock.resource("autoscaling", "v2", "horizontalpodautoscalers")
 STATEFULSETS = kmock.resource("apps", "v1", "statefulsets")
 SECRETS = kmock.resource("", "v1", "secrets")
 NAME = "chater-gpt-instance"
+CONFIG_HASH = "chater.example.com/config-hash"
+CATALOGUE_HASH = "chater.example.com/catalogue-hash"
 CHILDREN = [
     (CONFIGMAPS, f"{NAME}-config"),
     (DEPLOYMENTS, NAME),
@@ -409,6 +411,42 @@ async def test_a_catalogue_config_map_must_exist_with_its_key_before_the_pods_mo
         "metadata": {"name": "llm-models", "namespace": "chater-gpt"},
         "data": {"models.yaml": "models: {}\n"},
     }
+
+
+async def test_an_edit_of_the_catalogue_config_map_rolls_the_pods(
+    api_mock: Any, memo: kopf.Memo
+) -> None:
+    """The pods read the catalogue file only when they start: the operator follows the
+    key's content (on its next pass: a change or the drift timer) into the pod template."""
+    ref = {"name": "llm-models", "key": "models.yaml"}
+    put_cr(
+        api_mock, {**README_EXAMPLE["spec"], "modelCatalogue": {"configMapRef": ref}}, "chater-gpt"
+    )
+    put_secret(api_mock, "chater-gpt")
+    put_config_map(api_mock, "chater-gpt", "llm-models", {"models.yaml": "models: {}\n"})
+
+    def template_annotations() -> dict[str, str]:
+        deployment = live(api_mock, DEPLOYMENTS, "chater-gpt", NAME)
+        assert deployment is not None
+        annotations: dict[str, str] = deployment["spec"]["template"]["metadata"]["annotations"]
+        return annotations
+
+    await handlers.on_change(body=body_of(api_mock, "chater-gpt"), memo=memo)
+    first = template_annotations()
+    await handlers.drift_timer(body=body_of(api_mock, "chater-gpt"), memo=memo)
+    assert template_annotations() == first  # the same file: no rollout
+
+    edited = "models:\n  gpt-4o-mini: {prices: {input: 0.1, output: 0.4}}\n"
+    put_config_map(api_mock, "chater-gpt", "llm-models", {"models.yaml": edited, "other": "x"})
+    await handlers.drift_timer(body=body_of(api_mock, "chater-gpt"), memo=memo)
+    second = template_annotations()
+    assert second[CATALOGUE_HASH] != first[CATALOGUE_HASH]  # a new template: pods roll
+    assert second[CONFIG_HASH] == first[CONFIG_HASH]  # the settings did not change
+
+    # Another key of the same ConfigMap is not the catalogue: no rollout for it.
+    put_config_map(api_mock, "chater-gpt", "llm-models", {"models.yaml": edited, "other": "y"})
+    await handlers.drift_timer(body=body_of(api_mock, "chater-gpt"), memo=memo)
+    assert template_annotations() == second
 
 
 async def test_the_instances_own_config_map_is_no_catalogue_config_map(
