@@ -35,7 +35,11 @@ class GatewaySettings(BaseSettings):
     )
     # Where the gateway sends requests; unset: the chat route's request topic.
     gateway_request_topic: str | None = Field(default=None, min_length=1)
+    # A request's answer, or a streamed one's first text, within this long (else 504).
     gateway_timeout_seconds: float = Field(default=120.0, gt=0)
+    # Once a stream's text flows, each next piece within this long (else it ends with
+    # an error event); the core's TIMEOUT bounds the whole generation.
+    gateway_stream_idle_seconds: float = Field(default=30.0, gt=0)
     gateway_max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     # YAML/JSON: {keys: {<sha256 hex of the key>: <tenant app_code>}}; unset: open.
     gateway_api_keys_file: Path | None = None

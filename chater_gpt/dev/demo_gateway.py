@@ -52,9 +52,9 @@ def demo_tenant_policy(app_code: str) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def running_gateway(settings: Settings, jobs: JobStore) -> AsyncIterator[str]:
-    """The gateway on a free port of 127.0.0.1, keeping job state in `jobs` (the core's
-    store); yields its base URL."""
+async def running_gateway(settings: Settings, jobs: JobStore | None = None) -> AsyncIterator[str]:
+    """The gateway on a free port of 127.0.0.1, keeping job state in `jobs` when given
+    (the store of a core in this process); yields its base URL."""
     gateway = build_gateway(
         settings.model_copy(update={"gateway_host": "127.0.0.1", "gateway_port": 0}), jobs=jobs
     )

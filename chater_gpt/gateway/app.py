@@ -67,6 +67,7 @@ class GatewayConfig:
     timeout_seconds: float
     max_body_bytes: int
     cors_origins: tuple[str, ...] = ()
+    stream_idle_seconds: float = 30.0
 
 
 class GatewayState:
@@ -226,6 +227,7 @@ class GatewayApp:
             model=parsed.model or "",
             include_usage=bool(parsed.stream_options and parsed.stream_options.include_usage),
             timeout=self._config.timeout_seconds,
+            idle=self._config.stream_idle_seconds,
             headers=request.get(CORS_KEY, {}),
         )
         try:

@@ -13,7 +13,10 @@ an `{"error": ...}` event, then `[DONE]` (OpenAI's clients raise on it).
 - Chunks carry the attempt that produced them: a request whose service replica died is
   processed again elsewhere and streams afresh. Before any text went out the new
   attempt is followed; after, the stream ends with `stream_interrupted` (retryable).
-- `timeout` bounds the whole request: past it, 504 before any text, else an error event.
+- `timeout` bounds the wait for the first text (past it, 504); once text flows, the
+  stream goes on as long as each next piece comes within `idle` seconds (else an error
+  event): a long answer is not cut while the model writes it, a stalled one is ended.
+  The core's own LLM timeout bounds the whole generation.
 """
 
 from __future__ import annotations
@@ -42,7 +45,8 @@ class StreamSpec:
     completion_id: str
     model: str
     include_usage: bool
-    timeout: float
+    timeout: float  # GATEWAY_TIMEOUT_SECONDS: until the first text
+    idle: float  # GATEWAY_STREAM_IDLE_SECONDS: at most between pieces once text flows
     headers: dict[str, str]  # more headers of the answer (CORS)
 
 
@@ -99,13 +103,16 @@ async def relay(
     """The HTTP answer of a streamed request (see the module's docstring)."""
     relay = _Relay(request, spec)
     try:
-        async with asyncio.timeout(spec.timeout):
-            error = await _follow(relay, events)
+        error = await _follow(relay, _Paced(events, relay, spec))
     except TimeoutError:
+        waited = (
+            f"no new text for {spec.idle:g} s"
+            if relay.sent_text
+            else f"no answer within {spec.timeout:g} s"
+        )
         error = http_error(
             GatewayTimeout.code.value,
-            f"no complete answer within {spec.timeout:g} s; the request may still be "
-            "answered and billed",
+            f"{waited}; the request may still be answered and billed",
         )
     if error is not None:
         if relay.response is None:
@@ -121,7 +128,28 @@ async def relay(
     return relay.response
 
 
-async def _follow(relay: _Relay, events: asyncio.Queue[StreamEvent]) -> HttpError | None:
+class _Paced:
+    """The stream's events, each waited for at most as long as `StreamSpec` allows:
+    TimeoutError when the first text is late, or the next piece after text went out."""
+
+    def __init__(self, events: asyncio.Queue[StreamEvent], relay: _Relay, spec: StreamSpec) -> None:
+        self._events = events
+        self._relay = relay
+        self._spec = spec
+        self._first_by = asyncio.get_running_loop().time() + spec.timeout
+
+    async def get(self) -> StreamEvent:
+        if not self._events.empty():
+            return self._events.get_nowait()
+        if self._relay.sent_text:
+            wait = self._spec.idle
+        else:
+            wait = self._first_by - asyncio.get_running_loop().time()
+        async with asyncio.timeout(max(wait, 0.0)):
+            return await self._events.get()
+
+
+async def _follow(relay: _Relay, events: _Paced) -> HttpError | None:
     """Relay events until the stream ends; returns the error it ended with, if any."""
     while True:
         event = await events.get()

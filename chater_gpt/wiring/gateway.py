@@ -49,6 +49,7 @@ def gateway_config(settings: Settings, instance: str) -> GatewayConfig:
         timeout_seconds=settings.gateway_timeout_seconds,
         max_body_bytes=settings.gateway_max_body_bytes,
         cors_origins=tuple(settings.gateway_cors_origins),
+        stream_idle_seconds=settings.gateway_stream_idle_seconds,
     )
 
 

@@ -76,6 +76,7 @@ def gateway_env(spec: InstanceSpec) -> list[dict[str, Any]]:
         "GATEWAY_PORT": gateway.port,
         "GATEWAY_SHUTDOWN_GRACE_SECONDS": spec.shutdown_grace_seconds,
         "GATEWAY_TIMEOUT_SECONDS": gateway.timeout_seconds,
+        "GATEWAY_STREAM_IDLE_SECONDS": gateway.stream_idle_seconds,
         "GATEWAY_MAX_BODY_BYTES": gateway.max_body_bytes,
         "GATEWAY_CORS_ORIGINS": ",".join(gateway.cors_origins) or None,
         "GATEWAY_REQUEST_TOPIC": gateway.request_topic,

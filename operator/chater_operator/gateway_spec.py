@@ -28,6 +28,7 @@ FIELD_VARIABLES = {
     "port": "GATEWAY_PORT",
     "corsOrigins": "GATEWAY_CORS_ORIGINS",
     "timeoutSeconds": "GATEWAY_TIMEOUT_SECONDS",
+    "streamIdleSeconds": "GATEWAY_STREAM_IDLE_SECONDS",
     "maxBodyBytes": "GATEWAY_MAX_BODY_BYTES",
     "requestTopic": "GATEWAY_REQUEST_TOPIC",
     "replyTopicPrefix": "GATEWAY_REPLY_TOPIC_PREFIX",
@@ -44,6 +45,7 @@ class GatewaySpec:
     api_keys: SecretKeyRef | None = None  # None: an open gateway (every caller let in)
     cors_origins: tuple[str, ...] = ()
     timeout_seconds: float | None = None
+    stream_idle_seconds: float | None = None
     max_body_bytes: int | None = None
     request_topic: str | None = None
     reply_topic_prefix: str | None = None
@@ -71,6 +73,7 @@ def parse_gateway(raw: Mapping[str, Any]) -> GatewaySpec:
         api_keys=api_keys,
         cors_origins=tuple(origins),
         timeout_seconds=timeout,
+        stream_idle_seconds=reader.optional_positive_number("streamIdleSeconds"),
         max_body_bytes=reader.optional_integer("maxBodyBytes", minimum=1024),
         request_topic=_topic(reader, "requestTopic", _TOPIC),
         reply_topic_prefix=_topic(

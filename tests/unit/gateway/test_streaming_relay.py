@@ -19,7 +19,7 @@ from chater_gpt.gateway.waiter import StreamEvent
 
 USAGE = {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
 
-Events = list[StreamEvent]
+Events = list[StreamEvent | float]  # a float: the core is silent this many seconds
 
 
 def chunk(attempt: str, index: int, **fields: Any) -> StreamEvent:
@@ -38,16 +38,27 @@ async def ask() -> AsyncIterator[Callable[..., Any]]:
 
     async def handler(request: web.Request) -> web.StreamResponse:
         queue: asyncio.Queue[StreamEvent] = asyncio.Queue()
-        for event in scripted.pop():
-            queue.put_nowait(event)
+
+        async def feed(events: Events) -> None:
+            for event in events:
+                if isinstance(event, float):
+                    await asyncio.sleep(event)  # the scenario: a model writing slowly
+                else:
+                    queue.put_nowait(event)
+
+        feeding = asyncio.create_task(feed(scripted.pop()))
         spec = StreamSpec(
             completion_id="c1",
             model="gpt-4o-mini",
             include_usage=options.get("include_usage", False),
             timeout=options.get("timeout", 5.0),
+            idle=options.get("idle", 5.0),
             headers={"Access-Control-Allow-Origin": "*"},
         )
-        return await relay(request, queue, spec)
+        try:
+            return await relay(request, queue, spec)
+        finally:
+            feeding.cancel()
 
     app = web.Application()
     app.router.add_post("/", handler)
@@ -156,6 +167,26 @@ async def test_a_gateway_failure_and_a_timeout(ask: Callable[..., Any]) -> None:
     assert (status, documents[0]["error"]["code"]) == (503, "gateway_unavailable")
     status, _, documents = await ask([], timeout=0.2)
     assert (status, documents[0]["error"]["code"]) == (504, "gateway_timeout")
-    status, _, documents = await ask([chunk("a", 0, delta="slow")], timeout=0.2)
+    assert "no answer within 0.2 s" in documents[0]["error"]["message"]
+    # Text went out, then the core fell silent: an error event after the idle wait.
+    status, _, documents = await ask([chunk("a", 0, delta="slow")], timeout=5.0, idle=0.2)
     assert status == 200
+    assert texts(documents) == "slow"
     assert documents[-2]["error"]["code"] == "gateway_timeout"
+    assert "no new text for 0.2 s" in documents[-2]["error"]["message"]
+
+
+async def test_a_long_answer_is_not_cut_while_its_pieces_keep_coming(
+    ask: Callable[..., Any],
+) -> None:
+    """Five pieces 0.15 s apart take longer than the 0.3 s the first text may take, each
+    well within the idle wait: the whole answer arrives."""
+    events: Events = [chunk("a", 0, delta="0")]
+    for index in range(1, 5):
+        events += [0.15, chunk("a", index, delta=str(index))]
+    events += [0.15, chunk("a", 5, done=True, finish_reason="stop", usage=USAGE)]
+    status, _, documents = await ask(events, timeout=0.3, idle=2.0)
+    assert status == 200
+    assert texts(documents) == "01234"
+    assert not [d for d in documents if isinstance(d, dict) and "error" in d]
+    assert documents[-1] == "[DONE]"

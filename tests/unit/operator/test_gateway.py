@@ -64,6 +64,7 @@ def validator() -> Any:
         ({"enabled": True, "apiKeysSecret": {"name": "k"}}, False),
         ({"enabled": True, "apiKeysSecret": {"name": "k", "key": "../keys"}}, False),
         ({"enabled": True, "timeoutSeconds": 0}, False),
+        ({"enabled": True, "streamIdleSeconds": 0}, False),
         ({"enabled": True, "maxBodyBytes": 10}, False),
         ({"enabled": True, "corsOrigins": "*"}, False),
         ({"enabled": True, "replyTopicPrefix": ""}, False),
@@ -185,6 +186,7 @@ def test_the_examples_gateway_loads_its_settings_as_the_gateway_reads_them(
     assert config.reply_topic == "gpt-gateway-reply-chater-gpt-gateway-gateway-0"
     assert config.request_topic == "gpt-send"
     assert (config.timeout_seconds, config.max_body_bytes) == (90, 8388608)
+    assert config.stream_idle_seconds == 45
     assert config.cors_origins == ("https://chat.example.com",)
     assert len(api_keys(settings)) == 1
     assert settings.gateway_port == main(children)["ports"][0]["containerPort"] == 8080
