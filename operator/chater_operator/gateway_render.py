@@ -63,11 +63,14 @@ def _metadata(spec: InstanceSpec) -> dict[str, Any]:
 
 
 def render_gateway(spec: InstanceSpec, config_map: Manifest) -> list[Manifest]:
-    return [
+    children = [
         render_stateful_set(spec, config_map),
         render_gateway_service(spec),
         render_gateway_pdb(spec),
     ]
+    if spec.gateway.autoscaling.enabled:
+        children.append(render_gateway_autoscaler(spec))
+    return children
 
 
 def gateway_env(spec: InstanceSpec) -> list[dict[str, Any]]:
@@ -151,14 +154,20 @@ def render_stateful_set(spec: InstanceSpec, config_map: Manifest) -> Manifest:
         # Open requests finish for the drain time, the rest get 503, then it closes.
         grace_seconds=spec.shutdown_grace_seconds + CLOSE_SECONDS,
     )
+    stateful_set_spec: dict[str, Any] = {
+        # Required by StatefulSet; the pods need no DNS names of their own.
+        "serviceName": gateway_name(spec.owner.name),
+        "replicas": spec.gateway.replicas,
+    }
+    if spec.gateway.autoscaling.enabled:
+        # The autoscaler owns the count; applying ours would fight it.
+        del stateful_set_spec["replicas"]
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
         "metadata": _metadata(spec),
         "spec": {
-            # Required by StatefulSet; the pods need no DNS names of their own.
-            "serviceName": gateway_name(spec.owner.name),
-            "replicas": spec.gateway.replicas,
+            **stateful_set_spec,
             # No ordering needed: the pods share nothing but the request topic.
             "podManagementPolicy": "Parallel",
             "revisionHistoryLimit": 5,
@@ -193,6 +202,26 @@ def render_gateway_service(spec: InstanceSpec) -> Manifest:
             "ports": [
                 {"name": "http", "port": spec.gateway.port, "targetPort": "http", "protocol": "TCP"}
             ],
+        },
+    }
+
+
+def render_gateway_autoscaler(spec: InstanceSpec) -> Manifest:
+    """An HPA on the pods' CPU. A pod scaled away drains like any stopping gateway (its
+    open requests finish for the grace, the rest get 503, retryable); its reply topic
+    expires with its retention."""
+    scaling = spec.gateway.autoscaling
+    target = {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": gateway_name(spec.owner.name)}
+    cpu = {"type": "Utilization", "averageUtilization": scaling.cpu_utilization}
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _metadata(spec),
+        "spec": {
+            "scaleTargetRef": target,
+            "minReplicas": scaling.min_replicas,
+            "maxReplicas": scaling.max_replicas,
+            "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": cpu}}],
         },
     }
 

@@ -37,6 +37,17 @@ OPERATOR_VARIABLES = ("GATEWAY_INSTANCE_ID", "GATEWAY_API_KEYS_FILE")
 
 
 @dataclass(frozen=True)
+class GatewayAutoscaling:
+    """spec.gateway.autoscaling: an HPA on CPU for the gateway's StatefulSet (an HTTP
+    front door has no Kafka lag to scale on; its work is parsing and relaying)."""
+
+    enabled: bool = False
+    min_replicas: int = DEFAULT_REPLICAS
+    max_replicas: int = 10
+    cpu_utilization: int = 70
+
+
+@dataclass(frozen=True)
 class GatewaySpec:
     enabled: bool = False
     replicas: int = DEFAULT_REPLICAS
@@ -49,6 +60,7 @@ class GatewaySpec:
     max_body_bytes: int | None = None
     request_topic: str | None = None
     reply_topic_prefix: str | None = None
+    autoscaling: GatewayAutoscaling = GatewayAutoscaling()
     given: frozenset[str] = frozenset()  # the fields the CR sets (for extraConfig overlaps)
 
 
@@ -79,8 +91,22 @@ def parse_gateway(raw: Mapping[str, Any]) -> GatewaySpec:
         reply_topic_prefix=_topic(
             reader, "replyTopicPrefix", re.compile(r"^[a-zA-Z0-9._-]{1,200}$")
         ),
+        autoscaling=_autoscaling(reader.mapping("autoscaling")),
         given=frozenset(key for key in FIELD_VARIABLES if raw.get(key) not in (None, "", [])),
     )
+
+
+def _autoscaling(raw: Mapping[str, Any]) -> GatewayAutoscaling:
+    reader = Reader(raw, f"{PATH}.autoscaling")
+    scaling = GatewayAutoscaling(
+        enabled=reader.boolean("enabled", False),
+        min_replicas=reader.integer("minReplicas", DEFAULT_REPLICAS, minimum=1),
+        max_replicas=reader.integer("maxReplicas", 10, minimum=1),
+        cpu_utilization=reader.integer("cpuUtilization", 70, minimum=1, maximum=100),
+    )
+    if scaling.max_replicas < scaling.min_replicas:
+        raise reader.fail("maxReplicas", "at least minReplicas")
+    return scaling
 
 
 def _topic(reader: Reader, key: str, pattern: re.Pattern[str]) -> str | None:

@@ -515,6 +515,7 @@ GATEWAY_KINDS = [
     ("apps/v1", "StatefulSet"),
     ("v1", "Service"),
     ("policy/v1", "PodDisruptionBudget"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
 ]
 
 

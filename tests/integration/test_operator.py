@@ -595,6 +595,29 @@ async def test_the_gateway_comes_with_its_keys_reports_its_pods_and_goes_when_di
     assert events.reasons()[-1] == "Pruned"
 
 
+async def test_the_gateways_autoscaler_comes_and_goes_with_its_setting(
+    api_mock: Any, memo: kopf.Memo
+) -> None:
+    scaling = {"enabled": True, "minReplicas": 2, "maxReplicas": 5}
+    spec = {**README_EXAMPLE["spec"], "gateway": {"enabled": True, "autoscaling": scaling}}
+    put_cr(api_mock, spec, "chater-gpt")
+    put_secret(api_mock, "chater-gpt")
+    await handlers.on_change(body=body_of(api_mock, "chater-gpt"), memo=memo)
+    hpa = live(api_mock, HPAS, "chater-gpt", f"{NAME}-gateway")
+    assert hpa is not None
+    assert hpa["spec"]["scaleTargetRef"]["kind"] == "StatefulSet"
+    assert hpa["spec"]["maxReplicas"] == 5
+    assert live(api_mock, HPAS, "chater-gpt", NAME) is None  # the service is not autoscaled
+
+    off = {**spec, "gateway": {"enabled": True}}
+    put_cr(api_mock, off, "chater-gpt", generation=2)
+    await handlers.on_change(body=body_of(api_mock, "chater-gpt"), memo=memo)
+    assert live(api_mock, HPAS, "chater-gpt", f"{NAME}-gateway") is None
+    stateful_set = live(api_mock, STATEFULSETS, "chater-gpt", f"{NAME}-gateway")
+    assert stateful_set is not None
+    assert stateful_set["spec"]["replicas"] == 2
+
+
 async def test_deletion_removes_the_children_in_another_namespace(
     api_mock: Any, memo: kopf.Memo, events: RecordedEvents
 ) -> None:

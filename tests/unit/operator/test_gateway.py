@@ -65,6 +65,9 @@ def validator() -> Any:
         ({"enabled": True, "apiKeysSecret": {"name": "k", "key": "../keys"}}, False),
         ({"enabled": True, "timeoutSeconds": 0}, False),
         ({"enabled": True, "streamIdleSeconds": 0}, False),
+        ({"enabled": True, "autoscaling": {"enabled": True, "maxReplicas": 6}}, True),
+        ({"enabled": True, "autoscaling": {"enabled": True, "minReplicas": 0}}, False),
+        ({"enabled": True, "autoscaling": {"cpuUtilization": 101}}, False),
         ({"enabled": True, "maxBodyBytes": 10}, False),
         ({"enabled": True, "corsOrigins": "*"}, False),
         ({"enabled": True, "replyTopicPrefix": ""}, False),
@@ -216,11 +219,43 @@ def test_a_reply_prefix_is_the_services_too() -> None:
             "timeoutSeconds",
         ),
         ({**WITH_GATEWAY, "gateway": {"enabled": True, "port": "8080"}}, "spec.gateway.port"),
+        (
+            {
+                **WITH_GATEWAY,
+                "gateway": {"enabled": True, "autoscaling": {"minReplicas": 4, "maxReplicas": 3}},
+            },
+            "spec.gateway.autoscaling.maxReplicas must be at least minReplicas",
+        ),
     ],
 )
 def test_what_the_schema_cannot_say_is_refused(spec: dict[str, Any], field: str) -> None:
     with pytest.raises(InvalidSpecError, match=field):
         parse_spec(copy.deepcopy(spec), OWNER)
+
+
+@pytest.mark.parametrize("version", ["1.30", "1.37"])
+def test_an_autoscaled_gateway_is_an_hpa_on_its_stateful_sets_cpu(version: str) -> None:
+    scaling = {"enabled": True, "minReplicas": 2, "maxReplicas": 6, "cpuUtilization": 60}
+    spec = {**WITH_GATEWAY, "gateway": {**WITH_GATEWAY["gateway"], "autoscaling": scaling}}
+    gateway = gateway_children(render(spec))
+    hpa = gateway["HorizontalPodAutoscaler"]
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "name": gateway["StatefulSet"]["metadata"]["name"],
+    }
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 6)
+    (metric,) = hpa["spec"]["metrics"]
+    assert metric["resource"]["target"] == {"type": "Utilization", "averageUtilization": 60}
+    assert "replicas" not in gateway["StatefulSet"]["spec"]  # the autoscaler's to set
+    # The service's own autoscaler (a different name) is not the gateway's.
+    assert hpa["metadata"]["name"] == "chater-gpt-instance-gateway"
+    for child in gateway.values():
+        kubernetes_validate.validate(child, version, strict=True)
+    # Off again: the HPA is no longer rendered (the reconciler prunes it), replicas return.
+    off = gateway_children(render(WITH_GATEWAY))
+    assert "HorizontalPodAutoscaler" not in off
+    assert off["StatefulSet"]["spec"]["replicas"] == 2
 
 
 def test_a_name_too_long_for_the_pods_is_refused() -> None:
