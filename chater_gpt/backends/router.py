@@ -10,6 +10,9 @@ provider and the cost on the result.
   catalogue, e.g. MODEL=gpt-4o-mini on a KoboldCPP server, which answers any name).
 - A model of a provider that is not configured is answered `model_not_allowed`
   (not retryable), naming the provider and the setting it needs.
+- A call with images to a model the catalogue lists as reading none is answered
+  `invalid_request` before any backend is called (the provider would refuse it, and
+  bill nothing, with a less clear 400).
 
 Cost: the catalogue's list price of the model that answered (else the one asked
 for), times the usage the backend reported (cached prompt tokens at the cached
@@ -26,8 +29,8 @@ from types import MappingProxyType
 
 from chater_gpt.backends.base import LLMBackend
 from chater_gpt.catalogue import ModelCatalogue, Provider
-from chater_gpt.domain import ChatCall, ChatResult, DeltaSink
-from chater_gpt.errors import ModelNotAllowed
+from chater_gpt.domain import ChatCall, ChatResult, DeltaSink, content_parts
+from chater_gpt.errors import InvalidRequest, ModelNotAllowed
 
 log = logging.getLogger(__name__)
 
@@ -93,13 +96,23 @@ class ModelRouter:
     def backend_for(self, model: str) -> LLMBackend:
         return self._backends[self.provider_for(model)]
 
-    async def complete(self, call: ChatCall) -> ChatResult:
+    def _routed(self, call: ChatCall) -> Provider:
         provider = self.provider_for(call.model)
+        info = None if call.model in self._pinned else self._catalogue.lookup(call.model)
+        if info is not None and not info.vision and _has_images(call):
+            raise InvalidRequest(
+                f"model {call.model!r} reads no images (the model catalogue): send images "
+                "to a vision model"
+            )
+        return provider
+
+    async def complete(self, call: ChatCall) -> ChatResult:
+        provider = self._routed(call)
         result = await self._backends[provider].complete(call)
         return await self._priced(provider, call, result)
 
     async def stream(self, call: ChatCall, on_delta: DeltaSink) -> ChatResult:
-        provider = self.provider_for(call.model)
+        provider = self._routed(call)
         result = await self._backends[provider].stream(call, on_delta)
         return await self._priced(provider, call, result)
 
@@ -154,3 +167,18 @@ def warn_unrouted(catalogue: ModelCatalogue, pinned: Iterable[str], default: Pro
                 PROVIDER_SETTING[provider],
                 default.value,
             )
+
+
+def warn_blind(catalogue: ModelCatalogue, photo_models: Iterable[str]) -> None:
+    """At start-up, one warning per model meant for photos (VISION_MODEL, a photo
+    route's) that the catalogue lists as reading no images: its photos will be refused."""
+    for model in sorted(set(photo_models)):
+        info = catalogue.lookup(model)
+        if info is not None and not info.vision:
+            log.warning(
+                "model %s reads no images (model catalogue): photos sent to it are refused", model
+            )
+
+
+def _has_images(call: ChatCall) -> bool:
+    return any(content_parts(message.get("content"))[1] for message in call.messages)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from chater_gpt.backends.router import warn_unrouted
+from chater_gpt.backends.router import warn_blind, warn_unrouted
 from chater_gpt.catalogue import Provider
 from chater_gpt.config import BackendKind, LogFormat, Settings, secret_values
 from chater_gpt.context.builder import ContextBuilder
@@ -51,6 +51,7 @@ from chater_gpt.resilience.policy import load_policy
 from chater_gpt.resilience.prices import Prices
 from chater_gpt.resilience.prober import BreakerProber
 from chater_gpt.resilience.rate_limit import RateLimiter
+from chater_gpt.routes import RouteShape
 from chater_gpt.service import Lifecycle, Service, ServiceConfig, ServiceParts
 from chater_gpt.storage.jobs import JobConfig, JobStore
 from chater_gpt.storage.stores import HistoryConfig, StorageConfig, Stores, open_stores
@@ -234,6 +235,9 @@ def service_config(settings: Settings) -> ServiceConfig:
     )
 
 
+PHOTO = RouteShape.PHOTO
+
+
 def build_parts(
     settings: Settings, *, redact: Callable[[str], str] = str, jobs: JobStore | None = None
 ) -> ServiceParts:
@@ -258,6 +262,8 @@ def build_parts(
     )
     default = Provider(settings.llm_backend.value)
     warn_unrouted(settings.catalogue, default_backend_models(settings), default)
+    photo = [r.model or settings.vision_model for r in settings.routes if r.shape is PHOTO]
+    warn_blind(settings.catalogue, [settings.vision_model, *photo])
     stack = build_backend_stack(settings, stores, hooks=hooks, count_usage=UsageCounter(counters))
     lifecycle.closers.append(stack.aclose)
     prober = BreakerProber(

@@ -9,10 +9,16 @@ import dataclasses
 import pytest
 
 from chater_gpt.backends.fallback import FallbackBackend, FallbackLink
-from chater_gpt.backends.router import ModelRouter, pinned_models
+from chater_gpt.backends.router import ModelRouter, pinned_models, warn_blind
 from chater_gpt.catalogue import DEFAULT_CATALOGUE, Provider
 from chater_gpt.domain import ChatCall, ChatResult
-from chater_gpt.errors import BackendError, CircuitOpen, ErrorCode, ModelNotAllowed
+from chater_gpt.errors import (
+    BackendError,
+    CircuitOpen,
+    ErrorCode,
+    InvalidRequest,
+    ModelNotAllowed,
+)
 from tests.support.fakes import ScriptedBackend, call
 
 
@@ -72,6 +78,46 @@ async def test_a_model_of_a_provider_not_configured_is_a_clear_error() -> None:
     assert "gemini" in error.message
     assert "GEMINI_API_KEY" in error.message
     assert openai.calls == []
+
+
+def with_image(model: str) -> ChatCall:
+    parts = [
+        {"type": "text", "text": "what is this?"},
+        {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
+    ]
+    return dataclasses.replace(call(model), messages=[{"role": "user", "content": parts}])
+
+
+async def test_images_to_a_model_that_reads_none_are_refused_before_any_call() -> None:
+    openai = ScriptedBackend("openai")
+    routed = router(openai=openai)
+    for ask in (routed.complete(with_image("o3-mini")), routed.stream(with_image("gpt-4"), _drop)):
+        with pytest.raises(InvalidRequest) as caught:
+            await ask
+        assert caught.value.code is ErrorCode.INVALID_REQUEST
+        assert caught.value.retryable is False
+        assert "reads no images" in caught.value.message
+    assert openai.calls == []
+    # A vision model takes them; a text-only model takes text; an unknown model is not
+    # judged (the default backend's server knows what it reads).
+    for model in ("gpt-4o-mini", "smollm2-135m"):
+        await routed.complete(with_image(model))
+    await routed.complete(call("o3-mini"))
+    assert [c.model for c in openai.calls] == ["gpt-4o-mini", "smollm2-135m", "o3-mini"]
+
+
+async def _drop(text: str) -> None:
+    pass
+
+
+def test_a_photo_model_that_reads_no_images_is_named_at_start_up(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level("WARNING"):
+        warn_blind(DEFAULT_CATALOGUE, ["gpt-4o", "o3-mini", "o3-mini", "local-llava"])
+    assert [r.getMessage() for r in caplog.records] == [
+        "model o3-mini reads no images (model catalogue): photos sent to it are refused"
+    ]
 
 
 async def test_a_pinned_model_stays_on_the_default_backend_and_costs_nothing() -> None:
