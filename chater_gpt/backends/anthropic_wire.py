@@ -44,6 +44,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from chater_gpt.backends.http import cut_short, stream_error
+from chater_gpt.backends.streaming import streamed_result
 from chater_gpt.domain import ChatCall, ChatMessage, ChatResult, ResponseFormat
 from chater_gpt.errors import BackendBadResponse, InvalidImage, InvalidRequest
 from chater_gpt.images import split_data_url
@@ -306,19 +307,11 @@ class EventReader:
     def result(self) -> ChatResult:
         if not self._stopped:
             raise cut_short(self._backend)
-        try:
-            prompt_tokens, completion_tokens, cached_tokens = usage_counts(self._usage)
-        except (TypeError, ValueError) as exc:
-            raise BackendBadResponse(
-                f"the {self._backend} backend sent an unexpected usage"
-            ) from exc
-        return ChatResult(
-            text="".join(self._parts),
-            model=self._model,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            finish_reason=finish_reason(self._stop_reason),
+        return streamed_result(
             backend=self._backend,
-            cached_prompt_tokens=cached_tokens,
-            usage_reported=bool(self._usage),
+            parts=self._parts,
+            model=self._model,
+            finish_reason=finish_reason(self._stop_reason),
+            usage=self._usage or None,  # no usage field in any event: not reported
+            counts=usage_counts,
         )

@@ -46,6 +46,7 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr
 
 from chater_gpt.backends.http import cut_short, raise_for_status
+from chater_gpt.backends.streaming import streamed_result
 from chater_gpt.domain import ChatCall, ChatMessage, ChatResult
 from chater_gpt.errors import (
     BackendAuthError,
@@ -208,12 +209,7 @@ def result_of_json(body: object, *, backend: str, requested_model: str) -> ChatR
         candidate = candidates[0]
         parts = (candidate.get("content") or {}).get("parts") or []
         text = "".join(_texts(parts))
-        usage = body.get("usageMetadata") or {}
-        prompt = int(usage.get("promptTokenCount") or 0)
-        completion = int(usage.get("candidatesTokenCount") or 0) + int(
-            usage.get("thoughtsTokenCount") or 0
-        )
-        cached = int(usage.get("cachedContentTokenCount") or 0)
+        prompt, completion, cached = usage_counts(body.get("usageMetadata") or {})
         finish = finish_reason_of(candidate.get("finishReason"))
         model = body.get("modelVersion") or requested_model
     except (AttributeError, TypeError, ValueError) as exc:
@@ -227,6 +223,15 @@ def result_of_json(body: object, *, backend: str, requested_model: str) -> ChatR
         backend=backend,
         cached_prompt_tokens=cached,
     )
+
+
+def usage_counts(usage: Mapping[str, Any]) -> tuple[int, int, int]:
+    """(prompt, completion, cached prompt) tokens of a `usageMetadata` object: the
+    thinking tokens are completion tokens (they are billed as output)."""
+    completion = int(usage.get("candidatesTokenCount") or 0)
+    completion += int(usage.get("thoughtsTokenCount") or 0)
+    cached = int(usage.get("cachedContentTokenCount") or 0)
+    return int(usage.get("promptTokenCount") or 0), completion, cached
 
 
 class ChunkReader:
@@ -272,26 +277,13 @@ class ChunkReader:
     def result(self) -> ChatResult:
         if self._finish is None:
             raise cut_short(self._backend)
-        usage = self._usage or {}
-        try:
-            prompt = int(usage.get("promptTokenCount") or 0)
-            completion = int(usage.get("candidatesTokenCount") or 0) + int(
-                usage.get("thoughtsTokenCount") or 0
-            )
-            cached = int(usage.get("cachedContentTokenCount") or 0)
-        except (TypeError, ValueError) as exc:
-            raise BackendBadResponse(
-                f"the {self._backend} backend sent an unexpected usage"
-            ) from exc
-        return ChatResult(
-            text="".join(self._parts),
-            model=self._model,
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            finish_reason=finish_reason_of(self._finish),
+        return streamed_result(
             backend=self._backend,
-            cached_prompt_tokens=cached,
-            usage_reported=self._usage is not None,
+            parts=self._parts,
+            model=self._model,
+            finish_reason=finish_reason_of(self._finish),
+            usage=self._usage,
+            counts=usage_counts,
         )
 
 

@@ -9,9 +9,11 @@ test_json_local_llm.py checks both kinds against it)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from chater_gpt.backends.http import cut_short, stream_error
+from chater_gpt.backends.streaming import streamed_result
 from chater_gpt.domain import ChatCall, ChatResult
 from chater_gpt.errors import BackendBadResponse, BackendError
 
@@ -57,11 +59,7 @@ def parse_completion(body: object, *, backend: str, requested_model: str) -> Cha
             raise BackendBadResponse(f"the {backend} backend returned no choices")
         choice = choices[0]
         text = choice["message"].get("content") or ""
-        usage = body.get("usage") or {}
-        prompt_tokens = int(usage.get("prompt_tokens") or 0)
-        completion_tokens = int(usage.get("completion_tokens") or 0)
-        details = usage.get("prompt_tokens_details")
-        cached_tokens = int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
+        prompt_tokens, completion_tokens, cached_tokens = usage_counts(body.get("usage") or {})
     except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
         raise bad from exc
     if not isinstance(text, str):
@@ -75,6 +73,13 @@ def parse_completion(body: object, *, backend: str, requested_model: str) -> Cha
         backend=backend,
         cached_prompt_tokens=cached_tokens,
     )
+
+
+def usage_counts(usage: Mapping[str, Any]) -> tuple[int, int, int]:
+    """(prompt, completion, cached prompt) tokens of a `usage` object."""
+    details = usage.get("prompt_tokens_details")
+    cached = int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
+    return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0), cached
 
 
 # --- streaming ----------------------------------------------------------------------
@@ -134,23 +139,11 @@ class ChunkReader:
     def result(self) -> ChatResult:
         if self._finish is None:
             raise cut_short(self._backend)
-        usage = self._usage or {}
-        try:
-            details = usage.get("prompt_tokens_details")
-            cached = int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
-            prompt_tokens = int(usage.get("prompt_tokens") or 0)
-            completion_tokens = int(usage.get("completion_tokens") or 0)
-        except (TypeError, ValueError) as exc:
-            raise BackendBadResponse(
-                f"the {self._backend} backend sent an unexpected usage"
-            ) from exc
-        return ChatResult(
-            text="".join(self._parts),
-            model=self._model,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            finish_reason=self._finish,
+        return streamed_result(
             backend=self._backend,
-            cached_prompt_tokens=cached,
-            usage_reported=self._usage is not None,
+            parts=self._parts,
+            model=self._model,
+            finish_reason=self._finish,
+            usage=self._usage,
+            counts=usage_counts,
         )

@@ -12,16 +12,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractContextManager, asynccontextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 import orjson
 
 from chater_gpt.backends.http import error_for_status, mapped_aiohttp_errors
 from chater_gpt.backends.sse import SseEvent, sse_events
+from chater_gpt.domain import ChatResult
 from chater_gpt.errors import BackendBadResponse, BackendError
 
 T = TypeVar("T")
+
+# A provider's usage object -> (prompt, completion, cached prompt) tokens.
+UsageCounts = Callable[[Mapping[str, Any]], tuple[int, int, int]]
 
 # (status, headers, body) of an error answer -> our error.
 StatusErrorFor = Callable[[int, Mapping[str, str], bytes], BackendError]
@@ -86,3 +90,30 @@ def event_json(event: SseEvent, backend: str) -> object:
         return orjson.loads(event.data)
     except orjson.JSONDecodeError as exc:
         raise BackendBadResponse(f"the {backend} backend sent an unexpected stream event") from exc
+
+
+def streamed_result(
+    *,
+    backend: str,
+    parts: list[str],
+    model: str,
+    finish_reason: str,
+    usage: Mapping[str, Any] | None,
+    counts: UsageCounts,
+) -> ChatResult:
+    """The ChatResult of a stream read to its end: its text, and the usage the events
+    reported (None: none did, and the service counts it: `usage_reported`)."""
+    try:
+        prompt, completion, cached = counts(usage or {})
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise BackendBadResponse(f"the {backend} backend sent an unexpected usage") from exc
+    return ChatResult(
+        text="".join(parts),
+        model=model,
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        finish_reason=finish_reason,
+        backend=backend,
+        cached_prompt_tokens=cached,
+        usage_reported=usage is not None,
+    )
