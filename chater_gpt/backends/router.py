@@ -13,6 +13,10 @@ provider and the cost on the result.
 - A call with images to a model the catalogue lists as reading none is answered
   `invalid_request` before any backend is called (the provider would refuse it, and
   bill nothing, with a less clear 400).
+- A JSON answer asked of a model the catalogue lists as without a JSON mode (`json:
+  false`) is asked for in words: the call goes without the native `response_format`
+  (which the provider would refuse) and with `json_output.json_instruction` as a system
+  message; the processing checks (and repairs) the answer as for any model.
 
 Cost: the catalogue's list price of the model that answered (else the one asked
 for), times the usage the backend reported (cached prompt tokens at the cached
@@ -29,8 +33,9 @@ from types import MappingProxyType
 
 from chater_gpt.backends.base import LLMBackend
 from chater_gpt.catalogue import ModelCatalogue, Provider
-from chater_gpt.domain import ChatCall, ChatResult, DeltaSink, content_parts
+from chater_gpt.domain import ChatCall, ChatResult, DeltaSink, ResponseFormat, content_parts
 from chater_gpt.errors import InvalidRequest, ModelNotAllowed
+from chater_gpt.json_output import json_instruction
 
 log = logging.getLogger(__name__)
 
@@ -96,23 +101,28 @@ class ModelRouter:
     def backend_for(self, model: str) -> LLMBackend:
         return self._backends[self.provider_for(model)]
 
-    def _routed(self, call: ChatCall) -> Provider:
+    def _routed(self, call: ChatCall) -> tuple[Provider, ChatCall]:
+        """The call's provider, and the call as that model can take it."""
         provider = self.provider_for(call.model)
         info = None if call.model in self._pinned else self._catalogue.lookup(call.model)
-        if info is not None and not info.vision and _has_images(call):
+        if info is None:
+            return provider, call
+        if not info.vision and _has_images(call):
             raise InvalidRequest(
                 f"model {call.model!r} reads no images (the model catalogue): send images "
                 "to a vision model"
             )
-        return provider
+        if not info.json and call.response_format is not None:
+            call = _json_in_words(call, call.response_format)
+        return provider, call
 
     async def complete(self, call: ChatCall) -> ChatResult:
-        provider = self._routed(call)
+        provider, call = self._routed(call)
         result = await self._backends[provider].complete(call)
         return await self._priced(provider, call, result)
 
     async def stream(self, call: ChatCall, on_delta: DeltaSink) -> ChatResult:
-        provider = self._routed(call)
+        provider, call = self._routed(call)
         result = await self._backends[provider].stream(call, on_delta)
         return await self._priced(provider, call, result)
 
@@ -178,6 +188,14 @@ def warn_blind(catalogue: ModelCatalogue, photo_models: Iterable[str]) -> None:
             log.warning(
                 "model %s reads no images (model catalogue): photos sent to it are refused", model
             )
+
+
+def _json_in_words(call: ChatCall, fmt: ResponseFormat) -> ChatCall:
+    instruction = {"role": "system", "content": json_instruction(fmt)}
+    messages = [*call.messages]
+    at = next((i for i, m in enumerate(messages) if m.get("role") != "system"), len(messages))
+    messages.insert(at, instruction)  # after the system prompt, before the conversation
+    return dataclasses.replace(call, messages=messages, response_format=None)
 
 
 def _has_images(call: ChatCall) -> bool:

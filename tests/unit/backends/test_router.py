@@ -11,7 +11,7 @@ import pytest
 from chater_gpt.backends.fallback import FallbackBackend, FallbackLink
 from chater_gpt.backends.router import ModelRouter, pinned_models, warn_blind
 from chater_gpt.catalogue import DEFAULT_CATALOGUE, Provider
-from chater_gpt.domain import ChatCall, ChatResult
+from chater_gpt.domain import ChatCall, ChatResult, ResponseFormat
 from chater_gpt.errors import (
     BackendError,
     CircuitOpen,
@@ -19,6 +19,7 @@ from chater_gpt.errors import (
     InvalidRequest,
     ModelNotAllowed,
 )
+from chater_gpt.json_output import json_instruction
 from tests.support.fakes import ScriptedBackend, call
 
 
@@ -108,6 +109,26 @@ async def test_images_to_a_model_that_reads_none_are_refused_before_any_call() -
 
 async def _drop(text: str) -> None:
     pass
+
+
+async def test_a_json_answer_is_asked_in_words_of_a_model_without_a_json_mode() -> None:
+    fmt = ResponseFormat("json_schema", {"type": "object", "required": ["x"]}, "answer")
+    system = {"role": "system", "content": "You are terse."}
+    asked = dataclasses.replace(
+        call("gpt-4"), messages=[system, *call("gpt-4").messages], response_format=fmt
+    )
+    openai = ScriptedBackend("openai")
+    routed = router(openai=openai)
+    await routed.complete(asked)  # gpt-4: no JSON mode (the catalogue)
+    sent = openai.calls[-1]
+    assert sent.response_format is None
+    assert sent.messages[0] == system
+    assert sent.messages[1] == {"role": "system", "content": json_instruction(fmt)}
+    assert list(sent.messages[2:]) == list(call("gpt-4").messages)
+    # A model with a JSON mode gets the native field, and the messages as they were.
+    await routed.complete(dataclasses.replace(asked, model="gpt-4o"))
+    assert openai.calls[-1].response_format == fmt
+    assert list(openai.calls[-1].messages) == list(asked.messages)
 
 
 def test_a_photo_model_that_reads_no_images_is_named_at_start_up(
