@@ -86,8 +86,10 @@ class JobTracked:
             return reply  # a replay of a finished job: its outcome is recorded already
         status, result = job_outcome(reply)
         try:
-            await self._jobs.finish(job.job_id, status, result)
+            # Counted where recorded: two processings of one job (a replay while the
+            # first still ran) record, and count, one outcome.
+            if await self._jobs.finish(job.job_id, status, result):
+                self._observer.job_finished(status=status)
         except Exception as exc:
             store_degraded(log, self._observer, "jobs", "could not record a job's outcome", exc)
-        self._observer.job_finished(status=status)
         return reply

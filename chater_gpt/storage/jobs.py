@@ -73,7 +73,9 @@ class JobStore(Protocol):
         the status it already has (a replay)."""
         ...
 
-    async def finish(self, job_id: str, status: Status, result: dict[str, Any]) -> None: ...
+    async def finish(self, job_id: str, status: Status, result: dict[str, Any]) -> bool:
+        """Record the outcome; False when the job was already final (or is gone)."""
+        ...
 
     async def get(self, job_id: str) -> JobView | None: ...
 
@@ -133,10 +135,10 @@ class InMemoryJobStore:
         record["history"].append([record["status"], now])
         return "expired" if expired else "processing"
 
-    async def finish(self, job_id: str, status: Status, result: dict[str, Any]) -> None:
+    async def finish(self, job_id: str, status: Status, result: dict[str, Any]) -> bool:
         record = self._live(job_id)
         if record is None or record["status"] in FINAL:
-            return
+            return False
         now = _ms(self.clock)
         record.update(status=status, result=result, finished_ms=now)
         record["history"].append([status, now])
@@ -144,6 +146,7 @@ class InMemoryJobStore:
         self._queue.pop(job_id, None)
         self._done = [t for t in self._done if t > self.clock() - THROUGHPUT_WINDOW_SECONDS]
         self._done.append(self.clock())
+        return True
 
     async def get(self, job_id: str) -> JobView | None:
         record = self._live(job_id)
@@ -247,7 +250,7 @@ class RedisJobStore:
         text = status.decode() if isinstance(status, bytes) else str(status)
         return _STARTED.get(text, "missing")
 
-    async def finish(self, job_id: str, status: Status, result: dict[str, Any]) -> None:
+    async def finish(self, job_id: str, status: Status, result: dict[str, Any]) -> bool:
         keys = [self._keys.job(job_id), self._keys.job_queue(), self._keys.jobs_done()]
         window_ms = int(THROUGHPUT_WINDOW_SECONDS * 1000)
         args: list[bytes | str | int] = [
@@ -259,7 +262,7 @@ class RedisJobStore:
             window_ms,
         ]
         with store_errors("jobs"):
-            await self._finish(keys=keys, args=args)
+            return int(await self._finish(keys=keys, args=args)) == 1
 
     async def get(self, job_id: str) -> JobView | None:
         now = _ms(self._clock)

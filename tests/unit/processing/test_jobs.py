@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+from typing import Any
 
 import orjson
 
@@ -83,6 +85,36 @@ async def test_a_replay_of_a_finished_job_records_and_counts_nothing_more() -> N
     assert view is not None
     assert [s for s, _ in view.record["history"]] == ["queued", "processing", "error"]
     assert observer.named("job_finished") == [{"status": "error"}]
+
+
+async def test_two_processings_of_one_job_record_and_count_one_outcome() -> None:
+    """A replay while the first processing still runs (a partition lost and given back):
+    both start as `processing`, the first outcome recorded is the job's, counted once."""
+    store = InMemoryJobStore(JobConfig(ttl_seconds=60, max_wait_seconds=30))
+    await store.submit("j", {})
+    observer = RecordingObserver()
+    first, second = Inner(REPLY), Inner(ERROR)
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(job: Job) -> bytes:
+        started.set()
+        await release.wait()
+        return await first.process(job)
+
+    first_run = asyncio.create_task(JobTracked(_Slow(slow), store, observer).process(a_job("j")))
+    await started.wait()  # the first is marked processing and waits
+    await JobTracked(second, store, observer).process(a_job("j"))  # the replay ends first
+    release.set()
+    await first_run
+    view = await store.get("j")
+    assert view is not None
+    assert [s for s, _ in view.record["history"]] == ["queued", "processing", "error"]
+    assert observer.named("job_finished") == [{"status": "error"}]
+
+
+class _Slow:
+    def __init__(self, process: Any) -> None:
+        self.process = process
 
 
 async def test_an_expired_job_never_reaches_the_processor() -> None:

@@ -37,8 +37,8 @@ async def lifecycle(make: MakeStore) -> None:
     view = await store.get("c")
     assert view is not None
     assert view.position == 1
-    await store.finish("a", "completed", {"ai_response": "hi", "token_usage": {}})
-    await store.finish("a", "error", {"error_code": "X"})  # final: ignored
+    assert await store.finish("a", "completed", {"ai_response": "hi", "token_usage": {}})
+    assert not await store.finish("a", "error", {"error_code": "X"})  # final: ignored
     done = await store.get("a")
     assert done is not None
     assert done.status == "completed"
@@ -64,7 +64,7 @@ async def expiry(make: MakeStore) -> None:
     view = await store.get("late")
     assert view is not None
     assert view.status == "expired"
-    await store.finish("late", "completed", {})  # too late: stays expired
+    assert not await store.finish("late", "completed", {})  # too late: stays expired
     view = await store.get("late")
     assert view is not None
     assert view.status == "expired"
