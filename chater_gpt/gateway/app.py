@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
@@ -68,6 +68,15 @@ class GatewayConfig:
     max_body_bytes: int
     cors_origins: tuple[str, ...] = ()
     stream_idle_seconds: float = 30.0
+    # A tenant's own allowed models (the tenant policy), when it narrows `models`.
+    tenant_models: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # Who serves each model (the catalogue's provider), for the models list.
+    owners: Mapping[str, str] = field(default_factory=dict)
+
+    def models_for(self, tenant: str | None) -> frozenset[str]:
+        """The models a caller of this tenant may ask for."""
+        narrowed = self.tenant_models.get(tenant) if tenant is not None else None
+        return self.models if narrowed is None else self.models & narrowed
 
 
 class GatewayState:
@@ -182,11 +191,13 @@ class GatewayApp:
     # --- OpenAI API -----------------------------------------------------------------
 
     async def _models(self, request: web.Request) -> web.Response:
+        """The models this caller's tenant may ask for, each with its provider."""
         try:
-            self._keys.identify(request.headers.get("Authorization"))
+            identity = self._keys.identify(request.headers.get("Authorization"))
         except ChaterError as exc:
             return _from_exception(exc)
-        return _json(model_list(self._config.models))
+        models = self._config.models_for(identity.tenant)
+        return _json(model_list(models, self._config.owners))
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         try:

@@ -14,6 +14,7 @@ history.
 from __future__ import annotations
 
 import time
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -210,12 +211,18 @@ def completion(reply: dict[str, Any], completion_id: str) -> dict[str, Any]:
     }
 
 
-def model_list(models: frozenset[str]) -> dict[str, Any]:
-    """OpenAI's `GET /v1/models` answer."""
+def model_list(models: Collection[str], owners: Mapping[str, str]) -> dict[str, Any]:
+    """OpenAI's `GET /v1/models` answer; `owned_by` is the model's provider (else
+    `chater-gpt`: a model the catalogue does not know, served by the default backend)."""
     return {
         "object": "list",
         "data": [
-            {"id": name, "object": "model", "created": 0, "owned_by": "chater-gpt"}
+            {
+                "id": name,
+                "object": "model",
+                "created": 0,
+                "owned_by": owners.get(name, "chater-gpt"),
+            }
             for name in sorted(models)
         ],
     }

@@ -18,7 +18,7 @@ from chater_gpt.gateway.jobs_api import JobApi
 from chater_gpt.gateway.metrics import GatewayMetrics
 from chater_gpt.gateway.requester import Requester
 from chater_gpt.gateway.server import Gateway, GatewayRuntime, MoreApis
-from chater_gpt.resilience.policy import load_policy
+from chater_gpt.resilience.policy import PolicyBook, load_policy
 from chater_gpt.storage.jobs import JobStore
 from chater_gpt.storage.stores import open_stores
 from chater_gpt.wiring import job_config, storage_config
@@ -35,21 +35,37 @@ def instance_id(settings: Settings) -> str:
     return f"{host}-{secrets.token_hex(3)}"
 
 
-def gateway_config(settings: Settings, instance: str) -> GatewayConfig:
+def gateway_config(
+    settings: Settings, instance: str, policy: PolicyBook | None = None
+) -> GatewayConfig:
+    """`policy`: the tenant policy, whose tenants' `allowed_models` narrow what their
+    keys see in `GET /v1/models`."""
     if not settings.gateway_reply_topic_prefix:
         raise ConfigError("GATEWAY_REPLY_TOPIC_PREFIX: must not be empty to run the gateway")
     chat = next((route for route in settings.routes if route.name == "chat"), None)
     request_topic = settings.gateway_request_topic or (chat.request_topic if chat else None)
     if request_topic is None:
         raise ConfigError("GATEWAY_REQUEST_TOPIC: required when no route is named chat")
+    models = settings.models_allowed
+    tenants = policy.tenants if policy is not None else {}
     return GatewayConfig(
         request_topic=request_topic,
         reply_topic=f"{settings.gateway_reply_topic_prefix}{instance}",
-        models=settings.models_allowed,
+        models=models,
         timeout_seconds=settings.gateway_timeout_seconds,
         max_body_bytes=settings.gateway_max_body_bytes,
         cors_origins=tuple(settings.gateway_cors_origins),
         stream_idle_seconds=settings.gateway_stream_idle_seconds,
+        tenant_models={
+            name: tenant.allowed_models
+            for name, tenant in tenants.items()
+            if tenant.allowed_models is not None
+        },
+        owners={
+            model: provider.value
+            for model in models
+            if (provider := settings.catalogue.provider_of(model)) is not None
+        },
     )
 
 
@@ -70,12 +86,13 @@ def api_keys(settings: Settings) -> ApiKeys:
     return ApiKeys.from_file(path) if path is not None else ApiKeys.open()
 
 
-def more_apis(settings: Settings, keys: ApiKeys, jobs: JobStore | None = None) -> MoreApis:
+def more_apis(
+    settings: Settings, keys: ApiKeys, policy: PolicyBook | None, jobs: JobStore | None = None
+) -> MoreApis:
     """The job API and the event endpoint. Job state lives in `jobs` when given (a store
     shared with a core in this process: the demo), else in the stores `REDIS_URL` names
     (shared with the core and the other gateways), else in this process's memory, where
     no core can finish a job."""
-    policy = load_policy(settings.tenant_policy_file) if settings.tenant_policy_file else None
     apps = AppCodes(policy)
     if jobs is None and settings.redis_url is None and len(apps):
         log.warning("no REDIS_URL: job state stays in this process; the core cannot finish jobs")
@@ -100,6 +117,7 @@ def more_apis(settings: Settings, keys: ApiKeys, jobs: JobStore | None = None) -
 
 def build_gateway(settings: Settings, *, jobs: JobStore | None = None) -> Gateway:
     """`jobs`: the job store of a core in this process (the demo); see `more_apis`."""
-    config = gateway_config(settings, instance_id(settings))
+    policy = load_policy(settings.tenant_policy_file) if settings.tenant_policy_file else None
+    config = gateway_config(settings, instance_id(settings), policy)
     keys = api_keys(settings)
-    return Gateway(config, gateway_runtime(settings), keys, more_apis(settings, keys, jobs))
+    return Gateway(config, gateway_runtime(settings), keys, more_apis(settings, keys, policy, jobs))
