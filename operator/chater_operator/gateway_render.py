@@ -14,14 +14,13 @@ from typing import Any
 
 from chater_operator.gateway_spec import gateway_name
 from chater_operator.render import (
-    CONFIG_HASH_ANNOTATION,
     Manifest,
-    config_hash,
     config_map_name,
     container_security_context,
     copy_json,
     labels,
     metadata,
+    pod_annotations,
     pod_spec,
     secret_env,
     shared_mounts,
@@ -176,8 +175,8 @@ def render_stateful_set(spec: InstanceSpec, config_map: Manifest) -> Manifest:
             "template": {
                 "metadata": {
                     "labels": gateway_labels(spec),
-                    # Settings of the instance's ConfigMap are read only at start.
-                    "annotations": {CONFIG_HASH_ANNOTATION: config_hash(config_map["data"])},
+                    # Settings and the catalogue file are read only at start.
+                    "annotations": pod_annotations(spec, config_map),
                 },
                 "spec": pod,
             },

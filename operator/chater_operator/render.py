@@ -374,6 +374,16 @@ def pod_spec(
     return pod
 
 
+def pod_annotations(spec: InstanceSpec, config_map: Manifest) -> dict[str, str]:
+    """A settings change rolls the pods (env from a ConfigMap is read only at start), and
+    so does an edit of a catalogue file in a ConfigMap of the user's (read at start too)."""
+    annotations = {CONFIG_HASH_ANNOTATION: config_hash(config_map["data"])}
+    catalogue = spec.model_catalogue
+    if catalogue and catalogue.config_map and catalogue.config_map.content_hash:
+        annotations[CATALOGUE_HASH_ANNOTATION] = catalogue.config_map.content_hash
+    return annotations
+
+
 def render_deployment(spec: InstanceSpec, config_map: Manifest) -> Manifest:
     pod = pod_spec(
         spec,
@@ -382,12 +392,6 @@ def render_deployment(spec: InstanceSpec, config_map: Manifest) -> Manifest:
         selector=selector_labels(spec),
         grace_seconds=spec.shutdown_grace_seconds + TERMINATION_MARGIN_SECONDS,
     )
-    # A settings change rolls the pods (env from a ConfigMap is read only at start), and
-    # so does an edit of a catalogue file in a ConfigMap of the user's (read at start too).
-    annotations = {CONFIG_HASH_ANNOTATION: config_hash(config_map["data"])}
-    catalogue = spec.model_catalogue
-    if catalogue and catalogue.config_map and catalogue.config_map.content_hash:
-        annotations[CATALOGUE_HASH_ANNOTATION] = catalogue.config_map.content_hash
     deployment_spec: dict[str, Any] = {
         "selector": {"matchLabels": selector_labels(spec)},
         "revisionHistoryLimit": 5,
@@ -397,7 +401,7 @@ def render_deployment(spec: InstanceSpec, config_map: Manifest) -> Manifest:
             "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
         },
         "template": {
-            "metadata": {"labels": labels(spec), "annotations": annotations},
+            "metadata": {"labels": labels(spec), "annotations": pod_annotations(spec, config_map)},
             "spec": pod,
         },
     }

@@ -419,16 +419,21 @@ async def test_an_edit_of_the_catalogue_config_map_rolls_the_pods(
     """The pods read the catalogue file only when they start: the operator follows the
     key's content (on its next pass: a change or the drift timer) into the pod template."""
     ref = {"name": "llm-models", "key": "models.yaml"}
-    put_cr(
-        api_mock, {**README_EXAMPLE["spec"], "modelCatalogue": {"configMapRef": ref}}, "chater-gpt"
-    )
+    spec = {
+        **README_EXAMPLE["spec"],
+        "modelCatalogue": {"configMapRef": ref},
+        "gateway": {"enabled": True},  # its pods read the catalogue too
+    }
+    put_cr(api_mock, spec, "chater-gpt")
     put_secret(api_mock, "chater-gpt")
     put_config_map(api_mock, "chater-gpt", "llm-models", {"models.yaml": "models: {}\n"})
 
     def template_annotations() -> dict[str, str]:
         deployment = live(api_mock, DEPLOYMENTS, "chater-gpt", NAME)
-        assert deployment is not None
+        gateway = live(api_mock, STATEFULSETS, "chater-gpt", f"{NAME}-gateway")
+        assert deployment is not None and gateway is not None
         annotations: dict[str, str] = deployment["spec"]["template"]["metadata"]["annotations"]
+        assert gateway["spec"]["template"]["metadata"]["annotations"] == annotations
         return annotations
 
     await handlers.on_change(body=body_of(api_mock, "chater-gpt"), memo=memo)
