@@ -431,7 +431,8 @@ async def test_an_edit_of_the_catalogue_config_map_rolls_the_pods(
     def template_annotations() -> dict[str, str]:
         deployment = live(api_mock, DEPLOYMENTS, "chater-gpt", NAME)
         gateway = live(api_mock, STATEFULSETS, "chater-gpt", f"{NAME}-gateway")
-        assert deployment is not None and gateway is not None
+        assert deployment is not None
+        assert gateway is not None
         annotations: dict[str, str] = deployment["spec"]["template"]["metadata"]["annotations"]
         assert gateway["spec"]["template"]["metadata"]["annotations"] == annotations
         return annotations
