@@ -71,8 +71,7 @@ def stack(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             yield service
         finally:
             for gateway in service.gateways.values():
-                if gateway.process is not None:
-                    gateway.process.stop()
+                gateway.stop()
             core.stop()
 
 

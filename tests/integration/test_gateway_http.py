@@ -21,16 +21,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from chater_gpt.dev.ports import free_port
 from tests.integration.conftest import Broker, Topics, service_config
-from tests.support.gateway_stack import (
-    GatewayProc,
-    gateway_settings,
-    wait_ready,
-    write_keys_file,
-)
+from tests.support.gateway_stack import GatewayProc, served_gateway, write_keys_file
 from tests.support.scripted_openai import ScriptedOpenAI
-from tests.support.service_runner import ServiceProcess
 
 API_KEY = "sk-http-test-" + uuid.uuid4().hex
 REVOKED_KEY = "sk-http-revoked-" + uuid.uuid4().hex
@@ -61,31 +54,18 @@ def stack(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             broker, topics, scripted, gateway_reply_topic_prefix=f"gwh-reply-{run}-"
         )
         common.pop("metrics_port")
-        service_port = free_port()
-        core = ServiceProcess({**common, "metrics_port": service_port}, logs / "service.log")
-        gateway: GatewayProc | None = None
-        try:
-            core.start()
-            port = free_port()
-            settings = gateway_settings(
-                common,
-                port=port,
-                instance_id=f"h-{run}",
-                gateway_api_keys_file=keys,
-                gateway_max_body_bytes=MAX_BODY,
-                gateway_timeout_seconds=TIMEOUT,
-                gateway_cors_origins=ORIGIN,
-            )
-            # Both start at once: the gateway needs the broker, not the core.
-            gateway = GatewayProc("h", port, settings, logs / "gateway.log").launch()
-            wait_ready(service_port, core)
-            gateway.wait_ready()
+        with served_gateway(
+            common,
+            logs,
+            name="h",
+            instance_id=f"h-{run}",
+            gateway_api_keys_file=keys,
+            gateway_max_body_bytes=MAX_BODY,
+            gateway_timeout_seconds=TIMEOUT,
+            gateway_cors_origins=ORIGIN,
+        ) as gateway:
             warm_up(gateway)
             yield Stack(scripted, gateway)
-        finally:
-            if gateway is not None:
-                gateway.stop()
-            core.stop()
 
 
 def warm_up(gateway: GatewayProc, timeout: float = 60.0) -> None:

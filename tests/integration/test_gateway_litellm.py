@@ -15,16 +15,9 @@ from typing import Any
 
 import pytest
 
-from chater_gpt.dev.ports import free_port
 from tests.integration.conftest import Broker, Topics, service_config
-from tests.support.gateway_stack import (
-    GatewayProc,
-    gateway_settings,
-    wait_ready,
-    write_keys_file,
-)
+from tests.support.gateway_stack import GatewayProc, served_gateway, write_keys_file
 from tests.support.scripted_openai import ScriptedOpenAI
-from tests.support.service_runner import ServiceProcess
 
 API_KEY = "sk-litellm-test-" + uuid.uuid4().hex
 MODEL = "openai/gpt-4o-mini"  # LiteLLM's prefix for "any OpenAI-compatible server"
@@ -78,23 +71,10 @@ def stack(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             broker, topics, scripted, gateway_reply_topic_prefix=f"gwl-reply-{run}-"
         )
         common.pop("metrics_port")
-        service_port = free_port()
-        core = ServiceProcess({**common, "metrics_port": service_port}, logs / "service.log")
-        gateway: GatewayProc | None = None
-        try:
-            core.start()
-            port = free_port()
-            settings = gateway_settings(
-                common, port=port, instance_id=f"l-{run}", gateway_api_keys_file=keys
-            )
-            gateway = GatewayProc("l", port, settings, logs / "gateway.log").launch()
-            wait_ready(service_port, core)
-            gateway.wait_ready()
+        with served_gateway(
+            common, logs, name="l", instance_id=f"l-{run}", gateway_api_keys_file=keys
+        ) as gateway:
             yield Stack(scripted, gateway)
-        finally:
-            if gateway is not None:
-                gateway.stop()
-            core.stop()
 
 
 def test_litellm_completion_through_the_gateway(litellm: ModuleType, stack: Stack) -> None:

@@ -26,8 +26,7 @@ from redis.asyncio import Redis
 from chater_gpt.dev.ports import free_port
 from chater_gpt.storage.keys import KeySpace
 from tests.integration.conftest import Broker, Topics, service_config
-from tests.integration.test_gateway import GatewayProc, wait_ready
-from tests.support.gateway_stack import metric
+from tests.support.gateway_stack import GatewayProc, gateway_settings, metric, wait_ready
 from tests.support.scripted_common import Fault
 from tests.support.scripted_openai import ScriptedOpenAI, user_text
 from tests.support.service_runner import ServiceProcess
@@ -142,22 +141,19 @@ def stack(
         try:
             wait_ready(port, core)
             for name in ("a", "b"):
-                settings = {
-                    **common,
-                    "gateway_port": free_port(),
-                    "gateway_host": "127.0.0.1",
-                    "gateway_instance_id": f"{name}-{run}",
-                    "gateway_api_keys_file": keys_file if name == "a" else None,
-                    "gateway_timeout_seconds": 20,
-                    "gateway_shutdown_grace_seconds": 0,
-                }
-                gateway = GatewayProc(name, settings["gateway_port"], settings, logs / name)
+                gateway_port = free_port()
+                settings = gateway_settings(
+                    common,
+                    port=gateway_port,
+                    instance_id=f"{name}-{run}",
+                    gateway_api_keys_file=keys_file if name == "a" else None,
+                )
+                gateway = GatewayProc(name, gateway_port, settings, logs / name)
                 built.gateways[name] = gateway.start()
             yield built
         finally:
             for gateway in built.gateways.values():
-                if gateway.process is not None:
-                    gateway.process.stop()
+                gateway.stop()
             core.stop()
 
 

@@ -1,20 +1,23 @@
 """The HTTP gateway's end-to-end parts, shared by the tests/integration/test_gateway*.py
-modules: the gateway as a child process (`python main.py gateway`), waiting for a
-child's readiness, reading its metrics, and an API keys file."""
+modules: the gateway as a child process (`python main.py gateway`), the service with one
+gateway in front of it, waiting for a child's readiness, reading its metrics, and an API
+keys file."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import re
 import time
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chater_gpt.dev.ports import free_port
 from tests.support.service_runner import ServiceProcess
 
 READY_TIMEOUT = 60.0
@@ -122,3 +125,27 @@ class GatewayProc:
     @property
     def base_url(self) -> str:
         return f"{self.root_url}/v1"
+
+
+@contextlib.contextmanager
+def served_gateway(
+    common: Mapping[str, Any], logs: Path, *, name: str, instance_id: str, **overrides: Any
+) -> Iterator[GatewayProc]:
+    """The service (`python main.py run`, `common` without its metrics port) and one
+    gateway in front of it, started together (the gateway needs the broker, not the
+    core) and both ready; both stopped after."""
+    service_port = free_port()
+    core = ServiceProcess({**common, "metrics_port": service_port}, logs / "service.log")
+    gateway: GatewayProc | None = None
+    try:
+        core.start()
+        port = free_port()
+        settings = gateway_settings(common, port=port, instance_id=instance_id, **overrides)
+        gateway = GatewayProc(name, port, settings, logs / "gateway.log").launch()
+        wait_ready(service_port, core)
+        gateway.wait_ready()
+        yield gateway
+    finally:
+        if gateway is not None:
+            gateway.stop()
+        core.stop()
